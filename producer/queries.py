@@ -1,0 +1,61 @@
+"""Read-only views of a batch for ``status`` and ``results``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from docqueue.errors import DocqueueError
+from docqueue.models import Batch, Document, Job
+from docqueue.schema import JobStatus
+
+
+class BatchNotFoundError(DocqueueError):
+    """No batch with that id in this database (wrong id, or another DATABASE_URL)."""
+
+
+def batch_counts(engine: Engine, batch_id: str) -> dict[str, Any]:
+    """``{"batch", "task", "total", "queued", "running", "succeeded", "failed"}``."""
+    with engine.connect() as conn:
+        task = conn.execute(sa.select(Batch.task).where(Batch.id == batch_id)).scalar_one_or_none()
+        if task is None:
+            raise BatchNotFoundError(f"no batch {batch_id!r} in this database")
+        rows = conn.execute(
+            sa.select(Job.status, sa.func.count()).where(Job.batch_id == batch_id).group_by(Job.status)
+        ).all()
+    counts = {s.value: 0 for s in JobStatus}
+    for status, n in rows:
+        counts[status] = n
+    return {"batch": batch_id, "task": task, "total": sum(counts.values()), **counts}
+
+
+def iter_results(engine: Engine, batch_id: str, page: int = 1000) -> Iterator[dict[str, Any]]:
+    """One dict per document of the batch, in submission order, streamed page by page."""
+    batch_counts(engine, batch_id)  # raises for an unknown batch
+    query = (
+        sa.select(Document.id, Document.source, Document.meta, Job.id, Job.status, Job.task, Job.result,
+                  Job.error_kind, Job.error_message, Job.model_id, Job.model_revision)
+        .join(Job, Job.document_id == Document.id)
+        .where(Job.batch_id == batch_id)
+        .order_by(Document.position)
+    )
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=page).execute(query)
+        for row in result:
+            (doc_id, source, meta, _job_id, status, task, payload, error_kind, error_message,
+             model_id, model_revision) = row
+            out: dict[str, Any] = {
+                "document": source,
+                "document_id": doc_id,
+                "status": status,
+                "task": task,
+                "result": payload,
+                "error": {"kind": error_kind, "message": error_message} if error_kind else None,
+                "model": {"id": model_id, "revision": model_revision} if model_id else None,
+            }
+            if meta:
+                out["metadata"] = meta
+            yield out

@@ -1,0 +1,104 @@
+"""Storing a submission and enqueueing it, streamed in chunks.
+
+Rows are written before their messages are sent (a worker must find what a message names), in bulk
+inserts per chunk; messages for one chunk go out on one broker connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import sqlalchemy as sa
+from celery import Celery
+from sqlalchemy.engine import Engine
+
+from docqueue.models import Batch, Document, Job, utcnow
+from docqueue.names import queue_name, task_name
+from docqueue.schema import JobStatus, TaskMessage, new_id
+from docqueue.settings import Settings
+from producer.batching import Sized, estimate_tokens, plan_batches
+from producer.loaders import LoadedDocument
+
+
+@dataclass
+class SubmitReport:
+    batch_id: str
+    documents: int = 0
+    queued: int = 0
+    failed: int = 0
+    messages: int = 0
+
+
+def _chunks(items: Iterable[LoadedDocument], size: int) -> Iterator[list[LoadedDocument]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def submit_batch(
+    *,
+    settings: Settings,
+    engine: Engine,
+    app: Celery,
+    task: str,
+    documents: Iterable[LoadedDocument],
+    params: dict[str, Any],
+    chunk_size: int = 2000,
+    on_progress: Callable[[SubmitReport], None] | None = None,
+) -> SubmitReport:
+    """Store ``documents`` as one batch of ``task`` jobs and enqueue them in micro-batches.
+
+    Documents that failed to load are stored too, as failed jobs with their reason, so that the
+    batch accounts for every input.
+    """
+    report = SubmitReport(batch_id=new_id())
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(Batch),
+            [{"id": report.batch_id, "task": task, "params": params, "model": None, "created_at": utcnow()}],
+        )
+    for chunk in _chunks(documents, chunk_size):
+        now = utcnow()
+        doc_rows: list[dict[str, Any]] = []
+        job_rows: list[dict[str, Any]] = []
+        sized: list[Sized] = []
+        for doc in chunk:
+            doc_id, job_id = new_id(), new_id()
+            doc_rows.append({"id": doc_id, "batch_id": report.batch_id, "position": report.documents + len(doc_rows),
+                             "source": doc.source,
+                             "sha256": doc.sha256, "text": doc.text, "meta": doc.meta, "created_at": now})
+            failed = doc.error_kind is not None
+            job_rows.append({
+                "id": job_id, "batch_id": report.batch_id, "document_id": doc_id, "task": task,
+                "status": (JobStatus.failed if failed else JobStatus.queued).value, "attempts": 0,
+                "error_kind": doc.error_kind, "error_message": doc.error_message,
+                "created_at": now, "finished_at": now if failed else None,
+            })
+            if failed:
+                report.failed += 1
+            else:
+                sized.append(Sized(job_id, estimate_tokens(doc.text, settings.max_tokens_per_document)))
+        with engine.begin() as conn:
+            conn.execute(sa.insert(Document), doc_rows)
+            conn.execute(sa.insert(Job), job_rows)
+        report.documents += len(chunk)
+        report.messages += _enqueue(app, task, report.batch_id, params, sized, settings)
+        report.queued += len(sized)
+        if on_progress is not None:
+            on_progress(report)
+    return report
+
+
+def _enqueue(app: Celery, task: str, batch_id: str, params: dict[str, Any], sized: list[Sized],
+             settings: Settings) -> int:
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        for group in plan_batches(sized, settings.batch_max_docs, settings.batch_max_tokens):
+            message = TaskMessage(batch=batch_id, params=params, jobs=tuple(group))
+            app.send_task(task_name(task), kwargs=message.model_dump(mode="json"), queue=queue_name(task),
+                          producer=producer)
+            sent += 1
+    return sent

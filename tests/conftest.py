@@ -1,0 +1,155 @@
+"""Shared fixtures: a Redis DB number and PostgreSQL databases of the test session's own, and real
+worker processes.
+
+Services are real. Locally a test needing an absent service is skipped with the reason; under CI
+(``CI`` set) an absent service is an error, because a skipped suite proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+REDIS_HOST = os.environ.get("DOCQUEUE_TEST_REDIS", "redis://127.0.0.1:6379")
+PG_ADMIN_URL = os.environ.get("DOCQUEUE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parent.parent
+
+
+def _unavailable(what: str, err: Exception) -> None:
+    msg = f"{what} is not reachable ({err}); start it (see README) to run this test"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``redis://.../N`` for a DB number no other test session holds (lock keys live in DB 0)."""
+    try:
+        admin = redis.Redis.from_url(f"{REDIS_HOST}/0", socket_connect_timeout=2)
+        admin.ping()
+    except (redis.RedisError, OSError) as e:
+        _unavailable("Redis", e)
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    for n in range(15, 0, -1):
+        if admin.set(f"docqueue:test-db-lock:{n}", token, nx=True, ex=4 * 3600):
+            break
+    else:
+        pytest.fail("all Redis DB numbers 1-15 are held by other docqueue test sessions")
+    url = f"{REDIS_HOST}/{n}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    if admin.get(f"docqueue:test-db-lock:{n}") == token.encode():
+        admin.delete(f"docqueue:test-db-lock:{n}")
+
+
+@pytest.fixture
+def clean_redis(redis_url: str) -> str:
+    """The session's Redis DB, emptied before the test."""
+    redis.Redis.from_url(redis_url).flushdb()
+    return redis_url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, migrated with ``docqueue db upgrade``, dropped after."""
+    name = f"docqueue_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as e:
+        _unavailable("PostgreSQL", e)
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    yield url
+    from docqueue.db import _engines
+
+    engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'docqueue.db'}"
+
+
+class WorkerProcess:
+    """A real ``python -m workers`` process, started and stopped by a test."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, queues: str = "classify", pool: str = "solo",
+                 concurrency: int = 1, extra: tuple[str, ...] = ()) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workers", "--queues", queues, "--pool", pool, "--concurrency",
+             str(concurrency), "--loglevel", "info", *extra],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 120) -> WorkerProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.log():
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the crash a deployment must survive."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+def service_env(redis_url: str, database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Environment for CLI and worker processes of one test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCQUEUE_")}
+    env.update({"REDIS_URL": redis_url, "DATABASE_URL": database_url, "DOCQUEUE_DATA_DIR": str(tmp_path / "data"),
+                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator:
+    """Factory: ``start_worker(env, **kw)`` starts a worker and waits until it is ready."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], wait: bool = True, **kw: object) -> WorkerProcess:
+        w = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log", **kw)  # type: ignore[arg-type]
+        started.append(w)
+        return w.wait_ready() if wait else w
+
+    yield start
+    for w in started:
+        w.stop()

@@ -1,0 +1,1 @@
+"""docqueue workers: Celery tasks around resident transformer models. Never imported by the producer."""

