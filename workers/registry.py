@@ -21,14 +21,13 @@ from workers.engines.embedding import SentenceEncoder, model_path_exists, resolv
 log = logging.getLogger(__name__)
 
 
-def _load_classify(settings: Settings) -> TaskEngine:
-    encoder = SentenceEncoder(resolve_model(settings.classify_model, settings.classify_model_revision),
-                              resolve_device(settings.device), max_length=settings.max_tokens_per_document,
-                              batch_tokens=settings.batch_max_tokens)
-    return ZeroShotEmbeddingClassifier(encoder)
+def _load_classify(registry: Registry) -> TaskEngine:
+    settings = registry.settings
+    return ZeroShotEmbeddingClassifier(registry.encoder(settings.classify_model, settings.classify_model_revision))
 
 
-LOADERS: dict[str, Callable[[Settings], TaskEngine]] = {CLASSIFY: _load_classify}
+#: How to build each task's engine; a loader gets the registry so engines can share models.
+LOADERS: dict[str, Callable[[Registry], TaskEngine]] = {CLASSIFY: _load_classify}
 
 
 def configured_model(settings: Settings, task: str) -> str:
@@ -50,7 +49,8 @@ class Registry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engines: dict[str, TaskEngine] = {}
-        self._lock = threading.Lock()
+        self._encoders: dict[tuple[str, str | None], SentenceEncoder] = {}
+        self._lock = threading.RLock()
         self.loads = 0  # how many times a model was loaded: tests check it stays at one per task
 
     def get(self, task: str) -> TaskEngine:
@@ -59,9 +59,20 @@ class Registry:
             if engine is None:
                 log.info("loading %s model %s in process %d", task, configured_model(self.settings, task),
                          os.getpid())
-                engine = self._engines[task] = LOADERS[task](self.settings)
-                self.loads += 1
+                engine = self._engines[task] = LOADERS[task](self)
             return engine
+
+    def encoder(self, spec: str, revision: str | None = None) -> SentenceEncoder:
+        """A sentence encoder shared by every engine of this process that names the same model,
+        so classify, extractive summaries and contract review hold one copy of MiniLM."""
+        key = (spec, revision)
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            encoder = self._encoders[key] = SentenceEncoder(
+                resolve_model(spec, revision), resolve_device(self.settings.device),
+                max_length=self.settings.max_tokens_per_document, batch_tokens=self.settings.batch_max_tokens)
+            self.loads += 1
+        return encoder
 
     def preload(self, tasks: list[str]) -> None:
         for task in tasks:
