@@ -1,7 +1,8 @@
 """Resident models: loaded once per worker process, after any fork, and reused by every task.
 
 The registry is keyed by process id, so a prefork child never uses an object its parent created
-(CUDA contexts and tokenizer thread pools do not survive a fork).
+(CUDA contexts and tokenizer thread pools do not survive a fork). Engines are keyed by (task,
+model): a submission may name its own model (``params["model"]``), which then stays resident too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 
+from docqueue.errors import DocumentError, ModelUnavailableError
 from docqueue.names import CLASSIFY
 from docqueue.settings import Settings
 from workers.device import resolve_device
@@ -21,22 +23,23 @@ from workers.engines.embedding import SentenceEncoder, model_path_exists, resolv
 log = logging.getLogger(__name__)
 
 
-def _load_classify(registry: Registry) -> TaskEngine:
-    settings = registry.settings
-    return ZeroShotEmbeddingClassifier(registry.encoder(settings.classify_model, settings.classify_model_revision))
+def _load_classify(registry: Registry, spec: str, revision: str | None) -> TaskEngine:
+    return ZeroShotEmbeddingClassifier(registry.encoder(spec, revision))
 
 
-#: How to build each task's engine; a loader gets the registry so engines can share models.
-LOADERS: dict[str, Callable[[Registry], TaskEngine]] = {CLASSIFY: _load_classify}
+#: How to build each task's engine from a model spec; a loader gets the registry so engines can
+#: share models (one MiniLM for every engine that names it).
+LOADERS: dict[str, Callable[[Registry, str, str | None], TaskEngine]] = {CLASSIFY: _load_classify}
 
 
-def configured_model(settings: Settings, task: str) -> str:
-    return {CLASSIFY: settings.classify_model}[task]
+def configured_model(settings: Settings, task: str) -> tuple[str, str | None]:
+    """The task's default model spec and revision, from ``DOCQUEUE_<TASK>_MODEL[_REVISION]``."""
+    return getattr(settings, f"{task}_model"), getattr(settings, f"{task}_model_revision", None)
 
 
 def unavailable_reason(settings: Settings, task: str) -> str | None:
     """None when the task's model is on this machine; else one line saying what to do."""
-    spec = configured_model(settings, task)
+    spec, _ = configured_model(settings, task)
     if model_path_exists(spec):
         return None
     return (f"{task}: model {spec!r} is not available on this machine; download it into the HF cache "
@@ -46,33 +49,52 @@ def unavailable_reason(settings: Settings, task: str) -> str | None:
 class Registry:
     """The engines of one process, loaded on first use or by :meth:`preload`."""
 
+    #: Submissions may name models; bound how many extra engines one process keeps resident.
+    max_engines = 8
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._engines: dict[str, TaskEngine] = {}
+        self._engines: dict[tuple[str, str, str | None], TaskEngine] = {}
         self._encoders: dict[tuple[str, str | None], SentenceEncoder] = {}
         self._lock = threading.RLock()
-        self.loads = 0  # how many times a model was loaded: tests check it stays at one per task
+        self.loads = 0  # how many models were loaded: tests check it stays at one per model
 
-    def get(self, task: str) -> TaskEngine:
+    def get(self, task: str, model: str | None = None, revision: str | None = None) -> TaskEngine:
+        """The resident engine for ``task`` with ``model`` (default: the configured one).
+
+        A model named by a submission that cannot be loaded is a per-document error (the batch's
+        other messages, and other batches, go on); the configured model was checked at start.
+        """
+        default_spec, default_rev = configured_model(self.settings, task)
+        spec, rev = (model, revision) if model else (default_spec, default_rev)
+        key = (task, spec, rev)
         with self._lock:
-            engine = self._engines.get(task)
+            engine = self._engines.get(key)
             if engine is None:
-                log.info("loading %s model %s in process %d", task, configured_model(self.settings, task),
-                         os.getpid())
-                engine = self._engines[task] = LOADERS[task](self)
+                if len(self._engines) >= self.max_engines:
+                    raise DocumentError("too_many_models", f"this worker already holds {self.max_engines} "
+                                        f"models; cannot also load {spec!r}")
+                log.info("loading %s model %s in process %d", task, spec, os.getpid())
+                try:
+                    engine = LOADERS[task](self, spec, rev)
+                except ModelUnavailableError as e:
+                    raise DocumentError("model_unavailable", str(e)) from e
+                self._engines[key] = engine
             return engine
 
     def encoder(self, spec: str, revision: str | None = None) -> SentenceEncoder:
         """A sentence encoder shared by every engine of this process that names the same model,
         so classify, extractive summaries and contract review hold one copy of MiniLM."""
         key = (spec, revision)
-        encoder = self._encoders.get(key)
-        if encoder is None:
-            encoder = self._encoders[key] = SentenceEncoder(
-                resolve_model(spec, revision), resolve_device(self.settings.device),
-                max_length=self.settings.max_tokens_per_document, batch_tokens=self.settings.batch_max_tokens)
-            self.loads += 1
-        return encoder
+        with self._lock:
+            encoder = self._encoders.get(key)
+            if encoder is None:
+                encoder = self._encoders[key] = SentenceEncoder(
+                    resolve_model(spec, revision), resolve_device(self.settings.device),
+                    max_length=self.settings.max_tokens_per_document,
+                    batch_tokens=self.settings.batch_max_tokens)
+                self.loads += 1
+            return encoder
 
     def preload(self, tasks: list[str]) -> None:
         for task in tasks:

@@ -54,9 +54,8 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
     @app.task(name=task_name(task_type), bind=True, base=DocqueueTask, settings=settings, task_type=task_type)
     def run(self: Task, **kwargs: Any) -> int:
         db = get_engine(settings.database_url)
-        engine = process_registry(settings).get(task_type)
         try:
-            return process_message(task=task_type, kwargs=kwargs, db=db, engine=engine,
+            return process_message(task=task_type, kwargs=kwargs, db=db, registry=process_registry(settings),
                                    worker=str(self.request.hostname))
         except MessageError as e:
             # It can never succeed, so retrying would only loop; say loudly what was wrong.
