@@ -41,10 +41,17 @@ class Document(SQLModel, table=True):
     batch_id: str = Field(foreign_key="batch.id", index=True, max_length=32)
     position: int = Field(default=0, description="Order of the document within its batch.")
     source: str = Field(max_length=2048, description="Path, URI or external id the text came from.")
-    sha256: str | None = Field(default=None, max_length=64)
+    sha256: str | None = Field(default=None, max_length=64, index=True,
+                               description="sha256 of the source bytes (of the text, for an export row); "
+                               "indexed because re-submissions look earlier results up by it.")
     text: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+    source_row: int | None = Field(default=None, description="1-based row (CSV) or line (JSONL) in the source export.")
+    external_id: str | None = Field(default=None, max_length=512, description="The row's own id (--id-field).")
+    page_offsets: list[int] | None = Field(
+        default=None, sa_column=sa.Column(JSONType, nullable=True),
+        description="Character offset in ``text`` where each page starts (PDF); maps result offsets to pages.")
 
 
 class Job(SQLModel, table=True):
@@ -67,3 +74,7 @@ class Job(SQLModel, table=True):
     model_id: str | None = Field(default=None, max_length=512)
     model_revision: str | None = Field(default=None, max_length=128)
     result: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType, nullable=True))
+    params_hash: str | None = Field(default=None, max_length=64,
+                                    description="Hash of the task parameters (model excluded): the reuse key.")
+    reused_from: str | None = Field(default=None, max_length=32,
+                                    description="Job whose result was copied instead of running the model.")
