@@ -92,6 +92,13 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _is_known_revision(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(revision) is not None
+    except Exception:  # an unknown (newer) revision: leave the database alone
+        return False
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Apply migrations (``docqueue db upgrade``)."""
     engine = get_engine(database_url)
@@ -104,18 +111,20 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 def ensure_schema(database_url: str) -> Engine:
     """Return an engine whose database holds the current schema.
 
-    An empty SQLite file is migrated on first use (the zero-setup default). Any other database
-    must be migrated explicitly, because in production a migration is a deliberate step.
+    An empty SQLite file, or one at an older docqueue revision, is migrated on first use (the
+    zero-setup default). Any other database must be migrated explicitly, because in production a
+    migration is a deliberate step.
     """
     engine = get_engine(database_url)
     current = current_revision(engine)
     head = head_revision()
     if current == head:
         return engine
-    if current is None and engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite":
+        # The zero-setup default: an empty file, or one an older docqueue created, is migrated here.
         with engine.connect() as conn:
             empty = not sa.inspect(conn).get_table_names()
-        if empty:
+        if empty or (current is not None and _is_known_revision(current)):
             upgrade(database_url)
             return engine
     raise SchemaMissingError(

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_tokens_per_document: int = Field(default=256, ge=16)
 
     task_time_limit: int = Field(default=1800, ge=10, description="Hard limit for one message, seconds.")
+    visibility_timeout_override: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("DOCQUEUE_VISIBILITY_TIMEOUT"),
+        description="Seconds before Redis re-delivers an unacknowledged message [default: 2 x time limit + 60].")
     worker_load_timeout: float = Field(default=300.0, ge=4, description="Seconds a child may take to load.")
 
     @field_validator("device")
@@ -77,7 +80,7 @@ class Settings(BaseSettings):
     def visibility_timeout(self) -> int:
         """Redis re-delivers an unacked message after this long; keep it well above the time limit
         so a long-running batch is never handed to a second worker while the first still works."""
-        return self.task_time_limit * 2 + 60
+        return self.visibility_timeout_override or self.task_time_limit * 2 + 60
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -1,0 +1,75 @@
+"""An enterprise system publishes to the queue without our code: plain JSON pushed onto Redis.
+
+This is the wire format the README documents for Java/Node publishers (Celery message protocol 2,
+kombu's Redis envelope). The test builds the bytes by hand with only the standard library and redis.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import service_env
+from tests.helpers import cli_json, results_jsonl, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def foreign_message(task: str, queue: str, kwargs: dict) -> bytes:
+    """Exactly what a non-Python publisher would LPUSH onto the list named after the queue."""
+    task_id = str(uuid.uuid4())
+    body = [[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    envelope = {
+        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {"lang": "java", "task": task, "id": task_id, "root_id": task_id, "parent_id": None,
+                    "group": None, "retries": 0, "eta": None, "expires": None, "timelimit": [None, None]},
+        "properties": {"correlation_id": task_id, "delivery_mode": 2, "priority": 0, "body_encoding": "base64",
+                       "delivery_tag": str(uuid.uuid4()), "delivery_info": {"exchange": "", "routing_key": queue}},
+    }
+    return json.dumps(envelope).encode()
+
+
+def test_inline_documents_from_a_foreign_publisher(sqlite_url: str, clean_redis: str, tmp_path: Path,
+                                                   start_worker) -> None:
+    env = service_env(clean_redis, sqlite_url, tmp_path)
+    start_worker(env)
+    kwargs = {"v": 1, "batch": "crm-export-42", "params": {"labels": ["contract", "invoice"]},
+              "documents": [
+                  {"id": "ticket-1", "text": "Invoice 991: amount due $120.00, payable within 30 days.",
+                   "metadata": {"owner": "billing"}},
+                  {"id": "ticket-2", "text": "This Agreement is entered into by and between the parties, "
+                                             "who agree to the terms and conditions set forth herein."},
+                  {"id": "ticket-3", "text": "   "},
+              ]}
+    client = redis.Redis.from_url(clean_redis)
+    raw = foreign_message("docqueue.classify", "classify", kwargs)
+    client.lpush("classify", raw)
+    client.lpush("classify", raw)  # a publisher retry: the same message twice
+
+    wait_until(lambda: client.llen("classify") == 0, what="messages consumed")
+    wait_until(lambda: cli_json(env, "status", "crm-export-42", "--json")["queued"] == 0
+               and cli_json(env, "status", "crm-export-42", "--json")["running"] == 0, what="batch done")
+    status = cli_json(env, "status", "crm-export-42", "--json")
+    assert status["total"] == 3 and status["succeeded"] == 2 and status["failed"] == 1  # stored once
+    rows = {r["document"]: r for r in results_jsonl(env, "crm-export-42")}
+    assert rows["ticket-1"]["result"]["label"] == "invoice"
+    assert rows["ticket-1"]["metadata"] == {"owner": "billing"}
+    assert rows["ticket-2"]["result"]["label"] == "contract"
+    assert rows["ticket-3"]["error"]["kind"] == "empty_document"
+
+
+def test_malformed_message_is_dropped_with_a_reason(sqlite_url: str, clean_redis: str, tmp_path: Path,
+                                                    start_worker) -> None:
+    env = service_env(clean_redis, sqlite_url, tmp_path)
+    worker = start_worker(env)
+    client = redis.Redis.from_url(clean_redis)
+    client.lpush("classify", foreign_message("docqueue.classify", "classify", {"v": 1, "documents": []}))
+    wait_until(lambda: "dropping malformed classify message" in worker.log(), what="the worker to reject it")
+    assert "exactly one, non-empty" in worker.log()
