@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from docqueue.errors import DocqueueError
 from docqueue.models import Batch, Document, Job
@@ -20,11 +21,11 @@ class BatchNotFoundError(DocqueueError):
 def batch_counts(engine: Engine, batch_id: str) -> dict[str, Any]:
     """``{"batch", "task", "total", "queued", "running", "succeeded", "failed"}``."""
     with engine.connect() as conn:
-        task = conn.execute(sa.select(Batch.task).where(Batch.id == batch_id)).scalar_one_or_none()
+        task = conn.execute(sa.select(col(Batch.task)).where(col(Batch.id) == batch_id)).scalar_one_or_none()
         if task is None:
             raise BatchNotFoundError(f"no batch {batch_id!r} in this database")
         rows = conn.execute(
-            sa.select(Job.status, sa.func.count()).where(Job.batch_id == batch_id).group_by(Job.status)
+            sa.select(col(Job.status), sa.func.count()).where(col(Job.batch_id) == batch_id).group_by(col(Job.status))
         ).all()
     counts = {s.value: 0 for s in JobStatus}
     for status, n in rows:

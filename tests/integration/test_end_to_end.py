@@ -105,3 +105,18 @@ def test_postgres_without_schema_says_how_to_fix(pg_url: str, clean_redis: str, 
     env = service_env(clean_redis, pg_url, tmp_path)
     proc = cli(env, "status", "x", check=False)
     assert proc.returncode == 1 and "docqueue db upgrade" in proc.stderr
+
+
+def test_model_loads_once_per_child_after_fork(sqlite_url: str, clean_redis: str, tmp_path: Path,
+                                               start_worker) -> None:
+    """Prefork pool: the model loads in the child (after the fork), once, however many messages."""
+    env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_BATCH_MAX_DOCS="1")
+    worker = start_worker(env, pool="prefork", concurrency=1)
+    batch = cli_json(env, "submit", "classify", str(FIXTURES / "classify"), "--labels", LABELS,
+                     "--wait", "--timeout", "300", "--json")["batch"]
+    assert cli_json(env, "status", batch, "--json")["succeeded"] == 4
+    log = worker.log()
+    assert log.count("succeeded in") >= 5  # one message per document (the empty one included)
+    loads = [line for line in log.splitlines() if "loading classify model" in line]
+    assert len(loads) == 1, loads
+    assert "ForkPoolWorker" in loads[0]  # in the child, not in the parent before the fork
