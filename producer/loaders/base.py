@@ -1,0 +1,120 @@
+"""What every format loader produces, and the small shared pieces they all need.
+
+A loader never raises for a bad input: a file that cannot be read becomes a
+:class:`LoadedDocument` carrying ``error_kind``, which the producer stores as a failed job with that
+reason, so a submission accounts for every input and goes on past the bad ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from docqueue.errors import DocumentError
+
+
+@dataclass(frozen=True)
+class LoadedDocument:
+    """Extracted text plus provenance; ``error_kind`` set when the source could not be read.
+
+    ``sha256`` is of the source bytes (for an export row: of the row's text, UTF-8), the key under
+    which an earlier result for the same content is reused. ``page_offsets[i]`` is the character
+    offset in ``text`` where page ``i + 1`` starts (formats with pages only).
+    """
+
+    source: str
+    text: str = ""
+    sha256: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    error_kind: str | None = None
+    error_message: str | None = None
+    source_row: int | None = None
+    external_id: str | None = None
+    page_offsets: list[int] | None = None
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """The text of one single-document file, as a format extractor returns it."""
+
+    text: str
+    page_offsets: list[int] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How inputs are chosen and how exports are read (the ``submit`` options)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    hidden: bool = False
+    text_field: str = "text"
+    id_field: str | None = None
+
+
+@dataclass
+class ReadStats:
+    """Files opened and bytes read so far; the CLI's progress bar reads it while loading runs."""
+
+    files: int = 0
+    bytes: int = 0
+
+
+class CountingReader(io.RawIOBase):
+    """A raw binary stream that counts the bytes read through it (progress for streamed exports)."""
+
+    def __init__(self, raw: io.RawIOBase | io.BufferedIOBase | io.BytesIO, stats: ReadStats) -> None:
+        super().__init__()
+        self._raw = raw
+        self._stats = stats
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer)
+        if n:
+            self._stats.bytes += n
+        return n or 0
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def clean_text(text: str) -> str:
+    """Text every database takes: PostgreSQL refuses NUL and lone surrogates (a JSON export may
+    carry ``\\ud800``); nothing meaningful is lost by dropping or replacing them."""
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def clean_value(value: Any) -> Any:
+    """:func:`clean_text` applied through JSON metadata (PostgreSQL JSONB refuses ``\\u0000`` too)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_value(v) for v in value]
+    return value
+
+
+def failed(source: str, kind: str, message: str, **provenance: Any) -> LoadedDocument:
+    """A document that could not be read, with a specific machine-readable reason."""
+    return LoadedDocument(source=source, error_kind=kind, error_message=message, **provenance)
+
+
+def from_error(source: str, error: DocumentError, **provenance: Any) -> LoadedDocument:
+    return failed(source, error.kind, f"{source}: {error.message}", **provenance)
