@@ -38,7 +38,8 @@ def iter_results(engine: Engine, batch_id: str, page: int = 1000) -> Iterator[di
     batch_counts(engine, batch_id)  # raises for an unknown batch
     query = (
         sa.select(Document.id, Document.source, Document.meta, Job.id, Job.status, Job.task, Job.result,
-                  Job.error_kind, Job.error_message, Job.model_id, Job.model_revision)
+                  Job.error_kind, Job.error_message, Job.model_id, Job.model_revision,
+                  Document.source_row, Document.external_id, Document.page_offsets, Job.reused_from)
         .join(Job, Job.document_id == Document.id)
         .where(Job.batch_id == batch_id)
         .order_by(Document.position)
@@ -47,7 +48,7 @@ def iter_results(engine: Engine, batch_id: str, page: int = 1000) -> Iterator[di
         result = conn.execution_options(yield_per=page).execute(query)
         for row in result:
             (doc_id, source, meta, _job_id, status, task, payload, error_kind, error_message,
-             model_id, model_revision) = row
+             model_id, model_revision, source_row, external_id, page_offsets, reused_from) = row
             out: dict[str, Any] = {
                 "document": source,
                 "document_id": doc_id,
@@ -59,4 +60,9 @@ def iter_results(engine: Engine, batch_id: str, page: int = 1000) -> Iterator[di
             }
             if meta:
                 out["metadata"] = meta
+            # provenance where the source has it: export row and id, PDF page starts, reuse
+            for key, value in (("row", source_row), ("id", external_id), ("page_offsets", page_offsets),
+                               ("reused_from", reused_from)):
+                if value is not None:
+                    out[key] = value
             yield out

@@ -21,6 +21,7 @@ from docqueue.schema import JobStatus, TaskMessage, new_id
 from docqueue.settings import Settings
 from producer.batching import Sized, estimate_tokens, plan_batches
 from producer.loaders import LoadedDocument
+from producer.reuse import ReuseKey, find_reusable, job_fields
 
 
 @dataclass
@@ -30,6 +31,7 @@ class SubmitReport:
     queued: int = 0
     failed: int = 0
     messages: int = 0
+    reused: int = 0  # succeeded at once with an earlier result for the same content
 
 
 def _chunks(items: Iterable[LoadedDocument], size: int) -> Iterator[list[LoadedDocument]]:
@@ -48,12 +50,15 @@ def submit_batch(
     params: dict[str, Any],
     chunk_size: int = 2000,
     on_progress: Callable[[SubmitReport], None] | None = None,
+    force: bool = False,
 ) -> SubmitReport:
     """Store ``documents`` as one batch of ``task`` jobs and enqueue them in micro-batches.
 
     Documents that failed to load are stored too, as failed jobs with their reason, so that the
-    batch accounts for every input.
+    batch accounts for every input. A document whose content already has a result for this task,
+    parameters and model gets that result at once (``reused_from``), unless ``force``.
     """
+    key = ReuseKey.of(settings, task, params)
     report = SubmitReport(batch_id=new_id())
     with engine.begin() as conn:
         conn.execute(
@@ -65,20 +70,29 @@ def submit_batch(
         doc_rows: list[dict[str, Any]] = []
         job_rows: list[dict[str, Any]] = []
         sized: list[Sized] = []
+        hits = {}
+        if not force:
+            with engine.connect() as conn:
+                hits = find_reusable(conn, key, [d.sha256 for d in chunk if d.sha256 and d.error_kind is None])
         for doc in chunk:
             doc_id, job_id = new_id(), new_id()
             doc_rows.append({"id": doc_id, "batch_id": report.batch_id, "position": report.documents + len(doc_rows),
                              "source": doc.source,
-                             "sha256": doc.sha256, "text": doc.text, "meta": doc.meta, "created_at": now})
+                             "sha256": doc.sha256, "text": doc.text, "meta": doc.meta, "created_at": now,
+                             "source_row": doc.source_row, "external_id": doc.external_id,
+                             "page_offsets": doc.page_offsets})
             failed = doc.error_kind is not None
+            hit = None if failed or not doc.sha256 else hits.get(doc.sha256)
             job_rows.append({
                 "id": job_id, "batch_id": report.batch_id, "document_id": doc_id, "task": task,
-                "status": (JobStatus.failed if failed else JobStatus.queued).value, "attempts": 0,
-                "error_kind": doc.error_kind, "error_message": doc.error_message,
-                "created_at": now, "finished_at": now if failed else None,
+                "status": (JobStatus.failed if failed else JobStatus.succeeded if hit else JobStatus.queued).value,
+                "attempts": 0, "error_kind": doc.error_kind, "error_message": doc.error_message,
+                "created_at": now, "finished_at": now if failed or hit else None, **job_fields(key, hit),
             })
             if failed:
                 report.failed += 1
+            elif hit:
+                report.reused += 1
             else:
                 sized.append(Sized(job_id, estimate_tokens(doc.text, settings.max_tokens_per_document)))
         with engine.begin() as conn:
