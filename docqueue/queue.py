@@ -16,7 +16,7 @@ def make_celery(settings: Settings, broker_url: str) -> Celery:
     """A Celery app speaking JSON only, one queue per task type, with at-least-once delivery."""
     app = Celery("docqueue", broker=broker_url, set_as_current=False)
     app.conf.update(
-        # JSON only on the wire: a queue is an attack surface, and pickle executes code on load.
+        # JSON only on the wire, never pickle: a queue is an attack surface, and unpickling runs code.
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
