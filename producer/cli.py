@@ -27,9 +27,10 @@ from docqueue.errors import DocqueueError
 from docqueue.names import CLASSIFY, TASK_TYPES
 from docqueue.queue import make_celery
 from docqueue.settings import Settings, get_settings
-from producer.loaders import iter_documents
+from producer.loaders import ReadStats, iter_documents
 from producer.queries import batch_counts, iter_results
 from producer.render import results_table, summary_table
+from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progress
 from producer.submit import SubmitReport, submit_batch
 
 err_console = Console(stderr=True)
@@ -136,23 +137,28 @@ def _parse_labels(labels: str | None, labels_file: Path | None) -> dict[str, Any
 def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[str, Any], wait: bool,
                 as_json: bool, timeout: float) -> None:
     settings, engine, app = obj.settings, obj.engine, obj.app
-    with Progress(TextColumn("submitting"), TextColumn("{task.completed} documents"), TimeElapsedColumn(),
+    load_options, force = source_options()
+    stats = ReadStats()
+    with Progress(TextColumn("submitting"), TextColumn("{task.fields[files]} files, {task.fields[size]} read,"),
+                  TextColumn("{task.completed} documents stored"), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=as_json) as bar:
-        progress_task = bar.add_task("submit", total=None)
+        progress_task = bar.add_task("submit", total=None, files=0, size="0 bytes")
 
         def on_progress(r: SubmitReport) -> None:
             bar.update(progress_task, completed=r.documents)
 
+        documents = with_read_progress(iter_documents(paths, load_options, stats), stats, bar, progress_task)
         report = submit_batch(settings=settings, engine=engine, app=app, task=task,
-                              documents=iter_documents(paths), params=params, on_progress=on_progress)
+                              documents=documents, params=params, on_progress=on_progress, force=force)
     if report.documents == 0:
         raise click.UsageError(f"no documents found in {', '.join(paths)}")
     if not wait:
         if as_json:
-            click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents}))
+            click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents,
+                                   "reused": report.reused}))
         else:
-            err_console.print(f"submitted {report.documents} documents ({report.failed} unreadable) "
-                              f"in {report.messages} messages")
+            err_console.print(f"submitted {report.documents} documents ({report.failed} unreadable, "
+                              f"{report.reused} reused from earlier results) in {report.messages} messages")
             click.echo(report.batch_id)
         return
     counts = _wait_for(engine, report.batch_id, timeout, quiet=as_json)
@@ -195,6 +201,7 @@ _common_submit_options = [
                  help="With --wait: give up after this many seconds (0: wait forever)."),
     click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
                  help="Machine-readable output on stdout."),
+    *SOURCE_OPTIONS,  # --include/--exclude/--hidden/--text-field/--id-field/--force (producer/sourceopts.py)
 ]
 
 
@@ -258,7 +265,8 @@ def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
             for row in rows:
                 stream.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
-            writer = csv.DictWriter(stream, fieldnames=[*CSV_FIELDS, "metadata"], extrasaction="ignore")
+            writer = csv.DictWriter(stream, fieldnames=[*CSV_FIELDS, "metadata", "row", "id", "page_offsets",
+                                                        "reused_from"], extrasaction="ignore")
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v

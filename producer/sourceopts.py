@@ -1,0 +1,68 @@
+"""The ``submit`` options that say which files to read and how (shared by every task subcommand).
+
+They are kept in the Click context rather than passed as arguments (``expose_value=False``), so
+a task subcommand gets them without naming them in its signature: adding a source option never
+breaks a subcommand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import click
+from rich.filesize import decimal
+from rich.progress import Progress, TaskID
+
+from producer.loaders import LoadedDocument, LoadOptions, ReadStats
+
+_META_KEY = "docqueue.source_options"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault(_META_KEY, {})[param.name] = value
+    return value
+
+
+def _option(*decls: str, **kw: Any) -> Any:
+    return click.option(*decls, expose_value=False, callback=_remember, show_envvar=True, **kw)
+
+
+SOURCE_OPTIONS = [
+    _option("--include", multiple=True, metavar="GLOB", envvar="DOCQUEUE_INCLUDE",
+            help="Read only files matching this glob (repeatable). A pattern without '/' matches the file "
+            "name ('*.pdf'), one with '/' the path under the folder given ('2026/*.docx')."),
+    _option("--exclude", multiple=True, metavar="GLOB", envvar="DOCQUEUE_EXCLUDE",
+            help="Skip files matching this glob (repeatable; same matching as --include)."),
+    _option("--hidden/--no-hidden", default=False, envvar="DOCQUEUE_HIDDEN",
+            help="Also read hidden files and folders (names starting with '.') inside folders."),
+    _option("--text-field", default="text", envvar="DOCQUEUE_TEXT_FIELD",
+            help="JSONL/CSV exports: the field (column) holding each row's text."),
+    _option("--id-field", default=None, envvar="DOCQUEUE_ID_FIELD",
+            help="JSONL/CSV exports: the field holding each row's own id, returned as 'id' with the result."),
+    _option("--force/--no-force", default=False, envvar="DOCQUEUE_FORCE",
+            help="Run the model again even where the same content already has a result for this task, "
+            "parameters and model (by default that result is reused)."),
+]
+
+
+def source_options(ctx: click.Context | None = None) -> tuple[LoadOptions, bool]:
+    """``(LoadOptions, force)`` as given to the running ``submit`` subcommand."""
+    values = (ctx or click.get_current_context()).meta.get(_META_KEY, {})
+    options = LoadOptions(include=tuple(values.get("include") or ()), exclude=tuple(values.get("exclude") or ()),
+                          hidden=bool(values.get("hidden")), text_field=values.get("text_field") or "text",
+                          id_field=values.get("id_field") or None)
+    return options, bool(values.get("force"))
+
+
+def with_read_progress(documents: Iterable[LoadedDocument], stats: ReadStats, bar: Progress,
+                       task: TaskID, every: int = 200) -> Iterator[LoadedDocument]:
+    """``documents`` unchanged, while the progress bar shows files and bytes read so far (updated
+    on every new file, and every ``every`` rows of a big export)."""
+    last_files = -1
+    for n, doc in enumerate(documents):
+        if stats.files != last_files or n % every == 0:
+            last_files = stats.files
+            bar.update(task, files=stats.files, size=decimal(stats.bytes))
+        yield doc
+    bar.update(task, files=stats.files, size=decimal(stats.bytes))
