@@ -9,7 +9,9 @@ documents, each with its own result.
 
 from __future__ import annotations
 
+import binascii
 import mimetypes
+import quopri
 from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage, Message
@@ -40,10 +42,21 @@ def _body(message: EmailMessage) -> str:
 def _attachment_bytes(part: Message) -> tuple[str, bytes] | None:
     """``(file name, bytes)`` of an attachment, or None for an unnamed inline part."""
     if part.get_content_type() == "message/rfc822":
+        name = part.get_filename() or "forwarded.eml"
+        encoding = str(part.get("content-transfer-encoding", "")).lower()
+        if encoding in ("base64", "quoted-printable"):
+            # against RFC 2046 but seen in the wild: the whole forwarded message encoded; the parser
+            # then holds the encoded text as the body of a header-less message
+            inner = part.get_payload(0)
+            encoded = inner.get_payload() if isinstance(inner, Message) else None
+            if not isinstance(encoded, str):
+                return name, b""
+            raw = encoded.encode("ascii", "replace")
+            return name, binascii.a2b_base64(raw) if encoding == "base64" else quopri.decodestring(raw)
         inner = part.get_payload(0)
         if not isinstance(inner, Message):
             return None
-        return part.get_filename() or "forwarded.eml", inner.as_bytes(policy=policy.default)
+        return name, inner.as_bytes(policy=policy.default)
     name = part.get_filename()
     if not name:
         return None
