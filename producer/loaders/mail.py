@@ -57,20 +57,25 @@ def _attachment_bytes(part: Message) -> tuple[str, bytes] | None:
         if not isinstance(inner, Message):
             return None
         return name, inner.as_bytes(policy=policy.default)
-    name = part.get_filename()
-    if not name:
+    filename = part.get_filename()
+    if not filename:
         return None
+    return filename, _decoded(part)
+
+
+def _decoded(part: Message) -> bytes:
+    """An attachment's bytes; a text part re-encoded as UTF-8 from the charset it declares."""
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
-        return name, b""
+        return b""
     charset = part.get_content_charset() if part.get_content_maintype() == "text" else None
     if charset:
-        # A text part says its charset: trust it over guessing (a short text guesses badly).
+        # trust the declared charset over guessing (a short text guesses badly)
         try:
-            return name, payload.decode(charset).encode("utf-8")
+            return payload.decode(charset).encode("utf-8")
         except (LookupError, UnicodeDecodeError):
             pass
-    return name, payload
+    return payload
 
 
 def _suffix(name: str, content_type: str) -> str:
