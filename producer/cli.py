@@ -27,6 +27,7 @@ from docqueue.errors import DocqueueError
 from docqueue.names import CLASSIFY, TASK_TYPES
 from docqueue.queue import make_celery
 from docqueue.settings import Settings, get_settings
+from producer.classify_options import classify_params
 from producer.loaders import ReadStats, iter_documents
 from producer.queries import batch_counts, iter_results
 from producer.render import results_table, summary_table
@@ -106,32 +107,6 @@ def main(ctx: click.Context, database_url: str | None, redis_url: str | None, da
 @main.group()
 def submit() -> None:
     """Store documents and enqueue one job per document."""
-
-
-def _read_labels_file(path: Path) -> dict[str, str]:
-    """Labels with descriptions: a JSON object {label: description}, or lines 'label: description'."""
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("{"):
-        data = json.loads(text)
-        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise click.BadParameter("a JSON labels file must be an object of label -> description")
-        return {str(k).strip(): v.strip() for k, v in data.items()}
-    labels: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            label, _, description = line.partition(":")
-            labels[label.strip()] = description.strip()
-    return labels
-
-
-def _parse_labels(labels: str | None, labels_file: Path | None) -> dict[str, Any]:
-    descriptions: dict[str, str] = _read_labels_file(labels_file) if labels_file else {}
-    names = [x.strip() for x in labels.split(",")] if labels else []
-    names = [n for n in names if n] or list(descriptions)
-    names = list(dict.fromkeys(names))
-    if len(names) < 2:
-        raise click.UsageError("classify needs at least two labels (--labels a,b or --labels-file)")
-    return {"labels": names, "descriptions": {k: v for k, v in descriptions.items() if k in names and v}}
 
 
 def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[str, Any], wait: bool,
@@ -218,11 +193,39 @@ def _with_common(f: Any) -> Any:
 @click.option("--labels-file", envvar="DOCQUEUE_LABELS_FILE", show_envvar=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Labels with descriptions: JSON {label: description} or lines 'label: description'.")
+@click.option("--examples", "examples_file", envvar="DOCQUEUE_EXAMPLES", show_envvar=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='Few-shot: JSONL of labelled examples {"text": ..., "label": ...} that steer the embedding '
+                   "engine (no training). Without --labels, their labels are the label set.")
+@click.option("--engine", type=click.Choice(["auto", "embedding", "nli", "fine-tuned"]), default="auto",
+              envvar="DOCQUEUE_CLASSIFY_ENGINE", show_envvar=True,
+              help="auto: what the model is (sentence encoder -> embedding, entailment head -> nli, other "
+                   "classification head -> fine-tuned). nli without --model uses DOCQUEUE_CLASSIFY_NLI_MODEL.")
+@click.option("--model", envvar="DOCQUEUE_SUBMIT_MODEL", show_envvar=True,
+              help="Model for this submission (HF id in the HF cache, or local path) [default: the worker's "
+                   "DOCQUEUE_CLASSIFY_MODEL].")
+@click.option("--model-revision", envvar="DOCQUEUE_SUBMIT_MODEL_REVISION", show_envvar=True,
+              help="Revision (branch, tag or commit) of --model.")
+@click.option("--multi-label", is_flag=True, envvar="DOCQUEUE_MULTI_LABEL", show_envvar=True,
+              help="Each label judged on its own: 'labels' lists every label scoring at least --threshold.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), envvar="DOCQUEUE_THRESHOLD", show_envvar=True,
+              default=None, help="With --multi-label: the score a label needs to be listed [default: 0.5].")
+@click.option("--template", envvar="DOCQUEUE_TEMPLATE", show_envvar=True,
+              help="Hypothesis for each label, {} marks the label [default: 'Type of document: {}.'; "
+                   "nli: 'This example is {}.'].")
 @pass_ctx
 def submit_classify(obj: Context, paths: tuple[str, ...], wait: bool, timeout: float, as_json: bool,
-                    labels: str | None, labels_file: Path | None) -> None:
-    """Zero-shot classify files, folders (recursive) and globs over your labels."""
-    _run_submit(obj, CLASSIFY, paths, _parse_labels(labels, labels_file), wait, as_json, timeout)
+                    labels: str | None, labels_file: Path | None, examples_file: Path | None, engine: str,
+                    model: str | None, model_revision: str | None, multi_label: bool, threshold: float | None,
+                    template: str | None) -> None:
+    """Classify files, folders (recursive) and globs: zero-shot over your labels, few-shot with your
+    examples, or with a fine-tuned classifier's own labels."""
+    params = classify_params(labels=labels, labels_file=labels_file, examples_file=examples_file, engine=engine,
+                             model=model, model_revision=model_revision, multi_label=multi_label,
+                             threshold=threshold, template=template,
+                             nli_model=obj.settings.classify_nli_model,
+                             max_examples=obj.settings.classify_max_examples)
+    _run_submit(obj, CLASSIFY, paths, params, wait, as_json, timeout)
 
 
 # ----------------------------------------------------------------------------------------- status

@@ -13,9 +13,12 @@ def result_brief(task: str, result: dict[str, Any] | None) -> str:
     if not result:
         return ""
     if task == "classify":
-        label = result.get("label")
-        score = (result.get("scores") or {}).get(label)
-        return f"{label} ({score:.2f})" if isinstance(score, (int, float)) else str(label)
+        scores = result.get("scores") or {}
+        chosen = result.get("labels", [result.get("label")])  # several when multi-label, maybe none
+        if not chosen:
+            return f"none above threshold (top: {result.get('label')})"
+        return ", ".join(f"{x} ({scores[x]:.2f})" if isinstance(scores.get(x), (int, float)) else str(x)
+                         for x in chosen)
     return ", ".join(f"{k}={v}" for k, v in list(result.items())[:3])
 
 

@@ -15,16 +15,17 @@ from collections.abc import Callable
 from docqueue.errors import DocumentError, ModelUnavailableError
 from docqueue.names import CLASSIFY
 from docqueue.settings import Settings
+from workers.classify_models import load_classify_engine
 from workers.device import resolve_device
 from workers.engines import TaskEngine
-from workers.engines.classify import ZeroShotEmbeddingClassifier
 from workers.engines.embedding import SentenceEncoder, model_path_exists, resolve_model
 
 log = logging.getLogger(__name__)
 
 
 def _load_classify(registry: Registry, spec: str, revision: str | None) -> TaskEngine:
-    return ZeroShotEmbeddingClassifier(registry.encoder(spec, revision))
+    # the engine (embedding / NLI / fine-tuned) follows the model's config.json
+    return load_classify_engine(registry, spec, revision)
 
 
 #: How to build each task's engine from a model spec; a loader gets the registry so engines can

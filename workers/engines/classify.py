@@ -1,8 +1,16 @@
-"""Zero-shot classification with a sentence-embedding model.
+"""Zero-/few-shot classification with a sentence-embedding model (the offline engine).
 
-Each label becomes a short natural-language hypothesis (its description when the user gave one);
-a document's score for a label is the cosine similarity of the two embeddings, turned into a
-distribution with a temperature-scaled softmax so scores are comparable across documents.
+Each label becomes a short hypothesis: the template filled with the label (``Type of document:
+{}.`` unless the user gives another), followed by the label's description when the user gave one.
+A document's score for a label is the cosine similarity of the two embeddings, plus few-shot
+evidence when the user sent labelled examples (:mod:`workers.engines.fewshot`).
+
+- Single-label: a temperature-scaled softmax over the labels, so scores are comparable across
+  documents and sum to one.
+- Multi-label: each label is judged on its own, against a *null hypothesis* (the template with no
+  label): ``sigmoid(scale * (cos(doc, label) - cos(doc, null) - margin))``. A label scores above 0.5
+  when the document is clearly closer to it than to the empty hypothesis, whatever the other labels
+  are; this is the calibration an entailment-vs-contradiction score gives an NLI model.
 """
 
 from __future__ import annotations
@@ -14,41 +22,49 @@ import torch
 
 from docqueue.errors import DocumentError
 from workers.engines import Outcome
+from workers.engines.classify_common import (
+    DEFAULT_TEMPLATE,
+    ClassifyParams,
+    check_engine,
+    classification,
+    empty_outcomes,
+    fill_template,
+    parse_params,
+)
 from workers.engines.embedding import SentenceEncoder
+from workers.engines.fewshot import ExampleCache
 
 #: Cosine similarities of MiniLM-type models sit in a narrow range; scaling spreads the softmax.
 SIMILARITY_SCALE = 20.0
+#: Multi-label: how much closer than the null hypothesis a label must be to reach 0.5.
+NULL_MARGIN = 0.1
 
 
-def label_prompts(labels: Sequence[str], descriptions: Mapping[str, str]) -> list[str]:
+def label_prompts(labels: Sequence[str], descriptions: Mapping[str, str], template: str | None = None) -> list[str]:
     """The text embedded for each label."""
+    tpl = template or DEFAULT_TEMPLATE
     prompts = []
     for label in labels:
         description = descriptions.get(label)
-        prompts.append(f"{label}: {description}" if description else f"Type of document: {label}.")
+        prompt = fill_template(tpl, label)
+        prompts.append(f"{prompt} {description}" if description else prompt)
     return prompts
 
 
-def parse_params(params: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
-    labels = params.get("labels")
-    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x for x in labels):
-        raise DocumentError("invalid_params", "classify needs 'labels': a list of at least two label names")
-    descriptions = params.get("descriptions") or {}
-    if not isinstance(descriptions, dict):
-        raise DocumentError("invalid_params", "'descriptions' must map label -> description")
-    return list(labels), {str(k): str(v) for k, v in descriptions.items()}
-
-
 class ZeroShotEmbeddingClassifier:
-    """Resident engine for the ``classify`` task."""
+    """Resident engine for ``classify`` with a sentence-embedding model."""
 
-    def __init__(self, encoder: SentenceEncoder) -> None:
+    kind = "embedding"
+
+    def __init__(self, encoder: SentenceEncoder, max_examples: int = 1000) -> None:
         self.encoder = encoder
         self.model_id = encoder.ref.spec
         self.model_revision = encoder.revision
+        self.max_examples = max_examples
+        self.examples = ExampleCache()
         self._label_cache: dict[tuple[str, ...], torch.Tensor] = {}
 
-    def _label_vectors(self, prompts: list[str]) -> torch.Tensor:
+    def _prompt_vectors(self, prompts: list[str]) -> torch.Tensor:
         key = tuple(prompts)
         if key not in self._label_cache:
             if len(self._label_cache) > 256:
@@ -56,22 +72,31 @@ class ZeroShotEmbeddingClassifier:
             self._label_cache[key] = self.encoder.encode(prompts)
         return self._label_cache[key]
 
+    def scores(self, doc_vecs: torch.Tensor, p: ClassifyParams) -> torch.Tensor:
+        """(n_docs, n_labels) scores for embedded documents: softmax rows, or independent
+        per-label probabilities when multi-label."""
+        label_vecs = self._prompt_vectors(label_prompts(p.labels, p.descriptions, p.template))
+        sims = doc_vecs @ label_vecs.T
+        if p.examples:
+            sims = sims + self.examples.get(self.encoder, p.examples).evidence(
+                doc_vecs, p.labels, neighbours=not p.multi_label)
+        if not p.multi_label:
+            return torch.softmax(sims * SIMILARITY_SCALE, dim=-1)
+        null_prompt = fill_template(p.template or DEFAULT_TEMPLATE, "").strip()
+        null = doc_vecs @ self._prompt_vectors([null_prompt])[0]
+        return torch.sigmoid(SIMILARITY_SCALE * (sims - null[:, None] - NULL_MARGIN))
+
     def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
         try:
-            labels, descriptions = parse_params(params)
+            p = parse_params(params, max_examples=self.max_examples)
+            check_engine(p.engine, self.kind, self.model_id)
         except DocumentError as e:
             return [e for _ in texts]
-        outcomes: list[Outcome] = [
-            DocumentError("empty_document", "document has no text to classify") for _ in texts
-        ]
-        live = [i for i, t in enumerate(texts) if t.strip()]
+        outcomes, live = empty_outcomes(texts)
         if not live:
             return outcomes
-        label_vecs = self._label_vectors(label_prompts(labels, descriptions))
-        doc_vecs = self.encoder.encode([texts[i] for i in live])
-        probs = torch.softmax(doc_vecs @ label_vecs.T * SIMILARITY_SCALE, dim=-1)
-        for row, i in zip(probs.tolist(), live, strict=False):
-            scores = {label: round(p, 4) for label, p in zip(labels, row, strict=False)}
-            top = max(scores, key=lambda k: scores[k])
-            outcomes[i] = {"label": top, "scores": scores}
+        probs = self.scores(self.encoder.encode([texts[i] for i in live]), p)
+        for row, i in zip(probs.tolist(), live, strict=True):
+            outcomes[i] = classification(p.labels, row, multi_label=p.multi_label, threshold=p.threshold,
+                                         engine=self.kind)
         return outcomes

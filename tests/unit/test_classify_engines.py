@@ -1,0 +1,261 @@
+"""Classify engines on real models: MiniLM for the embedding engine (zero-shot, multi-label,
+few-shot), tiny classifiers built here for the fine-tuned and NLI paths, loaded by the real loader."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from docqueue.errors import DocumentError
+from docqueue.names import CLASSIFY
+from docqueue.settings import get_settings
+from tests.conftest import FIXTURES
+from tests.tiny_classifiers import CLS_LABELS, NLI_LABELS, build_distilbert_cls, build_minilm_cls
+from workers.engines.classify import ZeroShotEmbeddingClassifier
+from workers.engines.embedding import OFFLINE_MINILM, resolve_model
+from workers.engines.nli import NLIZeroShotClassifier
+from workers.engines.sequence_classifier import FineTunedClassifier, classifier_kind
+from workers.registry import Registry
+
+TOPICS = ["sports", "finance", "cooking", "technology"]
+TEXTS = {
+    "sports": "The striker scored twice and the home team won the championship final.",
+    "cooking": "Preheat the oven, whisk the eggs with sugar and bake the cake for forty minutes.",
+    "technology": "The new smartphone chip doubles battery life and ships with a faster processor.",
+}
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry(get_settings(device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def embedding(registry: Registry) -> ZeroShotEmbeddingClassifier:
+    engine = registry.get(CLASSIFY, OFFLINE_MINILM)
+    assert isinstance(engine, ZeroShotEmbeddingClassifier)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tiny-classifiers")
+
+
+@pytest.fixture
+def offline_hub() -> Iterator[None]:
+    """The hub is unreachable here; offline mode makes that fail at once instead of after retries."""
+    old = huggingface_hub.constants.HF_HUB_OFFLINE
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
+    yield
+    huggingface_hub.constants.HF_HUB_OFFLINE = old
+
+
+# ------------------------------------------------------------------------------- embedding engine
+def test_zero_shot_single_label(embedding: ZeroShotEmbeddingClassifier) -> None:
+    out = embedding.run(list(TEXTS.values()), {"labels": TOPICS})
+    for expected, result in zip(TEXTS, out, strict=True):
+        assert isinstance(result, dict)
+        assert result["label"] == expected and result["labels"] == [expected]
+        assert result["engine"] == "embedding"
+        assert set(result["scores"]) == set(TOPICS)
+        assert abs(sum(result["scores"].values()) - 1) < 0.01
+
+
+def test_multi_label_scores_are_independent(embedding: ZeroShotEmbeddingClassifier) -> None:
+    text = "The football club reported record ticket revenue and its shares rose 5% on the stock exchange."
+    params = {"labels": TOPICS, "multi_label": True, "template": "This text is about {}."}
+    [result] = embedding.run([text], params)
+    assert isinstance(result, dict)
+    assert set(result["labels"]) == {"sports", "finance"}, result
+    assert sum(result["scores"].values()) > 1.2  # two near-certain labels: not a distribution
+    # a label's score does not depend on which other labels were asked for
+    [alone] = embedding.run([text], {**params, "labels": ["sports", "cooking"]})
+    assert isinstance(alone, dict)
+    assert alone["scores"]["sports"] == result["scores"]["sports"]
+    # a higher threshold lists fewer labels
+    [strict] = embedding.run([text], {**params, "threshold": 0.999})
+    assert isinstance(strict, dict) and len(strict["labels"]) < 2
+
+
+def test_label_descriptions_steer_the_decision(embedding: ZeroShotEmbeddingClassifier) -> None:
+    text = "Please find attached the amount due for March; payment within 30 days to the account below."
+    labels = ["alpha", "beta"]
+    described = {"labels": labels, "descriptions": {"alpha": "a recipe for a dessert",
+                                                     "beta": "an invoice asking for payment"}}
+    [result] = embedding.run([text], described)
+    assert isinstance(result, dict) and result["label"] == "beta"
+    swapped = {"labels": labels, "descriptions": {"beta": "a recipe for a dessert",
+                                                   "alpha": "an invoice asking for payment"}}
+    [result] = embedding.run([text], swapped)
+    assert isinstance(result, dict) and result["label"] == "alpha"
+
+
+def _ledgar() -> tuple[list[str], list[dict[str, str]], list[dict[str, str]]]:
+    rows = [json.loads(line) for line in (FIXTURES / "ledgar_fewshot.jsonl").read_text().splitlines()]
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    examples = [{"text": r["text"], "label": r["label"]} for r in rows if r["split"] == "example"]
+    tests = [r for r in rows if r["split"] == "test"]
+    return labels, examples, tests
+
+
+def test_few_shot_examples_improve_accuracy_on_real_provisions(registry: Registry) -> None:
+    engine = ZeroShotEmbeddingClassifier(registry.encoder(OFFLINE_MINILM))  # a fresh example cache
+    labels, examples, tests = _ledgar()
+    texts = [r["text"] for r in tests]
+
+    def correct(params: dict) -> list[bool]:
+        return [isinstance(o, dict) and o["label"] == r["label"] for o, r in zip(engine.run(texts, params), tests,
+                                                                                strict=True)]
+
+    zero = correct({"labels": labels})
+    few = correct({"labels": labels, "examples": examples})
+    assert sum(few) >= sum(zero) + 3, (sum(zero), sum(few))
+    assert any(f and not z for f, z in zip(few, zero, strict=True))  # at least one decision flipped to right
+    # the examples were embedded once, then reused from the cache (keyed by their hash)
+    assert engine.examples.builds == 1
+    correct({"labels": labels, "examples": examples})
+    assert engine.examples.builds == 1
+    # without labels, the examples' labels are the label set
+    [result] = engine.run(texts[:1], {"examples": examples})
+    assert isinstance(result, dict) and set(result["scores"]) == set(labels)
+
+
+def test_few_shot_multi_label_uses_examples(embedding: ZeroShotEmbeddingClassifier) -> None:
+    labels, examples, tests = _ledgar()
+    texts = [r["text"] for r in tests]
+
+    def micro_f1(params: dict) -> float:
+        outs = embedding.run(texts, params)
+        listed = [set(o["labels"]) for o in outs if isinstance(o, dict)]
+        hits = sum(r["label"] in chosen for r, chosen in zip(tests, listed, strict=True))
+        precision, recall = hits / max(1, sum(map(len, listed))), hits / len(tests)
+        return 2 * precision * recall / max(1e-9, precision + recall)
+
+    plain = micro_f1({"labels": labels, "multi_label": True})
+    steered = micro_f1({"labels": labels, "multi_label": True, "examples": examples})
+    assert steered > plain + 0.1, (plain, steered)
+
+
+def test_bad_params_fail_each_document_clearly(embedding: ZeroShotEmbeddingClassifier) -> None:
+    cases = [
+        ({"labels": ["only-one"]}, "at least two"),
+        ({"labels": ["a", "b"], "examples": [{"text": "x", "label": "c"}]}, "not among the labels"),
+        ({"labels": ["a", "b"], "examples": [{"text": "x"}]}, "example 1"),
+        ({"labels": ["a", "b"], "threshold": 2}, "threshold"),
+        ({"labels": ["a", "b"], "template": "no slot"}, "template"),
+        ({"labels": ["a", "b"], "examples": [{"text": "x", "label": "a"}] * 1001}, "at most 1000"),
+    ]
+    for params, words in cases:
+        out = embedding.run(["some text", "more text"], params)
+        assert all(isinstance(o, DocumentError) and o.kind == "invalid_params" and words in o.message for o in out), \
+            (params, out)
+    out = embedding.run(["sports news", "  "], {"labels": TOPICS})
+    assert isinstance(out[0], dict)
+    assert isinstance(out[1], DocumentError) and out[1].kind == "empty_document"
+    [mismatch] = embedding.run(["text"], {"labels": TOPICS, "engine": "nli"})
+    assert isinstance(mismatch, DocumentError) and mismatch.kind == "engine_mismatch"
+
+
+# -------------------------------------------------------------------------------- fine-tuned engine
+@pytest.fixture(scope="module")
+def distilbert_dir(tiny_dir: Path) -> Path:
+    return build_distilbert_cls(tiny_dir / "distilbert-cls")
+
+
+def _direct_logits(path: Path, text: str, pair: str | None = None) -> torch.Tensor:
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    enc = tok(text, pair, return_tensors="pt") if pair is not None else tok(text, return_tensors="pt")
+    with torch.inference_mode():
+        return model(**enc).logits[0]
+
+
+def test_fine_tuned_classifier_uses_its_own_labels(registry: Registry, distilbert_dir: Path) -> None:
+    assert classifier_kind(resolve_model(str(distilbert_dir))) == "fine-tuned"
+    engine = registry.get(CLASSIFY, str(distilbert_dir))
+    assert isinstance(engine, FineTunedClassifier)
+    text = "The buyer shall pay the invoice within thirty days."
+    [result] = engine.run([text], {"labels": ["ignored", "labels"]})
+    assert isinstance(result, dict)
+    assert set(result["scores"]) == set(CLS_LABELS) and result["engine"] == "fine-tuned"
+    expected = torch.softmax(_direct_logits(distilbert_dir, text), dim=-1)
+    for label, p in zip(CLS_LABELS, expected.tolist(), strict=True):
+        assert result["scores"][label] == pytest.approx(p, abs=1e-3)
+    assert result["label"] == CLS_LABELS[int(expected.argmax())]
+    [mismatch] = engine.run([text], {"engine": "embedding"})
+    assert isinstance(mismatch, DocumentError) and mismatch.kind == "engine_mismatch"
+
+
+def test_fine_tuned_long_document_averages_windows(registry: Registry, distilbert_dir: Path) -> None:
+    engine = registry.get(CLASSIFY, str(distilbert_dir))
+    assert isinstance(engine, FineTunedClassifier)
+    head = "the contract shall renew each year unless notice is given " * 12
+    tail = "the client will pay the invoice fee and tax within days " * 12
+    [result] = engine.run([head + tail], {})
+    windows, owners = engine.model.encode([head + tail])
+    assert len(windows) > 1 and set(owners) == {0}  # longer than the 126-token window
+    mean = engine.model.logits(windows).mean(0)
+    for label, p in zip(CLS_LABELS, torch.softmax(mean, dim=-1).tolist(), strict=True):
+        assert isinstance(result, dict) and result["scores"][label] == pytest.approx(p, abs=1e-3)
+
+
+def test_multi_label_fine_tuned_model_gets_sigmoids(registry: Registry, tiny_dir: Path) -> None:
+    path = build_distilbert_cls(tiny_dir / "distilbert-multi", problem_type="multi_label_classification")
+    engine = registry.get(CLASSIFY, str(path))
+    text = "Each party may terminate the agreement."
+    [result] = engine.run([text], {})
+    expected = torch.sigmoid(_direct_logits(path, text))
+    assert isinstance(result, dict)
+    assert [result["scores"][x] for x in CLS_LABELS] == pytest.approx(expected.tolist(), abs=1e-3)
+    assert result["labels"] == sorted([x for x in CLS_LABELS if result["scores"][x] >= 0.5],
+                                      key=lambda x: -result["scores"][x])
+
+
+# ------------------------------------------------------------------------------------- NLI engine
+@pytest.fixture(scope="module")
+def nli_dir(tiny_dir: Path) -> Path:
+    source = resolve_model(OFFLINE_MINILM).location
+    return build_minilm_cls(tiny_dir / "minilm-nli", source, NLI_LABELS)
+
+
+def test_nli_engine_scores_entailment(registry: Registry, nli_dir: Path) -> None:
+    assert classifier_kind(resolve_model(str(nli_dir))) == "nli"
+    engine = registry.get(CLASSIFY, str(nli_dir))
+    assert isinstance(engine, NLIZeroShotClassifier)
+    text = TEXTS["cooking"]
+    labels = ["cooking", "sports", "finance"]
+    entail, contra = NLI_LABELS.index("entailment"), NLI_LABELS.index("contradiction")
+    direct = torch.stack([_direct_logits(nli_dir, text, f"This example is {x}.") for x in labels])
+
+    [single] = engine.run([text], {"labels": labels})
+    assert isinstance(single, dict) and single["engine"] == "nli"
+    expected = torch.softmax(direct[:, entail], dim=0)
+    assert [single["scores"][x] for x in labels] == pytest.approx(expected.tolist(), abs=1e-3)
+
+    [multi] = engine.run([text], {"labels": labels, "multi_label": True})
+    expected = torch.softmax(direct[:, [entail, contra]], dim=-1)[:, 0]
+    assert isinstance(multi, dict)
+    assert [multi["scores"][x] for x in labels] == pytest.approx(expected.tolist(), abs=1e-3)
+
+    [few] = engine.run([text], {"labels": labels, "examples": [{"text": "x", "label": "cooking"}]})
+    assert isinstance(few, DocumentError) and few.kind == "invalid_params"
+
+
+def test_missing_hub_model_is_a_clear_per_document_error(registry: Registry, offline_hub: None,
+                                                         tmp_path: Path) -> None:
+    for spec in ("MoritzLaurer/deberta-v3-base-zeroshot-v2.0", str(tmp_path / "no-such-model")):
+        with pytest.raises(DocumentError) as info:
+            registry.get(CLASSIFY, spec)
+        assert info.value.kind == "model_unavailable"
+        assert spec in info.value.message and "HF_HOME" in info.value.message
+
+
+def test_model_kind_of_the_offline_encoder_is_embedding() -> None:
+    assert classifier_kind(resolve_model(OFFLINE_MINILM)) == "embedding"
