@@ -138,7 +138,8 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
         return
     counts = _wait_for(engine, report.batch_id, timeout, quiet=as_json)
     if as_json:
-        click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents, "status": counts}))
+        click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents, "reused": report.reused,
+                               "status": counts}))
         return
     rows = list(iter_results(engine, report.batch_id))
     out = Console()
