@@ -10,8 +10,10 @@ from typing import Final
 
 #: Task types a user can submit. Each has its own queue so workers can specialise per model.
 CLASSIFY: Final = "classify"
+SUMMARIZE: Final = "summarize"
+TRANSLATE: Final = "translate"
 
-TASK_TYPES: Final[tuple[str, ...]] = (CLASSIFY,)
+TASK_TYPES: Final[tuple[str, ...]] = (CLASSIFY, SUMMARIZE, TRANSLATE)
 
 #: Celery task names are namespaced so they cannot collide with other apps on a shared broker.
 TASK_NAME_PREFIX: Final = "docqueue."

