@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # Micro-batching: one queue message carries several jobs, bounded by both limits.
     batch_max_docs: int = Field(default=32, ge=1, le=4096)
     batch_max_tokens: int = Field(default=8192, ge=16)
+    batch_gather_ms: float = Field(
+        default=5.0, ge=0, le=1000,
+        description="A worker handed a message below the micro-batch budget also takes the messages already "
+        "waiting on its queue, looking this many milliseconds for more (0: only those already there).")
     # Engines never feed the model more than this many tokens of one document at once.
     max_tokens_per_document: int = Field(default=256, ge=16)
 

@@ -1,7 +1,7 @@
 """Storing a submission and enqueueing it, streamed in chunks.
 
 Rows are written before their messages are sent (a worker must find what a message names), in bulk
-inserts per chunk; messages for one chunk go out on one broker connection.
+inserts per chunk; messages for one chunk go out pipelined on one broker connection.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from docqueue.settings import Settings
 from producer.batching import Sized, estimate_tokens, plan_batches
 from producer.loaders import LoadedDocument
 from producer.reuse import ReuseKey, find_reusable, job_fields
+
+#: Redis commands buffered before the publish pipeline is flushed.
+PUBLISH_PIPELINE = 500
 
 
 @dataclass
@@ -108,8 +111,10 @@ def submit_batch(
 
 def _enqueue(app: Celery, task: str, batch_id: str, params: dict[str, Any], sized: list[Sized],
              settings: Settings) -> int:
+    """Send a chunk's micro-batches through one Redis pipeline (kombu's publish batch): one round
+    trip per few hundred messages instead of one per message."""
     sent = 0
-    with app.producer_or_acquire() as producer:
+    with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_PIPELINE):
         for group in plan_batches(sized, settings.batch_max_docs, settings.batch_max_tokens):
             message = TaskMessage(batch=batch_id, params=params, jobs=tuple(group))
             app.send_task(task_name(task), kwargs=message.model_dump(mode="json"), queue=queue_name(task),

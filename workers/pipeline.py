@@ -1,10 +1,19 @@
-"""Running one queue message: decode, claim, run the resident engine, record. No Celery here."""
+"""Running queue messages: decode, claim, run the resident engine, record. No Celery here.
+
+Several messages (a micro-batch plus whatever trickle the worker gathered, see ``workers.gather``)
+are processed as one: one claim, one engine run per (model, parameters) group, one transaction for
+every outcome.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import torch
 from sqlalchemy.engine import Engine
 
 from docqueue.errors import DocumentError
@@ -16,14 +25,50 @@ from workers.registry import Registry
 log = logging.getLogger(__name__)
 
 
-def run_engine(engine: TaskEngine, texts: list[str], params: dict[str, Any]) -> list[Outcome]:
-    """The whole batch in one call; if that raises, each document alone, so one bad document
-    fails only itself and its error names what went wrong."""
+@dataclass
+class RunReport:
+    """What one call did: jobs whose outcome it stored, messages it covered, engine calls it made."""
+
+    stored: int = 0
+    messages: int = 0
+    jobs: int = 0
+    engine_runs: int = 0
+
+
+def _free_accelerator_memory() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def _run_splitting(engine: TaskEngine, texts: Sequence[str], params: dict[str, Any], report: RunReport
+                   ) -> list[Outcome]:
+    """``engine.run``, halving the batch on CUDA out-of-memory until it fits; a single document
+    that still does not fit fails alone (``out_of_memory``) instead of failing its batch."""
+    report.engine_runs += 1
     try:
         outcomes = engine.run(texts, params)
+    except torch.cuda.OutOfMemoryError as e:
+        reason = str(e).splitlines()[0] if str(e) else "CUDA out of memory"
+    else:
         if len(outcomes) != len(texts):
             raise RuntimeError(f"engine returned {len(outcomes)} outcomes for {len(texts)} documents")
         return outcomes
+    # outside the except block: the traceback (and the tensors its frames hold) is released first
+    _free_accelerator_memory()
+    if len(texts) == 1:
+        return [DocumentError("out_of_memory", f"the document does not fit in accelerator memory: {reason}")]
+    mid = len(texts) // 2
+    log.warning("out of memory on a batch of %d documents; retrying as %d + %d", len(texts), mid, len(texts) - mid)
+    return _run_splitting(engine, texts[:mid], params, report) + _run_splitting(engine, texts[mid:], params, report)
+
+
+def run_engine(engine: TaskEngine, texts: list[str], params: dict[str, Any],
+               report: RunReport | None = None) -> list[Outcome]:
+    """The whole batch in one call (split on out-of-memory); if that raises, each document alone,
+    so one bad document fails only itself and its error names what went wrong."""
+    report = report if report is not None else RunReport()
+    try:
+        return _run_splitting(engine, texts, params, report)
     except Exception:
         if len(texts) == 1:
             raise
@@ -31,30 +76,69 @@ def run_engine(engine: TaskEngine, texts: list[str], params: dict[str, Any]) -> 
     isolated: list[Outcome] = []
     for text in texts:
         try:
-            isolated.extend(engine.run([text], params))
+            isolated.extend(_run_splitting(engine, [text], params, report))
         except Exception as e:
             isolated.append(DocumentError("engine_error", f"{type(e).__name__}: {e}"))
     return isolated
 
 
-def process_message(*, task: str, kwargs: dict[str, Any], db: Engine, registry: Registry, worker: str) -> int:
-    """Process one message; returns the number of jobs whose outcome this call stored."""
-    message = TaskMessage.decode(kwargs)
-    job_ids = message.jobs or results.materialize_inline(db, task, message)
+def _group_key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, registry: Registry,
+                     worker: str) -> RunReport:
+    """Process several messages of one task as one batch.
+
+    Jobs are claimed in one UPDATE (only unfinished ones), run through the engine once per group
+    of messages sharing parameters (and so the model), and every outcome is stored in one
+    transaction, written only where the job is still unfinished.
+    """
+    report = RunReport(messages=len(messages))
+    inline = [m for m in messages if not m.jobs]
+    inline_ids = iter(results.materialize_inline_many(db, task, inline) if inline else [])
+    per_message = [m.jobs if m.jobs else next(inline_ids) for m in messages]
+    params_of: dict[str, dict[str, Any]] = {}
+    for message, ids in zip(messages, per_message, strict=True):
+        for job_id in ids:
+            params_of.setdefault(job_id, message.params)
+    job_ids = list(params_of)
+    report.jobs = len(job_ids)
     claimed = results.claim(db, job_ids, worker)
     if not claimed:
-        log.info("message for %d job(s): all already finished, nothing to do", len(job_ids))
-        return 0
-    model = message.params.get("model")
-    revision = message.params.get("model_revision")
+        log.info("%d message(s) for %d job(s): all already finished, nothing to do", len(messages), len(job_ids))
+        return report
+    groups: dict[str, list[results.ClaimedJob]] = {}
+    for job in claimed:
+        groups.setdefault(_group_key(params_of[job.job_id]), []).append(job)
+    recorded: list[results.RecordGroup] = []
+    for jobs in groups.values():
+        recorded.append(_run_group(task, params_of[jobs[0].job_id], jobs, registry, report))
+    report.stored = results.record_groups(db, recorded)
+    log.info("stored %d outcome(s) for %d job(s) from %d message(s) in %d engine run(s)",
+             report.stored, len(claimed), len(messages), report.engine_runs)
+    return report
+
+
+def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob], registry: Registry,
+               report: RunReport) -> results.RecordGroup:
+    model = params.get("model")
+    revision = params.get("model_revision")
+    ids = [j.job_id for j in jobs]
     try:
-        engine = registry.get(task, str(model) if model else None, str(revision) if revision else None)
+        engine = registry.get(task, str(model) if model else None, str(revision) if revision else None,
+                              params=params)
     except DocumentError as e:
         # The submission named a model this worker cannot load: every document says so.
-        return results.record(db, [(c.job_id, e) for c in claimed], str(model) if model else None, None)
+        return results.RecordGroup([(i, e) for i in ids], str(model) if model else None, None)
     try:
-        outcomes = run_engine(engine, [c.text for c in claimed], message.params)
+        outcomes = run_engine(engine, [j.text for j in jobs], params, report)
     except Exception as e:  # a single document that crashed the engine
         outcomes = [DocumentError("engine_error", f"{type(e).__name__}: {e}")]
-    return results.record(db, zip([c.job_id for c in claimed], outcomes, strict=True),
-                          engine.model_id, engine.model_revision)
+    return results.RecordGroup(list(zip(ids, outcomes, strict=True)), engine.model_id, engine.model_revision)
+
+
+def process_message(*, task: str, kwargs: dict[str, Any], db: Engine, registry: Registry, worker: str) -> int:
+    """Process one message; returns the number of jobs whose outcome this call stored."""
+    return process_messages(task=task, messages=[TaskMessage.decode(kwargs)], db=db, registry=registry,
+                            worker=worker).stored

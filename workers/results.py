@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlmodel import col
 
 from docqueue.errors import ConfigurationError, DocumentError
 from docqueue.models import Batch, Document, Job, utcnow
@@ -38,13 +39,13 @@ def claim(engine: Engine, job_ids: Sequence[str], worker: str) -> list[ClaimedJo
     with engine.begin() as conn:
         conn.execute(
             sa.update(Job)
-            .where(Job.id.in_(job_ids), Job.status.in_(_UNFINISHED))
+            .where(col(Job.id).in_(job_ids), col(Job.status).in_(_UNFINISHED))
             .values(status=JobStatus.running.value, attempts=Job.attempts + 1, started_at=now, worker=worker)
         )
         rows = conn.execute(
-            sa.select(Job.id, Document.text)
-            .join(Document, Document.id == Job.document_id)
-            .where(Job.id.in_(job_ids), Job.status == JobStatus.running.value, Job.worker == worker)
+            sa.select(col(Job.id), col(Document.text))
+            .join(Document, col(Document.id) == col(Job.document_id))
+            .where(col(Job.id).in_(job_ids), col(Job.status) == JobStatus.running.value, col(Job.worker) == worker)
         ).all()
     by_id = {job_id: text for job_id, text in rows}
     return [ClaimedJob(j, by_id[j]) for j in job_ids if j in by_id]
@@ -53,17 +54,37 @@ def claim(engine: Engine, job_ids: Sequence[str], worker: str) -> list[ClaimedJo
 def record(engine: Engine, outcomes: Iterable[tuple[str, dict[str, Any] | DocumentError]],
            model_id: str | None, model_revision: str | None) -> int:
     """Store every outcome in one transaction; returns how many jobs were actually updated."""
+    return record_groups(engine, [RecordGroup(list(outcomes), model_id, model_revision)])
+
+
+@dataclass
+class RecordGroup:
+    """Outcomes produced by one model (a gathered batch may hold several)."""
+
+    outcomes: list[tuple[str, dict[str, Any] | DocumentError]]
+    model_id: str | None
+    model_revision: str | None
+
+
+def record_groups(engine: Engine, groups: Sequence[RecordGroup]) -> int:
+    """Store the outcomes of every group in one transaction; returns how many jobs were updated.
+
+    Each row is written only if its job is still unfinished, so a duplicate delivery that raced
+    this one cannot store a second outcome.
+    """
     now = utcnow()
     ok: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
-    for job_id, outcome in outcomes:
-        if isinstance(outcome, DocumentError):
-            bad.append({"jid": job_id, "kind": outcome.kind, "msg": outcome.message})
-        else:
-            ok.append({"jid": job_id, "res": outcome})
+    for group in groups:
+        model = {"mid": group.model_id, "mrev": group.model_revision}
+        for job_id, outcome in group.outcomes:
+            if isinstance(outcome, DocumentError):
+                bad.append({"jid": job_id, "kind": outcome.kind, "msg": outcome.message, **model})
+            else:
+                ok.append({"jid": job_id, "res": outcome, **model})
     # (no IN here: executemany needs plain bind parameters)
-    guard = (Job.id == sa.bindparam("jid"), sa.or_(*(Job.status == s for s in _UNFINISHED)))
-    common = {"finished_at": now, "model_id": model_id, "model_revision": model_revision}
+    guard = (col(Job.id) == sa.bindparam("jid"), sa.or_(*(col(Job.status) == s for s in _UNFINISHED)))
+    common = {"finished_at": now, "model_id": sa.bindparam("mid"), "model_revision": sa.bindparam("mrev")}
     updated = 0
     with engine.begin() as conn:
         if ok:
@@ -96,23 +117,37 @@ def materialize_inline(engine: Engine, task: str, message: TaskMessage) -> tuple
 
     Ids derive from (batch, document id), so a re-delivered message maps onto the same rows.
     """
-    assert message.batch is not None  # guaranteed by TaskMessage validation
+    return materialize_inline_many(engine, task, [message])[0]
+
+
+def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMessage]) -> list[tuple[str, ...]]:
+    """:func:`materialize_inline` for several messages in one transaction (a gathered trickle of
+    one-document messages pays for one commit, not one each); job ids per message, in order."""
     now = utcnow()
-    docs, jobs = [], []
-    for position, doc in enumerate(message.documents):
-        doc_id = derived_id(message.batch, doc.id)
-        job_id = derived_id(message.batch, doc.id, task)  # same rule as message_job_ids
-        docs.append({"id": doc_id, "batch_id": message.batch, "position": position, "source": doc.id,
-                     "sha256": None, "text": doc.text.replace("\x00", ""), "meta": doc.metadata,
-                     "created_at": now})
-        jobs.append({"id": job_id, "batch_id": message.batch, "document_id": doc_id, "task": task,
-                     "status": JobStatus.queued.value, "attempts": 0, "created_at": now})
+    batches: dict[str, dict[str, Any]] = {}
+    docs: list[dict[str, Any]] = []
+    jobs: list[dict[str, Any]] = []
+    per_message: list[tuple[str, ...]] = []
+    for message in messages:
+        assert message.batch is not None  # guaranteed by TaskMessage validation
+        batches.setdefault(message.batch, {"id": message.batch, "task": task, "params": message.params,
+                                           "model": None, "created_at": now})
+        ids = []
+        for position, doc in enumerate(message.documents):
+            doc_id = derived_id(message.batch, doc.id)
+            job_id = derived_id(message.batch, doc.id, task)  # same rule as message_job_ids
+            docs.append({"id": doc_id, "batch_id": message.batch, "position": position, "source": doc.id,
+                         "sha256": None, "text": doc.text.replace("\x00", ""), "meta": doc.metadata,
+                         "created_at": now})
+            jobs.append({"id": job_id, "batch_id": message.batch, "document_id": doc_id, "task": task,
+                         "status": JobStatus.queued.value, "attempts": 0, "created_at": now})
+            ids.append(job_id)
+        per_message.append(tuple(ids))
     with engine.begin() as conn:
-        _insert_ignoring_duplicates(conn, Batch, [{"id": message.batch, "task": task, "params": message.params,
-                                                   "model": None, "created_at": now}])
+        _insert_ignoring_duplicates(conn, Batch, list(batches.values()))
         _insert_ignoring_duplicates(conn, Document, docs)
         _insert_ignoring_duplicates(conn, Job, jobs)
-    return tuple(j["id"] for j in jobs)
+    return per_message
 
 
 def fail_unfinished(engine: Engine, job_ids: Sequence[str], kind: str, message: str) -> int:
@@ -120,7 +155,7 @@ def fail_unfinished(engine: Engine, job_ids: Sequence[str], kind: str, message: 
     with engine.begin() as conn:
         return conn.execute(
             sa.update(Job)
-            .where(Job.id.in_(job_ids), Job.status.in_(_UNFINISHED))
+            .where(col(Job.id).in_(job_ids), col(Job.status).in_(_UNFINISHED))
             .values(status=JobStatus.failed.value, error_kind=kind, error_message=message, finished_at=utcnow())
         ).rowcount
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery import Celery, Task
 
 from docqueue.db import get_engine
 from docqueue.errors import MessageError
-from docqueue.names import TASK_TYPES, task_name
+from docqueue.names import TASK_TYPES, queue_name, task_name
 from docqueue.schema import TaskMessage
 from docqueue.settings import Settings
 from workers import results
-from workers.pipeline import process_message
+from workers.gather import Budget, Gatherer
+from workers.pipeline import process_messages
 from workers.registry import process_registry
 
 log = logging.getLogger(__name__)
@@ -51,13 +53,31 @@ def register_tasks(app: Celery, settings: Settings) -> None:
 
 
 def _register(app: Celery, settings: Settings, task_type: str) -> None:
-    @app.task(name=task_name(task_type), bind=True, base=DocqueueTask, settings=settings, task_type=task_type)
+    name = task_name(task_type)
+    gatherer = Gatherer(app)
+    budget = Budget(max_docs=settings.batch_max_docs, max_tokens=settings.batch_max_tokens,
+                    wait_s=settings.batch_gather_ms / 1000, token_cap=settings.max_tokens_per_document)
+
+    @app.task(name=name, bind=True, base=DocqueueTask, settings=settings, task_type=task_type)
     def run(self: Task, **kwargs: Any) -> int:
-        db = get_engine(settings.database_url)
         try:
-            return process_message(task=task_type, kwargs=kwargs, db=db, registry=process_registry(settings),
-                                   worker=str(self.request.hostname))
+            message = TaskMessage.decode(kwargs)
         except MessageError as e:
             # It can never succeed, so retrying would only loop; say loudly what was wrong.
             log.error("dropping malformed %s message %s: %s", task_type, self.request.id, e)
             return 0
+        # Only a trickle is gathered: inline messages of integrations, typically one document each.
+        # The producer's micro-batches are already sized and length-sorted, and a Celery retry runs
+        # alone so that its own back-off and retry count stay meaningful.
+        gather = bool(message.documents) and not self.request.retries
+        pulled = [] if not gather else gatherer.gather(
+            queue=queue_name(task_type), task_name=name, first=message, budget=budget)
+        try:
+            report = process_messages(task=task_type, messages=[message, *(g.message for g in pulled)],
+                                      db=get_engine(settings.database_url), registry=process_registry(settings),
+                                      worker=f"{self.request.hostname}/{os.getpid()}")
+        except BaseException:
+            gatherer.requeue(pulled)
+            raise
+        gatherer.ack(pulled)  # only now: their outcomes are committed
+        return report.stored
