@@ -66,12 +66,14 @@ def find_reusable(conn: Connection, key: ReuseKey, digests: Collection[str]) -> 
     """Earlier results for any of ``digests`` under ``key``, by sha256 (one query)."""
     if not digests:
         return {}
-    origin = sa.func.coalesce(col(Job.reused_from), col(Job.id))
+    # Only jobs that really ran the model: copies point at them, and matching the copies too would
+    # grow the rows read per document with every re-submission.
     query = (
-        sa.select(col(Document.sha256), origin, col(Job.result), col(Job.model_id), col(Job.model_revision))
+        sa.select(col(Document.sha256), col(Job.id), col(Job.result), col(Job.model_id), col(Job.model_revision))
         .join(Job, col(Job.document_id) == col(Document.id))
         .where(col(Document.sha256).in_(sorted(set(digests))), col(Job.task) == key.task,
-               col(Job.params_hash) == key.params_hash, col(Job.status) == JobStatus.succeeded.value)
+               col(Job.params_hash) == key.params_hash, col(Job.status) == JobStatus.succeeded.value,
+               col(Job.reused_from).is_(None))
     )
     if key.model_id is not None:
         query = query.where(col(Job.model_id) == key.model_id)
