@@ -36,13 +36,14 @@ def batch_counts(engine: Engine, batch_id: str) -> dict[str, Any]:
 def iter_results(engine: Engine, batch_id: str, page: int = 1000) -> Iterator[dict[str, Any]]:
     """One dict per document of the batch, in submission order, streamed page by page."""
     batch_counts(engine, batch_id)  # raises for an unknown batch
+    columns: list[Any] = [Document.id, Document.source, Document.meta, Job.id, Job.status, Job.task, Job.result,
+                          Job.error_kind, Job.error_message, Job.model_id, Job.model_revision,
+                          Document.source_row, Document.external_id, Document.page_offsets, Job.reused_from]
     query = (
-        sa.select(Document.id, Document.source, Document.meta, Job.id, Job.status, Job.task, Job.result,
-                  Job.error_kind, Job.error_message, Job.model_id, Job.model_revision,
-                  Document.source_row, Document.external_id, Document.page_offsets, Job.reused_from)
-        .join(Job, Job.document_id == Document.id)
-        .where(Job.batch_id == batch_id)
-        .order_by(Document.position)
+        sa.select(*columns)
+        .join(Job, col(Job.document_id) == col(Document.id))
+        .where(col(Job.batch_id) == batch_id)
+        .order_by(col(Document.position))
     )
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=page).execute(query)
