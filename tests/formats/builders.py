@@ -64,6 +64,15 @@ def docx_bytes(paragraphs: list[str], table: list[list[str]] | None = None, afte
     return out.getvalue()
 
 
+def encrypted_docx_bytes(plain: bytes, password: str) -> bytes:
+    """A password-protected .docx as Office writes it (an OLE file holding the encrypted package)."""
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    out = io.BytesIO()
+    OOXMLFile(io.BytesIO(plain)).encrypt(password, out)
+    return out.getvalue()
+
+
 HTML_PAGE = """<!doctype html>
 <html><head><meta charset="windows-1252"><title>Quarterly notice</title>
 <style>body { font-family: serif } .x::after { content: "STYLE-TEXT" }</style>

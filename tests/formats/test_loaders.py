@@ -103,6 +103,12 @@ def test_corrupt_docx(tmp_path: Path) -> None:
     assert wrong_zip.error_kind == "corrupt_docx"
 
 
+def test_password_protected_docx(tmp_path: Path) -> None:
+    locked = b.encrypted_docx_bytes(b.docx_bytes(["Secret terms"]), "s3cret")
+    (doc,) = load_one(b.write(tmp_path / "locked.docx", locked))
+    assert doc.error_kind == "encrypted_docx"
+
+
 # ------------------------------------------------------------------------------------------- HTML
 def test_html_visible_text_only(tmp_path: Path) -> None:
     (doc,) = load_one(b.write(tmp_path / "notice.html", b.html_bytes()))
