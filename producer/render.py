@@ -82,7 +82,10 @@ def results_table(rows: list[dict[str, Any]], limit: int = 50) -> Table:
             detail = f"[red]{row['error']['kind']}[/red]: {row['error']['message']}"
         else:
             detail = result_brief(row["task"], row["result"])
-        table.add_row(row["document"], row["status"], detail)
+        # an export row is named by its id (or row number); a copied result says so
+        name = row["document"] + (f" #{row.get('id') or row['row']}" if row.get("row") is not None else "")
+        status = row["status"] + (" (reused)" if row.get("reused_from") else "")
+        table.add_row(name, status, detail)
     return table
 
 
