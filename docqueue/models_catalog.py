@@ -7,9 +7,11 @@ check, so both say the same thing. Only paths and the Hugging Face cache layout 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from docqueue.classifier_config import classify_engine_for
 from docqueue.names import CLASSIFY, SUMMARIZE, TRANSLATE
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 
@@ -76,6 +78,17 @@ def locate(spec: str, revision: str | None = None) -> Location:
     return Location(True, str(snapshot), _folder_size(snapshot))
 
 
+def classify_engine(location: Location) -> str:
+    """The classify engine a located model runs, read from its config.json (``?`` when absent)."""
+    if not location.available or location.path is None:
+        return "?"
+    try:
+        config = json.loads((Path(location.path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "?"
+    return classify_engine_for(config)
+
+
 def summarize_default_model(settings: Settings, engine: str | None = None) -> tuple[str, str | None]:
     """The model a summarize submission without ``--model`` runs, for its engine."""
     if (engine or settings.summarize_engine) == "extractive":
@@ -92,9 +105,12 @@ def translate_pair_models(settings: Settings) -> dict[str, str]:
 
 def configured_models(settings: Settings) -> list[ConfiguredModel]:
     """Every model the configuration names, task by task, with where it is (if anywhere)."""
-    rows = [ConfiguredModel(CLASSIFY, "zero-shot embedding", settings.classify_model,
-                            settings.classify_model_revision,
-                            locate(settings.classify_model, settings.classify_model_revision))]
+    rows = [ConfiguredModel(CLASSIFY, classify_engine(located), spec, rev, located)
+            for spec, rev in ((settings.classify_model, settings.classify_model_revision),)
+            for located in (locate(spec, rev),)]
+    # the model `submit classify --engine nli` runs when the submission names none
+    rows.append(ConfiguredModel(CLASSIFY, "nli", settings.classify_nli_model, None,
+                                locate(settings.classify_nli_model), default=False))
     for engine in ("extractive", "abstractive"):
         spec, rev = summarize_default_model(settings, engine)
         rows.append(ConfiguredModel(SUMMARIZE, engine, spec, rev, locate(spec, rev),

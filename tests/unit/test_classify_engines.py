@@ -13,6 +13,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from docqueue.errors import DocumentError
+from docqueue.models_catalog import classify_engine, configured_models, locate
 from docqueue.names import CLASSIFY
 from docqueue.settings import get_settings
 from tests.conftest import FIXTURES
@@ -259,3 +260,13 @@ def test_missing_hub_model_is_a_clear_per_document_error(registry: Registry, off
 
 def test_model_kind_of_the_offline_encoder_is_embedding() -> None:
     assert classifier_kind(resolve_model(OFFLINE_MINILM)) == "embedding"
+
+
+def test_models_list_says_which_classify_engine_runs(distilbert_dir: Path, nli_dir: Path) -> None:
+    rows = configured_models(get_settings(classify_model=str(distilbert_dir)))
+    classify = {r.engine: r for r in rows if r.task == CLASSIFY}
+    assert classify["fine-tuned"].spec == str(distilbert_dir) and classify["fine-tuned"].default
+    assert classify["nli"].spec == get_settings().classify_nli_model and not classify["nli"].default
+    assert classify_engine(locate(str(nli_dir))) == "nli"
+    assert classify_engine(locate(OFFLINE_MINILM)) == "embedding"
+    assert classify_engine(locate("/no/such/model")) == "?"

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 
+from docqueue.classifier_config import classify_engine_for
+from docqueue.classifier_config import nli_label_ids as label_ids_of
 from docqueue.errors import DocumentError, ModelUnavailableError
 from workers.device import inference_dtype
 from workers.engines import Outcome
@@ -27,22 +29,13 @@ from workers.engines.embedding import ModelRef
 def _unavailable(ref: ModelRef, what: str, err: Exception) -> ModelUnavailableError:
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return ModelUnavailableError(
-        f"cannot load {what} {ref.spec!r}: {first} — download it into the HF cache (HF_HOME) on a machine that "
-        f"reaches the hub (`hf download {ref.spec}`), or pass a local path with --model")
+        f"cannot load {what} {ref.spec!r}: {first} — fetch it into the HF cache (HF_HOME) with "
+        f"`docqueue models pull {ref.spec}` where a hub is reachable, or pass a local path with --model")
 
 
 def nli_label_ids(config: PretrainedConfig) -> tuple[int, int] | None:
-    """(entailment id, contradiction id) of an NLI model, else None.
-
-    Three-way MNLI models have entailment/neutral/contradiction; two-way zero-shot models have
-    entailment/not_entailment. Neutral is ignored, as the transformers zero-shot pipeline does.
-    """
-    names = {int(i): str(n).lower().replace("-", "_").replace(" ", "_") for i, n in (config.id2label or {}).items()}
-    entail = [i for i, n in names.items() if n.startswith("entail")]
-    contra = [i for i, n in names.items() if n.startswith("contradict") or n in ("not_entailment", "non_entailment")]
-    if len(entail) == 1 and len(contra) == 1:
-        return entail[0], contra[0]
-    return None
+    """(entailment id, contradiction id) of an NLI model's head, else None."""
+    return label_ids_of(config.id2label)
 
 
 def classifier_kind(ref: ModelRef) -> str:
@@ -53,10 +46,7 @@ def classifier_kind(ref: ModelRef) -> str:
         config = AutoConfig.from_pretrained(ref.location, revision=ref.revision)
     except (OSError, ValueError) as e:
         raise _unavailable(ref, "model", e) from e
-    architectures = config.architectures or []
-    if not any(a.endswith("ForSequenceClassification") for a in architectures):
-        return "embedding"
-    return "nli" if nli_label_ids(config) else "fine-tuned"
+    return classify_engine_for(config.to_dict())
 
 
 class SequenceClassifierModel:
