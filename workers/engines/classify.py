@@ -46,7 +46,7 @@ def label_prompts(labels: Sequence[str], descriptions: Mapping[str, str],
                   template: str | None = None) -> list[tuple[str, ...]]:
     """The texts embedded for each label: its templated name, and its description if any."""
     tpl = template or DEFAULT_TEMPLATE
-    prompts = []
+    prompts: list[tuple[str, ...]] = []
     for label in labels:
         description = descriptions.get(label)
         name = fill_template(tpl, label)
@@ -65,7 +65,7 @@ class ZeroShotEmbeddingClassifier:
         self.model_revision = encoder.revision
         self.max_examples = max_examples
         self.examples = ExampleCache()
-        self._label_cache: dict[tuple[str, ...], torch.Tensor] = {}
+        self._label_cache: dict[tuple[tuple[str, ...], ...], torch.Tensor] = {}
 
     def _prompt_vectors(self, prompts: Sequence[tuple[str, ...]]) -> torch.Tensor:
         """One unit vector per label: the normalised mean of its prompts' embeddings (cached)."""

@@ -82,7 +82,9 @@ class SequenceClassifierModel:
             self.tokenizer(list(first), **kwargs)
         owners = list(enc["overflow_to_sample_mapping"])
         keys = [k for k in self.tokenizer.model_input_names if k in enc]
-        windows, kept_owner, seen = [], [], {}  # type: ignore[var-annotated]
+        windows: list[dict[str, list[int]]] = []
+        kept_owner: list[int] = []
+        seen: dict[int, int] = {}
         for row, owner in enumerate(owners):
             seen[owner] = seen.get(owner, 0) + 1
             if seen[owner] <= self.max_windows:
