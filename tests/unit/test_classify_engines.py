@@ -270,3 +270,21 @@ def test_models_list_says_which_classify_engine_runs(distilbert_dir: Path, nli_d
     assert classify_engine(locate(str(nli_dir))) == "nli"
     assert classify_engine(locate(OFFLINE_MINILM)) == "embedding"
     assert classify_engine(locate("/no/such/model")) == "?"
+
+
+def test_nli_long_document_takes_the_best_window_per_label(registry: Registry, nli_dir: Path) -> None:
+    engine = registry.get(CLASSIFY, str(nli_dir))
+    assert isinstance(engine, NLIZeroShotClassifier)
+    long_text = " ".join([TEXTS["cooking"], TEXTS["sports"], TEXTS["technology"]] * 25)  # > 256 tokens
+    labels = ["cooking", "sports"]
+    [result] = engine.run([long_text], {"labels": labels, "multi_label": True})
+    assert isinstance(result, dict)
+    model = AutoModelForSequenceClassification.from_pretrained(nli_dir).eval()
+    entail, contra = NLI_LABELS.index("entailment"), NLI_LABELS.index("contradiction")
+    for label in labels:
+        windows, _ = engine.model.encode([long_text], [f"This example is {label}."])
+        assert len(windows) > 1
+        with torch.inference_mode():  # each window alone, unpadded
+            logits = torch.stack([model(**{k: torch.tensor([v]) for k, v in w.items()}).logits[0] for w in windows])
+        best = torch.softmax(logits[:, [entail, contra]], dim=-1)[:, 0].max()
+        assert result["scores"][label] == pytest.approx(float(best), abs=1e-3)
