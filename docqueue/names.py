@@ -12,8 +12,9 @@ from typing import Final
 CLASSIFY: Final = "classify"
 SUMMARIZE: Final = "summarize"
 TRANSLATE: Final = "translate"
+REVIEW: Final = "review"
 
-TASK_TYPES: Final[tuple[str, ...]] = (CLASSIFY, SUMMARIZE, TRANSLATE)
+TASK_TYPES: Final[tuple[str, ...]] = (CLASSIFY, SUMMARIZE, TRANSLATE, REVIEW)
 
 #: Celery task names are namespaced so they cannot collide with other apps on a shared broker.
 TASK_NAME_PREFIX: Final = "docqueue."

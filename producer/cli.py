@@ -23,9 +23,10 @@ from sqlalchemy.engine import Engine
 
 from docqueue import db
 from docqueue.broker import resolve_broker_url, stop_embedded_redis
+from docqueue.contract_categories import canonical_category
 from docqueue.errors import DocqueueError
 from docqueue.models_catalog import configured_models
-from docqueue.names import CLASSIFY, SUMMARIZE, TASK_TYPES, TRANSLATE
+from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TASK_TYPES, TRANSLATE
 from docqueue.queue import make_celery
 from docqueue.settings import Settings, get_settings
 from producer.classify_options import classify_params
@@ -320,6 +321,42 @@ def submit_translate(obj: Context, paths: tuple[str, ...], wait: bool, timeout: 
         params["num_beams"] = beams
     params.update(_model_params(model, model_revision))
     _run_submit(obj, TRANSLATE, paths, params, wait, as_json, timeout)
+
+
+def _parse_categories(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if canonical_category(n) is None]
+    if unknown:
+        raise click.BadParameter(f"not CUAD categories: {', '.join(unknown)} (see README, review)",
+                                 param_hint="--categories")
+    return list(dict.fromkeys(str(canonical_category(n)) for n in names))
+
+
+@submit.command("review")
+@_with_common
+@_with_model
+@click.option("--categories", envvar="DOCQUEUE_REVIEW_CATEGORIES", show_envvar=True,
+              help="Comma-separated CUAD categories to report clauses for, e.g. 'Governing Law,Cap on Liability' "
+                   "[default: all 41]; fields and risks always use every category.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None, envvar="DOCQUEUE_REVIEW_MIN_SCORE",
+              show_envvar=True, help="Report clauses scoring at least this instead of the calibrated "
+                                     "per-category thresholds (lower: more recall, less precision).")
+@pass_ctx
+def submit_review(obj: Context, paths: tuple[str, ...], wait: bool, timeout: float, as_json: bool,
+                  model: str | None, model_revision: str | None, categories: str | None,
+                  min_score: float | None) -> None:
+    """Review contracts: clauses in the 41 CUAD categories with character offsets, key fields (parties,
+    dates, governing law, renewal) and risk flags."""
+    params: dict[str, Any] = {}
+    wanted = _parse_categories(categories)
+    if wanted:
+        params["categories"] = wanted
+    if min_score is not None:
+        params["min_score"] = min_score
+    params.update(_model_params(model, model_revision))
+    _run_submit(obj, REVIEW, paths, params, wait, as_json, timeout)
 
 
 # ----------------------------------------------------------------------------------------- status

@@ -28,7 +28,25 @@ def result_brief(task: str, result: dict[str, Any] | None) -> str:
     if task == "translate":
         return (f"{result.get('source_language')}→{result.get('target_language')}: "
                 f"{_clip(str(result.get('translation', '')))}")
+    if task == "review":
+        return _review_brief(result)
     return ", ".join(f"{k}={v}" for k, v in list(result.items())[:3])
+
+
+def _review_brief(result: dict[str, Any]) -> str:
+    """'12 clauses; law New York; 2004-01-01; risks: uncapped_liability (high), ...'"""
+    fields = result.get("fields") or {}
+    parts = [f"{len(result.get('clauses') or [])} clauses"]
+    names = [p.get("name") for p in fields.get("parties") or [] if isinstance(p, dict)]
+    if names:
+        parts.append(" / ".join(str(n) for n in names[:2]))
+    if fields.get("governing_law"):
+        parts.append(f"law {fields['governing_law']}")
+    if fields.get("agreement_date"):
+        parts.append(str(fields["agreement_date"]))
+    risks = [f"{r.get('flag')} ({r.get('severity')})" for r in result.get("risks") or []]
+    parts.append("risks: " + (", ".join(risks) if risks else "none"))
+    return "; ".join(parts)
 
 
 def _clip(text: str, width: int = 120) -> str:

@@ -15,12 +15,13 @@ from typing import Any
 
 from docqueue.errors import DocumentError, ModelUnavailableError
 from docqueue.models_catalog import start_check, summarize_default_model
-from docqueue.names import CLASSIFY, SUMMARIZE, TRANSLATE
+from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 from workers.classify_models import load_classify_engine
 from workers.device import resolve_device
 from workers.engines import TaskEngine
 from workers.engines.embedding import SentenceEncoder, model_path_exists, resolve_model
+from workers.engines.review import load_review_engine
 from workers.engines.seq2seq import Seq2SeqModel, is_seq2seq
 from workers.engines.summarize import AbstractiveSummarizer, ExtractiveSummarizer
 from workers.engines.translate import ResidentModels, Translator
@@ -50,10 +51,16 @@ def _load_translate(registry: Registry, spec: str, revision: str | None) -> Task
     return Translator(models, fixed=(spec, revision))
 
 
+def _load_review(registry: Registry, spec: str, revision: str | None) -> TaskEngine:
+    # a fine-tuned classifier with CUAD labels scores clauses itself; any other model is the encoder
+    # of the shipped prototypes
+    return load_review_engine(registry, spec, revision)
+
+
 #: How to build each task's engine from a model spec; a loader gets the registry so engines can
 #: share models (one MiniLM for every engine that names it).
 LOADERS: dict[str, Callable[[Registry, str, str | None], TaskEngine]] = {
-    CLASSIFY: _load_classify, SUMMARIZE: _load_summarize, TRANSLATE: _load_translate,
+    CLASSIFY: _load_classify, SUMMARIZE: _load_summarize, TRANSLATE: _load_translate, REVIEW: _load_review,
 }
 
 

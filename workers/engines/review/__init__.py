@@ -1,0 +1,13 @@
+"""Contract review: clauses in CUAD's 41 categories with offsets, key fields by rule, risk flags.
+
+``segment`` cuts a contract into candidate clauses, ``scorer`` scores them (prototypes over MiniLM
+embeddings, or a fine-tuned classifier), ``fields`` and ``risks`` apply rules, ``engine`` assembles
+the result, ``loader`` picks the scorer a model spec means.
+"""
+
+from __future__ import annotations
+
+from workers.engines.review.engine import ContractReviewer
+from workers.engines.review.loader import load_review_engine
+
+__all__ = ["ContractReviewer", "load_review_engine"]

@@ -1,0 +1,173 @@
+"""The ``review`` engine: contract text -> clauses (CUAD categories, offsets, scores), key fields,
+risk flags.
+
+One batch of contracts is segmented, all segments are embedded in one call (the encoder packs them
+by token budget, so a 100-page contract costs memory in proportion to a batch, not to its length),
+then each contract is scored and assembled on its own: an error in one contract's rules is that
+contract's error only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from docqueue.errors import DocumentError
+from workers.engines import Outcome
+from workers.engines.review.categories import CATEGORIES
+from workers.engines.review.fields import agreement_date, effective_date, extract_fields
+from workers.engines.review.risks import assess
+from workers.engines.review.scorer import SegmentInfo
+from workers.engines.review.segment import Segment, segment
+
+log = logging.getLogger(__name__)
+
+#: Score given to a span that a rule found (title line, preamble date); rules are checked in
+#: ``ops/eval/cuad.py`` like everything else.
+RULE_SCORE = 0.9
+#: A category's best clause feeds the field rules when it scores at least this share of the threshold.
+FIELD_SOURCE_RATIO = 0.5
+#: Two clauses of one category overlapping more than this share of the shorter: keep the better.
+MAX_OVERLAP = 0.5
+_TITLE = re.compile(r"\b(?:agreement|contract|addendum|amendment|licen[cs]e|lease|plan|deed|memorandum)\b",
+                    re.IGNORECASE)
+
+
+class Scorer(Protocol):
+    """What the engine needs from a clause scorer (prototype or fine-tuned classifier)."""
+
+    kind: str
+
+    def embed(self, texts: Sequence[str]) -> Any: ...
+
+    def probabilities(self, vectors: Any, infos: Sequence[SegmentInfo]) -> np.ndarray: ...
+
+    @property
+    def thresholds(self) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def _title_span(text: str) -> tuple[int, int] | None:
+    """The contract's title: an early short line that names a kind of agreement."""
+    pos = 0
+    for line in text[:1500].splitlines(keepends=True):
+        words = line.split()
+        if 0 < len(words) <= 12 and _TITLE.search(line) and not line.strip().lower().startswith(("this ", "the ")):
+            start = pos + (len(line) - len(line.lstrip()))
+            return start, start + len(line.strip())
+        pos += len(line)
+    return None
+
+
+def rule_candidates(text: str) -> list[tuple[str, int, int]]:
+    """(category, start, end) spans that rules find: the title, the agreement and effective dates."""
+    out = []
+    title = _title_span(text)
+    if title:
+        out.append(("Document Name", *title))
+    agreement = agreement_date(text)
+    if agreement:
+        out.append(("Agreement Date", agreement.start, agreement.end))
+    effective = effective_date(text, agreement)
+    if effective:
+        out.append(("Effective Date", effective.start, effective.end))
+    return out
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
+    inter = min(a[1], b[1]) - max(a[0], b[0])
+    return max(inter, 0) / max(1, min(a[1] - a[0], b[1] - b[0]))
+
+
+def select_clauses(text: str, segments: Sequence[Segment], probs: np.ndarray, thresholds: np.ndarray,
+                   wanted: Sequence[int], rules: Sequence[tuple[str, int, int]]) -> list[dict[str, Any]]:
+    """Clauses at or above each category's threshold, overlapping duplicates removed, in text order."""
+    clauses = []
+    for c in wanted:
+        category = CATEGORIES[c]
+        scored = [(float(probs[i, c]), seg.start, seg.end) for i, seg in enumerate(segments)
+                  if probs[i, c] > 0 and probs[i, c] >= thresholds[c]]
+        scored += [(RULE_SCORE, s, e) for cat, s, e in rules if cat == category and thresholds[c] <= RULE_SCORE]
+        kept: list[tuple[float, int, int]] = []
+        for score, s, e in sorted(scored, key=lambda x: -x[0]):
+            if all(_overlap((s, e), (ks, ke)) <= MAX_OVERLAP for _, ks, ke in kept):
+                kept.append((score, s, e))
+        clauses += [{"category": category, "start": s, "end": e, "text": text[s:e], "score": round(score, 4)}
+                    for score, s, e in kept]
+    return sorted(clauses, key=lambda x: (x["start"], x["end"], x["category"]))
+
+
+def parse_params(params: Mapping[str, Any]) -> tuple[list[int], float | None]:
+    """Category filter (indices) and an optional score floor replacing the calibrated thresholds."""
+    categories = params.get("categories")
+    if categories is None:
+        wanted = list(range(len(CATEGORIES)))
+    else:
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            raise DocumentError("invalid_params", "'categories' must be a list of CUAD category names")
+        unknown = [c for c in categories if c not in CATEGORIES]
+        if unknown:
+            raise DocumentError("invalid_params", f"unknown CUAD categories: {', '.join(unknown)}")
+        wanted = [CATEGORIES.index(c) for c in categories]
+    min_score = params.get("min_score")
+    if min_score is not None and (not isinstance(min_score, (int, float)) or not 0 <= float(min_score) <= 1):
+        raise DocumentError("invalid_params", "'min_score' must be a number between 0 and 1")
+    return wanted, None if min_score is None else float(min_score)
+
+
+class ContractReviewer:
+    """Resident engine for the ``review`` task."""
+
+    def __init__(self, scorer: Scorer, model_id: str, model_revision: str | None) -> None:
+        self.scorer = scorer
+        self.model_id = model_id
+        self.model_revision = model_revision
+
+    def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
+        try:
+            wanted, min_score = parse_params(params)
+        except DocumentError as e:
+            return [e for _ in texts]
+        outcomes: list[Outcome] = [DocumentError("empty_document", "document has no text to review") for _ in texts]
+        segmented = {i: segment(t) for i, t in enumerate(texts) if t.strip()}
+        for i, segs in segmented.items():
+            if not segs:
+                outcomes[i] = DocumentError("no_clauses", "no sentence of 8 characters or more to review")
+        live = [i for i, segs in segmented.items() if segs]
+        flat = [texts[i][s.start : s.end] for i in live for s in segmented[i]]
+        vectors = self.scorer.embed(flat)
+        offset = 0
+        for i in live:
+            segs = segmented[i]
+            part = vectors[offset : offset + len(segs)]
+            offset += len(segs)
+            try:
+                outcomes[i] = self.review_one(texts[i], segs, part, wanted, min_score)
+            except Exception as e:  # a rule tripping on one odd contract fails that contract only
+                log.exception("review of document %d failed", i)
+                outcomes[i] = DocumentError("review_failed", f"{type(e).__name__}: {e}")
+        return outcomes
+
+    def review_one(self, text: str, segs: Sequence[Segment], vectors: Any, wanted: Sequence[int],
+                   min_score: float | None) -> dict[str, Any]:
+        infos = [SegmentInfo(s.kind, s.end - s.start) for s in segs]
+        probs = self.scorer.probabilities(vectors, infos)
+        thresholds = self.scorer.thresholds
+        cut = np.full(len(CATEGORIES), min_score, dtype=np.float32) if min_score is not None else thresholds
+        rules = rule_candidates(text)
+        clauses = select_clauses(text, segs, probs, cut, wanted, rules)
+        all_clauses = clauses if len(wanted) == len(CATEGORIES) and min_score is None else select_clauses(
+            text, segs, probs, thresholds, range(len(CATEGORIES)), rules)
+        best: dict[str, str | None] = {}
+        for c, category in enumerate(CATEGORIES):
+            top = int(np.argmax(probs[:, c])) if len(segs) else -1
+            if top >= 0 and probs[top, c] >= FIELD_SOURCE_RATIO * thresholds[c]:
+                best[category] = text[segs[top].start : segs[top].end]
+        risks = assess(text, all_clauses, [(s.start, s.end) for s in segs])
+        return {"clauses": clauses, "fields": extract_fields(text, best), "risks": risks,
+                "model": {"id": self.model_id, "revision": self.model_revision, **self.scorer.describe()}}

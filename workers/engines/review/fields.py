@@ -1,0 +1,247 @@
+"""Key fields by rule: parties, dates, governing law, renewal term and notice period.
+
+These are short, formulaic phrases ("governed by the laws of the State of New York", "by and
+between A and B", "renew for successive one (1) year terms unless ... ninety (90) days prior"), where a
+pattern is both more exact and more checkable than an embedding. Each rule looks first in the clause
+the scorer ranked best for that category, then in the whole text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+
+from workers.engines.review.dates import FoundDate, find_dates
+from workers.engines.review.durations import find_durations
+
+#: How far into a contract the preamble (title, date, parties) is looked for.
+PREAMBLE_CHARS = 4000
+
+_BETWEEN = re.compile(r"\b(?:by\s+and\s+between|between|by\s+and\s+among|among)\s*:?\s+", re.IGNORECASE)
+_PARTY_SPLIT = re.compile(r"(?:\)|\bLimited|\b[A-Z][A-Za-z.]*)\s*[,;]?\s*(?:and|AND|&)\s+(?=(?:the\s+)?[A-Z\"“])"
+                          r"|\)\s*[,;]\s*(?=[A-Z\"“])|;\s+and\s+|,\s+and\s+(?=[A-Z])", re.MULTILINE)
+_NAME_END = re.compile(r",?\s+\(|\s+\d{2,}|\s+(?:This|The)\s+[A-Z]|,\s+(?:an?|the)\s|"
+                       r",\s+(?:located|having|with|whose|organi[sz]ed|incorporated|existing|duly|acting|registered|"
+                       r"hereinafter|residing|herein)\b|\s+\(|,\s+(?:its|on)\s|"
+                       r"\s+(?:organi[sz]ed|incorporated|located|having)\b|$")
+_ALIAS = re.compile(r"[\"“]([^\"”]{1,60})[\"”]")
+_PREAMBLE_END = re.compile(r"\.\s*\n|\bWHEREAS\b|\bRECITALS?\b|\bW\s*I\s*T\s*N\s*E\s*S\s*S\s*E\s*T\s*H\b|\n\s*\n\s*\n")
+
+_LAWS_OF = re.compile(
+    r"\blaws?\b(?:\s+and\s+(?:decisions|regulations|statutes))?\s+(?:of|in\s+force\s+in)\s+(?:the\s+)?"
+    r"(?:(?:State|Commonwealth|Province|Territory)\s+of\s+)?", re.IGNORECASE)
+_GOVERN_CUE = re.compile(r"govern|constru|interpret|accordance|subject\s+to|pursuant|under", re.IGNORECASE)
+_PLACE_WORD = re.compile(r"[A-Z][A-Za-z'’]*|of|and")
+_PLACE_STOP = frozenset({"and", "of"})
+_NOT_PLACES = frozenset({"this", "such", "any", "each", "that", "the", "its", "said", "territory", "country",
+                         "jurisdiction", "state"})
+
+_RENEW = re.compile(r"\b(?:renew|renewal|extend|extension|successive|automatically\s+continue)", re.IGNORECASE)
+_AUTO_RENEW = re.compile(r"\bautomatic(?:ally)?\b[^.]{0,120}\b(?:renew|extend|continue)|\b(?:renew|extend)\w*\b"
+                         r"[^.]{0,60}\bautomatic(?:ally)?\b|\bevergreen\b", re.IGNORECASE)
+_NOTICE = re.compile(r"\bnotice\b|\bnotif", re.IGNORECASE)
+_PERPETUAL = re.compile(r"\b(?:perpetu\w*|indefinite(?:ly)?|until\s+terminated)\b", re.IGNORECASE)
+_EXPIRY_CUE = re.compile(r"\b(?:expir\w*|terminat\w*|until|through|continue\w*\s+(?:in\s+(?:full\s+)?force\s+)?"
+                         r"(?:and\s+effect\s+)?(?:until|through)|end(?:s|ing)?\s+on)\b", re.IGNORECASE)
+_EFFECTIVE_CUE = re.compile(r"effective\s+(?:as\s+of|on|from)?|[\"“]Effective\s+Date[\"”]", re.IGNORECASE)
+_AGREEMENT_CUE = re.compile(r"\b(?:dated|made|entered\s+into|executed|as\s+of|effective|this)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Text the fields were read from (offsets into the contract)."""
+
+    start: int
+    end: int
+
+
+def _clean_name(raw: str) -> str:
+    name = re.sub(r"\s+", " ", raw).strip(" ,;:.\"“”'")
+    name = re.sub(r"^(?:the\s+)?(?:undersigned\s+)?", "", name, flags=re.IGNORECASE) if name.lower().startswith(
+        "the undersigned") else name
+    if re.search(r"\b(?:Inc|Ltd|Co|Corp|L\.?L\.?C|S\.?A|N\.?V|B\.?V|L\.?P|S\.R\.L|Pte|AG|GmbH)$", name) and \
+            raw.rstrip().endswith("."):
+        name += "."
+    return name
+
+
+_NAME_WORD_OK = frozenset(["of", "and", "&", "de", "du", "la", "le", "des", "der", "von", "the", "dba", "d/b/a", "for"])
+
+
+def _plausible_name(name: str) -> bool:
+    """A party name is a few capitalised words, not a clause of the preamble or an address."""
+    words = name.split()
+    if not words or len(words) > 10 or not re.search(r"[A-Za-z]{2}", name):
+        return False
+    return all(w[0].isupper() or w[0].isdigit() or w.lower() in _NAME_WORD_OK or not w[0].isalpha() for w in words)
+
+
+def parties(text: str) -> list[dict[str, str]]:
+    """Parties named in the preamble ("between A, a Delaware corporation ("A"), and B"), with the
+    defined term each is given when there is one."""
+    head = text[:PREAMBLE_CHARS]
+    m = _BETWEEN.search(head)
+    if not m:
+        return []
+    end = _PREAMBLE_END.search(head, m.end())
+    body = head[m.end() : end.start() if end else len(head)]
+    out: list[dict[str, str]] = []
+    pos = 0
+    pieces = []
+    for sep in _PARTY_SPLIT.finditer(body):
+        cut = sep.start() + (1 if body[sep.start()] == ")" else len(sep.group(0).split()[0])
+                             if not sep.group(0).startswith((";", ",")) else 0)
+        pieces.append(body[pos:cut])
+        pos = sep.end()
+    pieces.append(body[pos:])
+    for piece in pieces:
+        piece = piece.strip()
+        if not piece or not (piece[0].isupper() or piece[0].isdigit() or piece[0] in "\"“"):
+            continue
+        name_end = _NAME_END.search(piece)
+        name = _clean_name(piece[: name_end.start()] if name_end else piece)
+        if not _plausible_name(name):
+            continue
+        alias = _ALIAS.search(piece[name_end.start() if name_end else 0 :])
+        entry = {"name": name}
+        if alias and alias.group(1).strip() != name:
+            entry["defined_as"] = alias.group(1).strip()
+        if all(p["name"] != name for p in out):
+            out.append(entry)
+    return out[:6]
+
+
+_EXECUTED = re.compile(r"\b(?:executed|signed|entered\s+into)\b[^.]{0,60}?\b(?:on|as\s+of|dated)\b", re.IGNORECASE)
+
+
+def agreement_date(text: str) -> FoundDate | None:
+    """The date in the preamble ("made and entered into as of February 17, 1999"), else the date
+    the closing says the contract was executed on, else the first full date near the top."""
+    dates = find_dates(text, 0, min(len(text), PREAMBLE_CHARS))
+    for d in dates:
+        if _AGREEMENT_CUE.search(text[max(0, d.start - 80) : d.start]):
+            return d
+    for m in _EXECUTED.finditer(text):
+        after = find_dates(text, m.end(), min(len(text), m.end() + 60))
+        if after:
+            return after[0]
+    return dates[0] if dates else None
+
+
+def effective_date(text: str, agreement: FoundDate | None) -> FoundDate | None:
+    """A date tied to "Effective Date" / "effective as of"; a contract that defines none is
+    effective on its agreement date."""
+    for m in _EFFECTIVE_CUE.finditer(text):
+        nearby = find_dates(text, max(0, m.start() - 120), min(len(text), m.end() + 120))
+        if nearby:
+            return min(nearby, key=lambda d: min(abs(d.start - m.end()), abs(m.start() - d.end)))
+    return agreement
+
+
+def expiration_date(clause: str | None, effective: str | None) -> str | None:
+    """From the term clause: an explicit end date, the effective date plus the initial term, or
+    ``perpetual``."""
+    if not clause:
+        return None
+    for d in find_dates(clause):
+        if _EXPIRY_CUE.search(clause[max(0, d.start - 80) : d.start]):
+            return d.iso
+    if effective:
+        for dur in find_durations(clause):
+            if _RENEW.search(clause[max(0, dur.start - 60) : dur.start]):
+                continue
+            start = date.fromisoformat(effective)
+            n, unit = int(dur.iso[1:-1]), dur.iso[-1]
+            delta = {"Y": relativedelta(years=n), "M": relativedelta(months=n), "W": relativedelta(weeks=n),
+                     "D": relativedelta(days=n)}[unit]
+            return (start + delta - relativedelta(days=1)).isoformat()
+    if _PERPETUAL.search(clause):
+        return "perpetual"
+    return None
+
+
+def _place_after(text: str, pos: int) -> str | None:
+    """Capitalised words from ``pos`` ("New York", "People's Republic of China"), to the first other word."""
+    words = []
+    for m in re.finditer(r"\S+", text[pos : pos + 80]):
+        word = m.group(0)
+        bare = word.rstrip(".,;:)")
+        if not _PLACE_WORD.fullmatch(bare) or (bare in _PLACE_STOP and not words):
+            break
+        words.append(bare)
+        if bare != word:
+            break
+    while words and words[-1] in _PLACE_STOP:
+        words.pop()
+    if words and "and" in words:
+        words = words[: words.index("and")]
+    place = " ".join(words)
+    if not place or place.lower() in _NOT_PLACES:
+        return None
+    return place.title() if place.isupper() else place
+
+
+def governing_law(texts: Sequence[str]) -> str | None:
+    """The jurisdiction whose law governs, as named ("New York", "Israel"), from a sentence that
+    says the contract is governed by, construed under or subject to the laws of a place."""
+    for text in texts:
+        for m in _LAWS_OF.finditer(text):
+            if not _GOVERN_CUE.search(text[max(0, m.start() - 250) : m.start()]):
+                continue
+            place = _place_after(text, m.end())
+            if place:
+                return place
+    return None
+
+
+def renewal_term(clause: str | None) -> str | None:
+    """ISO duration of one renewal ("successive one (1) year terms" -> P1Y)."""
+    if not clause or not _RENEW.search(clause):
+        return None
+    for dur in find_durations(clause):
+        window = clause[max(0, dur.start - 80) : dur.end + 40]
+        if _RENEW.search(window) and not _NOTICE.search(clause[dur.end : dur.end + 25]) and \
+                not re.search(r"\b(?:prior|before|notice)\b", clause[dur.end : dur.end + 30], re.IGNORECASE):
+            return dur.iso
+    return None
+
+
+def notice_period(clause: str | None) -> str | None:
+    """ISO duration of the notice needed to stop a renewal ("ninety (90) days prior" -> P90D)."""
+    if not clause or not _NOTICE.search(clause):
+        return None
+    for dur in find_durations(clause):
+        after = clause[dur.end : dur.end + 60]
+        before = clause[max(0, dur.start - 60) : dur.start]
+        if re.search(r"\b(?:prior|before|in\s+advance|notice)\b", after, re.IGNORECASE) or \
+                re.search(r"\bnotice\b", before, re.IGNORECASE):
+            return dur.iso
+    return None
+
+
+def is_auto_renewal(clause: str | None) -> bool:
+    return bool(clause and _AUTO_RENEW.search(clause))
+
+
+def extract_fields(text: str, best: dict[str, str | None]) -> dict[str, Any]:
+    """All key fields. ``best`` maps a CUAD category to the text of its best-scoring clause."""
+    agreement = agreement_date(text)
+    effective_found = effective_date(text, agreement)
+    effective = effective_found.iso if effective_found else None
+    term_clause = best.get("Expiration Date")
+    renewal_clause = best.get("Renewal Term")
+    notice_clause = best.get("Notice Period to Terminate Renewal") or renewal_clause
+    return {
+        "parties": parties(text),
+        "agreement_date": agreement.iso if agreement else None,
+        "effective_date": effective,
+        "expiration_date": expiration_date(term_clause, effective),
+        "governing_law": governing_law([t for t in (best.get("Governing Law"), text) if t]),
+        "renewal_term": renewal_term(renewal_clause),
+        "notice_period_to_terminate_renewal": notice_period(notice_clause),
+    }
