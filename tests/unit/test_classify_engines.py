@@ -12,6 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from docqueue.classifier_config import classify_engine_for, nli_label_ids
 from docqueue.errors import DocumentError
 from docqueue.models_catalog import classify_engine, configured_models, locate
 from docqueue.names import CLASSIFY
@@ -288,3 +289,13 @@ def test_nli_long_document_takes_the_best_window_per_label(registry: Registry, n
             logits = torch.stack([model(**{k: torch.tensor([v]) for k, v in w.items()}).logits[0] for w in windows])
         best = torch.softmax(logits[:, [entail, contra]], dim=-1)[:, 0].max()
         assert result["scores"][label] == pytest.approx(float(best), abs=1e-3)
+
+
+def test_engine_rule_reads_the_label_names_of_the_head() -> None:
+    head = {"architectures": ["DebertaV2ForSequenceClassification"]}
+    assert classify_engine_for({**head, "id2label": {"0": "entailment", "1": "not_entailment"}}) == "nli"
+    assert nli_label_ids({"0": "entailment", "1": "not_entailment"}) == (0, 1)
+    assert nli_label_ids({"0": "CONTRADICTION", "1": "NEUTRAL", "2": "ENTAILMENT"}) == (2, 0)
+    assert classify_engine_for({**head, "id2label": {"0": "LABEL_0", "1": "LABEL_1"}}) == "fine-tuned"
+    assert classify_engine_for({"architectures": ["BertModel"], "id2label": {"0": "entailment"}}) == "embedding"
+    assert classify_engine_for({}) == "embedding"
