@@ -105,9 +105,9 @@ def translate_pair_models(settings: Settings) -> dict[str, str]:
 
 def configured_models(settings: Settings) -> list[ConfiguredModel]:
     """Every model the configuration names, task by task, with where it is (if anywhere)."""
-    rows = [ConfiguredModel(CLASSIFY, classify_engine(located), spec, rev, located)
-            for spec, rev in ((settings.classify_model, settings.classify_model_revision),)
-            for located in (locate(spec, rev),)]
+    located = locate(settings.classify_model, settings.classify_model_revision)
+    rows = [ConfiguredModel(CLASSIFY, classify_engine(located), settings.classify_model,
+                            settings.classify_model_revision, located)]
     # the model `submit classify --engine nli` runs when the submission names none
     rows.append(ConfiguredModel(CLASSIFY, "nli", settings.classify_nli_model, None,
                                 locate(settings.classify_nli_model), default=False))
