@@ -74,6 +74,8 @@ def default_model(settings: Settings, task: str, params: Mapping[str, Any]) -> t
     if task == SUMMARIZE:
         engine = params.get("engine")
         return summarize_default_model(settings, str(engine) if engine in ("extractive", "abstractive") else None)
+    if task == CLASSIFY and params.get("engine") == "nli":  # the NLI model, for publishers that name none
+        return settings.classify_nli_model, None
     return configured_model(settings, task)
 
 

@@ -299,3 +299,10 @@ def test_engine_rule_reads_the_label_names_of_the_head() -> None:
     assert classify_engine_for({**head, "id2label": {"0": "LABEL_0", "1": "LABEL_1"}}) == "fine-tuned"
     assert classify_engine_for({"architectures": ["BertModel"], "id2label": {"0": "entailment"}}) == "embedding"
     assert classify_engine_for({}) == "embedding"
+
+
+def test_a_message_asking_for_nli_without_a_model_gets_the_configured_nli_model(nli_dir: Path) -> None:
+    registry = Registry(get_settings(device="cpu", classify_nli_model=str(nli_dir)))
+    engine = registry.get(CLASSIFY, params={"engine": "nli", "labels": ["a", "b"]})
+    assert isinstance(engine, NLIZeroShotClassifier) and engine.model_id == str(nli_dir)
+    assert isinstance(registry.get(CLASSIFY, params={"labels": ["a", "b"]}), ZeroShotEmbeddingClassifier)
