@@ -89,7 +89,7 @@ def test_worker_skips_queues_whose_model_is_missing(sqlite_url: str, clean_redis
     assert consuming and consuming.group(1) == "classify", log[-3000:]
 
 
-def test_models_list_and_pull(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+def test_models_list_pull_and_option_checks(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     env = service_env("redis://127.0.0.1:1/0", f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path,
                       DOCQUEUE_TRANSLATE_MODELS=json.dumps({"en-de": str(tiny_models["marian"])}),
                       DOCQUEUE_SUMMARIZE_ENGINE="abstractive")
@@ -105,3 +105,9 @@ def test_models_list_and_pull(tmp_path: Path, tiny_models: dict[str, Path]) -> N
     pulled = cli(env, "models", "pull", "Helsinki-NLP/opus-mt-en-de", check=False)  # HF_HUB_OFFLINE=1: no traffic
     assert pulled.returncode == 1
     assert "cannot download 'Helsinki-NLP/opus-mt-en-de'" in pulled.stderr and "HF_HUB_OFFLINE" in pulled.stderr
+
+    # bad options are refused before anything is stored or sent
+    bad = cli(env, "submit", "translate", str(tmp_path), "--to", "german", check=False)
+    assert bad.returncode == 2 and "not an ISO 639-1 code" in bad.stderr
+    bad = cli(env, "submit", "summarize", str(tmp_path), "--model-revision", "v2", check=False)
+    assert bad.returncode == 2 and "--model-revision needs --model" in bad.stderr
