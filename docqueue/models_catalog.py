@@ -120,10 +120,10 @@ def configured_models(settings: Settings) -> list[ConfiguredModel]:
         rows.append(ConfiguredModel(TRANSLATE, "seq2seq", spec, revision, locate(spec, revision), pair=pair))
     listed = {r.task for r in rows}
     for task in TASK_TYPES:  # any other task: its one DOCQUEUE_<TASK>_MODEL
-        spec = getattr(settings, f"{task}_model", None)
-        if task not in listed and isinstance(spec, str):
-            rev = getattr(settings, f"{task}_model_revision", None)
-            rows.append(ConfiguredModel(task, "default", spec, rev, locate(spec, rev)))
+        other = getattr(settings, f"{task}_model", None)
+        if task not in listed and isinstance(other, str):
+            other_rev = getattr(settings, f"{task}_model_revision", None)
+            rows.append(ConfiguredModel(task, "default", other, other_rev, locate(other, other_rev)))
     return rows
 
 
