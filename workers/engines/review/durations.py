@@ -35,9 +35,10 @@ class Duration:
 def words_to_number(words: str) -> int | None:
     """'ninety' -> 90, 'twenty-four' -> 24, 'one hundred and eighty' -> 180."""
     total, current = 0, 0
-    for token in re.split(r"[\s-]+", words.lower().strip()):
-        if token == "and" or not token:
-            continue
+    tokens = [t for t in re.split(r"[\s-]+", words.lower().strip()) if t and t != "and"]
+    if len(tokens) > 1:  # "a five-year term": the article is not a number
+        tokens = [t for t in tokens if t not in ("a", "an", "single")] or tokens
+    for token in tokens:
         if token == "hundred":
             current = max(current, 1) * 100
         elif token in _TENS:

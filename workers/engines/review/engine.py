@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 RULE_SCORE = 0.9
 #: A category's best clause feeds the field rules when it scores at least this share of the threshold.
 FIELD_SOURCE_RATIO = 0.5
+#: Risk rules look at clauses scoring at least this share of their category's threshold.
+RISK_SOURCE_RATIO = 0.5
 #: Two clauses of one category overlapping more than this share of the shorter: keep the better.
 MAX_OVERLAP = 0.5
 _TITLE = re.compile(r"\b(?:agreement|contract|addendum|amendment|licen[cs]e|lease|plan|deed|memorandum)\b",
@@ -161,13 +163,15 @@ class ContractReviewer:
         cut = np.full(len(CATEGORIES), min_score, dtype=np.float32) if min_score is not None else thresholds
         rules = rule_candidates(text)
         clauses = select_clauses(text, segs, probs, cut, wanted, rules)
-        all_clauses = clauses if len(wanted) == len(CATEGORIES) and min_score is None else select_clauses(
-            text, segs, probs, thresholds, range(len(CATEGORIES)), rules)
+        # risks need the clause and its cue words both, so they may rest on clauses scoring below
+        # the reporting threshold
+        risk_sources = select_clauses(text, segs, probs, thresholds * RISK_SOURCE_RATIO, range(len(CATEGORIES)),
+                                      rules)
         best: dict[str, str | None] = {}
         for c, category in enumerate(CATEGORIES):
             top = int(np.argmax(probs[:, c])) if len(segs) else -1
             if top >= 0 and probs[top, c] >= FIELD_SOURCE_RATIO * thresholds[c]:
                 best[category] = text[segs[top].start : segs[top].end]
-        risks = assess(text, all_clauses, [(s.start, s.end) for s in segs])
+        risks = assess(text, risk_sources, [(s.start, s.end) for s in segs])
         return {"clauses": clauses, "fields": extract_fields(text, best), "risks": risks,
                 "model": {"id": self.model_id, "revision": self.model_revision, **self.scorer.describe()}}

@@ -211,15 +211,22 @@ def renewal_term(clause: str | None) -> str | None:
     return None
 
 
+_NOTICE_AFTER = re.compile(r"^\W{0,3}(?:\w+\s+){0,3}?(?:prior|before|in\s+advance|"
+                           r"(?:advance\s+|prior\s+)?(?:written\s+)?notice)\b", re.IGNORECASE)
+_NOTICE_BEFORE = re.compile(r"\b(?:notice|notif\w*)\b[^.;]{0,40}$", re.IGNORECASE)
+
+
 def notice_period(clause: str | None) -> str | None:
     """ISO duration of the notice needed to stop a renewal ("ninety (90) days prior" -> P90D)."""
     if not clause or not _NOTICE.search(clause):
         return None
-    for dur in find_durations(clause):
-        after = clause[dur.end : dur.end + 60]
-        before = clause[max(0, dur.start - 60) : dur.start]
-        if re.search(r"\b(?:prior|before|in\s+advance|notice)\b", after, re.IGNORECASE) or \
-                re.search(r"\bnotice\b", before, re.IGNORECASE):
+    durations = find_durations(clause)
+    for dur in durations:  # "ninety (90) days prior", "sixty (60) days notice"
+        if _NOTICE_AFTER.search(clause[dur.end : dur.end + 40]):
+            return dur.iso
+    for dur in durations:  # "notice of at least thirty (30) days"
+        if _NOTICE_BEFORE.search(clause[max(0, dur.start - 60) : dur.start]) and \
+                not re.match(r"\s*(?:terms?|renewal|period\s+of\s+renewal)\b", clause[dur.end : dur.end + 20]):
             return dur.iso
     return None
 

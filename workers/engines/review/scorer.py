@@ -180,7 +180,8 @@ class ClassifierScorer:
         self.model = AutoModelForSequenceClassification.from_pretrained(location, revision=revision).to(device).eval()
         self.device = device
         self.location = location
-        self.max_length = max_length
+        # the model's position table bounds the window (a long segment is read from its start)
+        self.max_length = min(max_length, int(getattr(self.model.config, "max_position_embeddings", max_length)))
         self.batch_size = batch_size
         self.categories = list(CATEGORIES)
         id2label = {int(k): str(v) for k, v in self.model.config.id2label.items()}

