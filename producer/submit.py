@@ -117,7 +117,8 @@ def _enqueue(app: Celery, task: str, batch_id: str, params: dict[str, Any], size
     with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_PIPELINE):
         for group in plan_batches(sized, settings.batch_max_docs, settings.batch_max_tokens):
             message = TaskMessage(batch=batch_id, params=params, jobs=tuple(group))
+            # a short repr for logs and monitoring; Celery would otherwise saferepr every job id
             app.send_task(task_name(task), kwargs=message.model_dump(mode="json"), queue=queue_name(task),
-                          producer=producer)
+                          producer=producer, argsrepr="()", kwargsrepr=f"<{len(group)} jobs of batch {batch_id}>")
             sent += 1
     return sent

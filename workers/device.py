@@ -29,8 +29,19 @@ def inference_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and taskset narrow), not
+    the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def configure_threads(processes: int) -> int:
-    """Split the cores between this host's worker processes so they do not oversubscribe."""
-    threads = max(1, (os.cpu_count() or 1) // max(1, processes))
+    """Split the cores between this host's worker processes so they do not oversubscribe: with one
+    prefork child per core each child runs single-threaded, which on CPU beats one process with all
+    threads (intra-op parallelism on small matrices costs more in synchronisation than it saves)."""
+    threads = max(1, usable_cores() // max(1, processes))
     torch.set_num_threads(threads)
     return threads

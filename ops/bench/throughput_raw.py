@@ -1,0 +1,110 @@
+"""The ceiling: the same classify engine fed directly, in-process, with the model loaded once.
+
+Configurations (the benchmark keeps the best):
+
+* ``sorted-bN``: one process using every core, texts sorted by length and cut into batches of N;
+* ``mp-b1``: one process per core, one thread each, one text at a time (texts dealt round-robin);
+* ``mp-sorted-bN``: one process per core, one thread each, length-sorted batches of N dealt
+  round-robin.
+
+Workers of the multi-process configurations are started once (spawned, so no state is shared),
+load the model, and then time only their share of each run; the run's time is from handing out the
+shares to the last share done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+#: A padded-token budget so large that a batch of N texts is exactly one forward pass of N.
+UNBOUNDED_TOKENS = 10**9
+
+
+def load_engine(threads: int) -> Any:
+    """The classify engine exactly as a worker builds it, on the CPU, with ``threads`` threads."""
+    import torch
+
+    from docqueue.settings import get_settings
+    from workers.registry import Registry
+
+    torch.set_num_threads(threads)
+    settings = get_settings(device="cpu", batch_max_tokens=UNBOUNDED_TOKENS)
+    return Registry(settings).get("classify")
+
+
+def sorted_batches(texts: Sequence[str], size: int) -> list[list[str]]:
+    ordered = sorted(texts, key=len)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def run_batches(engine: Any, batches: Sequence[Sequence[str]], params: dict[str, Any]) -> None:
+    for batch in batches:
+        engine.run(list(batch), params)
+
+
+def time_in_process(engine: Any, texts: Sequence[str], params: dict[str, Any], size: int) -> float:
+    """Docs/s of length-sorted batches of ``size`` in this process."""
+    batches = sorted_batches(texts, size)
+    start = time.perf_counter()
+    run_batches(engine, batches, params)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def _child(conn: Connection) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    engine = load_engine(threads=1)
+    run_batches(engine, [["warm-up sentence"] * 4], {"labels": ["a", "b"]})
+    conn.send("ready")
+    while True:
+        command = conn.recv()
+        if command is None:
+            return
+        batches, params = command
+        run_batches(engine, batches, params)
+        conn.send("done")
+
+
+class ProcessPerCore:
+    """``processes`` spawned children, each with one thread and its own resident engine."""
+
+    def __init__(self, processes: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.conns: list[Connection] = []
+        self.procs = []
+        for _ in range(processes):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_child, args=(child,), daemon=True)
+            proc.start()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        for conn in self.conns:
+            if conn.recv() != "ready":
+                raise RuntimeError("a raw benchmark process failed to start")
+
+    def time(self, texts: Sequence[str], params: dict[str, Any], size: int) -> float:
+        """Docs/s with batches of ``size`` (1: one text at a time, unsorted) spread over the children."""
+        batches = [[t] for t in texts] if size == 1 else sorted_batches(texts, size)[::-1]
+        shares: list[list[list[str]]] = [[] for _ in self.conns]
+        for i, batch in enumerate(batches):  # round-robin; sorted runs start with the longest
+            shares[i % len(shares)].append(batch)
+        start = time.perf_counter()
+        for conn, share in zip(self.conns, shares, strict=True):
+            conn.send((share, params))
+        for conn in self.conns:
+            conn.recv()
+        return len(texts) / (time.perf_counter() - start)
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for proc in self.procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
