@@ -414,8 +414,9 @@ def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--queues", "-Q", envvar="DOCQUEUE_QUEUES", show_envvar=True, default=",".join(TASK_TYPES),
               help="Comma-separated task queues to consume.")
-@click.option("--concurrency", "-c", envvar="DOCQUEUE_CONCURRENCY", show_envvar=True, type=int, default=1,
-              help="Worker processes, each with its own resident model (one per GPU).")
+@click.option("--concurrency", "-c", envvar="DOCQUEUE_CONCURRENCY", show_envvar=True, type=int, default=0,
+              help="Worker processes, each with its own resident model; 0: one single-threaded process per "
+              "core on the CPU (the fastest there), one on a GPU.")
 @click.option("--device", envvar="DOCQUEUE_DEVICE", show_envvar=True, default=None,
               help="auto | cpu | cuda | cuda:N [default: DOCQUEUE_DEVICE or auto].")
 @click.option("--pool", envvar="DOCQUEUE_POOL", show_envvar=True, type=click.Choice(["prefork", "solo"]),

@@ -17,7 +17,8 @@ from docqueue.settings import get_settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
     parser.add_argument("--queues", "-Q", default=",".join(TASK_TYPES))
-    parser.add_argument("--concurrency", "-c", type=int, default=1)
+    parser.add_argument("--concurrency", "-c", type=int, default=0,
+                        help="worker processes; 0: one per usable core on the CPU, one on a GPU")
     parser.add_argument("--pool", "-P", choices=["prefork", "solo"], default="prefork")
     parser.add_argument("--loglevel", "-l", default="info")
     args, celery_args = parser.parse_known_args(argv)
@@ -38,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         print("docqueue worker: no queue left to consume; exiting", file=sys.stderr)
         return 2
 
-    processes = args.concurrency if args.pool == "prefork" else 1
+    from workers.device import resolve_device, worker_processes
+
+    processes = worker_processes(args.concurrency, args.pool, resolve_device(settings.device))
     os.environ[PRELOAD_ENV] = ",".join(runnable)
     os.environ[PROCESSES_ENV] = str(processes)
     app = create_app(settings)

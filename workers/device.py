@@ -38,6 +38,21 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def worker_processes(requested: int, pool: str, device: torch.device) -> int:
+    """How many worker processes to run: as requested, or (``0``) the recommended number.
+
+    On a GPU, one process: it owns the device (run one worker per GPU with ``--device cuda:N``). On
+    the CPU, one single-threaded process per usable core: measured with ``ops/bench/throughput.py``,
+    this beats one process using every core by a wide margin (padding and thread synchronisation
+    cost more than intra-op parallelism saves on models of this size).
+    """
+    if pool == "solo":
+        return 1
+    if requested > 0:
+        return requested
+    return 1 if device.type == "cuda" else usable_cores()
+
+
 def configure_threads(processes: int) -> int:
     """Split the cores between this host's worker processes so they do not oversubscribe: with one
     prefork child per core each child runs single-threaded, which on CPU beats one process with all
