@@ -106,6 +106,10 @@ class Settings(BaseSettings):
         default=5.0, ge=0, le=1000,
         description="A worker handed a message below the micro-batch budget also takes the messages already "
         "waiting on its queue, looking this many milliseconds for more (0: only those already there).")
+    forward_max_tokens: int = Field(
+        default=0, ge=0,
+        description="Padded tokens per forward pass inside a worker; 0: auto (256 per CPU thread, measured "
+        "best on CPU where big padded batches thrash the cache; batch_max_tokens on a GPU).")
     # Engines never feed the model more than this many tokens of one document at once.
     max_tokens_per_document: int = Field(default=256, ge=16)
 

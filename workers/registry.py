@@ -18,7 +18,7 @@ from docqueue.models_catalog import start_check, summarize_default_model
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 from workers.classify_models import load_classify_engine
-from workers.device import resolve_device
+from workers.device import forward_token_budget, resolve_device
 from workers.engines import TaskEngine
 from workers.engines.embedding import SentenceEncoder, model_path_exists, resolve_model
 from workers.engines.review import load_review_engine
@@ -135,10 +135,11 @@ class Registry:
         with self._lock:
             encoder = self._encoders.get(key)
             if encoder is None:
+                device = resolve_device(self.settings.device)
                 encoder = self._encoders[key] = SentenceEncoder(
-                    resolve_model(spec, revision), resolve_device(self.settings.device),
-                    max_length=self.settings.max_tokens_per_document,
-                    batch_tokens=self.settings.batch_max_tokens)
+                    resolve_model(spec, revision), device, max_length=self.settings.max_tokens_per_document,
+                    batch_tokens=forward_token_budget(self.settings.forward_max_tokens,
+                                                      self.settings.batch_max_tokens, device))
                 self.loads += 1
             return encoder
 

@@ -6,8 +6,9 @@
 For each corpus (``short``: Tatoeba sentences, ``medium``: LEDGAR provisions, from ``--data``) it
 prints documents per second for
 
-* ``raw``: the same classify engine in-process, best of length-sorted batches of 8/16/32/64 on all
-  cores and of one single-threaded process per core (batch 1, and sorted batches);
+* ``raw``: the same classify engine in-process, best of length-sorted batches of 8/16/32/64 (one
+  forward pass each) on all cores and of one single-threaded process per core (batch 1, and sorted
+  batches cut by the engine's forward-pass token budget as in a worker);
 * ``docqueue``: submit -> worker(s) -> results in the database, from the start of the submission to
   the moment the last result was stored (its ``finished_at``), with the recommended worker
   configuration (``--pool``/``--concurrency``; default prefork, one single-threaded child per core);
@@ -170,7 +171,7 @@ def _measure_corpus(b: Bench, corpus: Corpus, raw_engine: Any, mp: ProcessPerCor
         **{f"raw:sorted-b{s}": (lambda s=s: time_in_process(raw_engine, corpus.texts, corpus.params, s))
            for s in RAW_BATCHES},
         "raw:mp-b1": lambda: mp.time(corpus.texts, corpus.params, 1),
-        f"raw:mp-sorted-b{MP_SORTED_BATCH}": lambda: mp.time(corpus.texts, corpus.params, MP_SORTED_BATCH),
+        "raw:mp-sorted": lambda: mp.time(corpus.texts, corpus.params, MP_SORTED_BATCH),
     }
     naive = {f"naive:{q.split('-')[1]}": (lambda q=q: b.naive_run(q, corpus, _timeout(n)))
              for q in ("naive-solo", "naive-prefork")}
@@ -284,7 +285,7 @@ def main(data: Path, docs: int, medium_docs: int, noop_docs: int, submit_docs: i
 
     with tempfile.TemporaryDirectory(prefix="docqueue-bench-") as tmp, redis_db(redis_host) as redis_url:
         workdir = Path(tmp)
-        url = database_url or f"sqlite:///{workdir / 'bench.db'}"
+        url = get_settings(database_url=database_url or f"sqlite:///{workdir / 'bench.db'}").database_url
         db.upgrade(url)
         b = Bench(url, redis_url, workdir, processes, pool, concurrency or processes, say)
         say(f"docqueue throughput benchmark: {processes} usable cores, database {url.split('://')[0]}, "
@@ -293,7 +294,7 @@ def main(data: Path, docs: int, medium_docs: int, noop_docs: int, submit_docs: i
         try:
             _start_workers(b)
             mp = ProcessPerCore(processes)
-            raw_engine = load_engine(threads=processes)
+            raw_engine = load_engine(threads=processes, exact_batches=True)
             for corpus in loaded:
                 say(f"{corpus.name}: {len(corpus.texts)} documents of {corpus.source}")
                 _warm(b, corpus)

@@ -4,8 +4,9 @@ Configurations (the benchmark keeps the best):
 
 * ``sorted-bN``: one process using every core, texts sorted by length and cut into batches of N;
 * ``mp-b1``: one process per core, one thread each, one text at a time (texts dealt round-robin);
-* ``mp-sorted-bN``: one process per core, one thread each, length-sorted batches of N dealt
-  round-robin.
+* ``mp-sorted``: one process per core, one thread each, length-sorted batches of 32 (a producer
+  message) dealt round-robin, each cut by the engine's own forward-pass token budget, exactly as a
+  worker runs them: the ceiling for docqueue's own batching without any queue.
 
 Workers of the multi-process configurations are started once (spawned, so no state is shared),
 load the model, and then time only their share of each run; the run's time is from handing out the
@@ -26,16 +27,17 @@ from typing import Any
 UNBOUNDED_TOKENS = 10**9
 
 
-def load_engine(threads: int) -> Any:
-    """The classify engine exactly as a worker builds it, on the CPU, with ``threads`` threads."""
+def load_engine(threads: int, exact_batches: bool = False) -> Any:
+    """The classify engine as a worker builds it, on the CPU, with ``threads`` threads; with
+    ``exact_batches`` one call is one forward pass whatever its size (no token budget)."""
     import torch
 
     from docqueue.settings import get_settings
     from workers.registry import Registry
 
     torch.set_num_threads(threads)
-    settings = get_settings(device="cpu", batch_max_tokens=UNBOUNDED_TOKENS)
-    return Registry(settings).get("classify")
+    budget = {"batch_max_tokens": UNBOUNDED_TOKENS, "forward_max_tokens": UNBOUNDED_TOKENS} if exact_batches else {}
+    return Registry(get_settings(device="cpu", **budget)).get("classify")
 
 
 def sorted_batches(texts: Sequence[str], size: int) -> list[list[str]]:
