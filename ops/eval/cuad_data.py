@@ -20,6 +20,7 @@ import numpy as np
 
 from workers.engines.review.categories import CATEGORIES
 from workers.engines.review.scorer import (
+    CALIBRATION_TOP_K,
     FEATURES,
     SLOPE_SCALE,
     Calibration,
@@ -222,7 +223,7 @@ def candidate_rows(embedded: Sequence[Embedded], scorer: PrototypeScorer
     for n, e in enumerate(embedded):
         infos = [SegmentInfo(s.kind, s.end - s.start) for s in e.segments]
         sim = scorer.similarities(e.vectors)
-        for c, (idx, f) in enumerate(candidate_features(sim, infos)):
+        for c, (idx, f) in enumerate(candidate_features(sim, infos, CALIBRATION_TOP_K)):
             category = CATEGORIES[c]
             golds = e.contract.gold[category]
             for j, row in zip(idx, f, strict=True):

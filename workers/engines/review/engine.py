@@ -19,7 +19,7 @@ import numpy as np
 from docqueue.errors import DocumentError
 from workers.engines import Outcome
 from workers.engines.review.categories import CATEGORIES
-from workers.engines.review.fields import agreement_date, effective_date, extract_fields
+from workers.engines.review.fields import agreement_date, effective_date, extract_fields, preamble_span
 from workers.engines.review.risks import assess
 from workers.engines.review.scorer import SegmentInfo
 from workers.engines.review.segment import Segment, segment
@@ -54,8 +54,16 @@ class Scorer(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
+_KIND = r"(?:AGREEMENT|CONTRACT|ADDENDUM|AMENDMENT|LICEN[CS]E|LEASE|PLAN|DEED|MEMORANDUM)"
+#: A title inside running text: "EXHIBIT 10.8 DISTRIBUTOR AGREEMENT Tripath ..." or "... Supply Agreement — ..."
+_TITLE_IN_TEXT = re.compile(
+    rf"(?<![A-Za-z])(?:(?!THIS\b)[A-Z][A-Z&'/,-]*[ \t]+(?:-[ \t]+)?){{0,6}}{_KIND}\b"
+    rf"|(?<![A-Za-z])(?!(?:This|The)\b)(?:[A-Z][a-z]+[ \t]+(?:and[ \t]+|-[ \t]+)?){{1,5}}{_KIND.title()}\b")
+
+
 def _title_span(text: str) -> tuple[int, int] | None:
-    """The contract's title: an early short line that names a kind of agreement."""
+    """The contract's title: an early short line that names a kind of agreement, else the first
+    capitalised "... Agreement" phrase near the top."""
     pos = 0
     for line in text[:1500].splitlines(keepends=True):
         words = line.split()
@@ -63,15 +71,20 @@ def _title_span(text: str) -> tuple[int, int] | None:
             start = pos + (len(line) - len(line.lstrip()))
             return start, start + len(line.strip())
         pos += len(line)
-    return None
+    m = _TITLE_IN_TEXT.search(text, 0, min(len(text), 1500))
+    return (m.start(), m.end()) if m else None
 
 
 def rule_candidates(text: str) -> list[tuple[str, int, int]]:
-    """(category, start, end) spans that rules find: the title, the agreement and effective dates."""
+    """(category, start, end) spans that rules find: the title, the preamble naming the parties, the
+    agreement and effective dates."""
     out = []
     title = _title_span(text)
     if title:
         out.append(("Document Name", *title))
+    preamble = preamble_span(text)
+    if preamble:
+        out.append(("Parties", *preamble))
     agreement = agreement_date(text)
     if agreement:
         out.append(("Agreement Date", agreement.start, agreement.end))

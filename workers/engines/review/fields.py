@@ -81,6 +81,28 @@ def _plausible_name(name: str) -> bool:
     return all(w[0].isupper() or w[0].isdigit() or w.lower() in _NAME_WORD_OK or not w[0].isalpha() for w in words)
 
 
+#: The most a preamble ("between A ... and B ...") runs, in characters.
+MAX_PREAMBLE_SPAN = 1500
+
+
+def preamble_span(text: str) -> tuple[int, int] | None:
+    """Where the parties are introduced: from the line that says "between" to the end of that
+    sentence (or the recitals), so "BETWEEN:" on a line of its own still takes in the names below."""
+    head = text[:PREAMBLE_CHARS]
+    m = _BETWEEN.search(head)
+    if not m:
+        return None
+    start = head.rfind("\n", 0, m.start()) + 1
+    while start < m.start() and head[start].isspace():
+        start += 1
+    end_match = _PREAMBLE_END.search(head, m.end())
+    end = end_match.start() + (1 if head[end_match.start()] == "." else 0) if end_match else len(head)
+    end = min(end, start + MAX_PREAMBLE_SPAN)
+    while end > start and head[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
 def parties(text: str) -> list[dict[str, str]]:
     """Parties named in the preamble ("between A, a Delaware corporation ("A"), and B"), with the
     defined term each is given when there is one."""
@@ -167,7 +189,7 @@ def expiration_date(clause: str | None, effective: str | None) -> str | None:
 
 def _place_after(text: str, pos: int) -> str | None:
     """Capitalised words from ``pos`` ("New York", "People's Republic of China"), to the first other word."""
-    words = []
+    words: list[str] = []
     for m in re.finditer(r"\S+", text[pos : pos + 80]):
         word = m.group(0)
         bare = word.rstrip(".,;:)")

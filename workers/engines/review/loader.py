@@ -43,10 +43,12 @@ def is_cuad_classifier(location: str, revision: str | None) -> bool:
     config = _config(location, revision)
     if not config:
         return False
-    architectures = config.get("architectures") or []
-    labels = (config.get("id2label") or {}).values() if isinstance(config.get("id2label"), dict) else []
+    architectures = config.get("architectures")
+    id2label = config.get("id2label")
+    if not isinstance(architectures, list) or not isinstance(id2label, dict):
+        return False
     return any(str(a).endswith("ForSequenceClassification") for a in architectures) and \
-        any(label in CATEGORIES for label in labels)
+        any(label in CATEGORIES for label in id2label.values())
 
 
 def load_review_engine(registry: Registry, spec: str, revision: str | None) -> ContractReviewer:

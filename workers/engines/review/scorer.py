@@ -31,7 +31,12 @@ from workers.engines.review.categories import CATEGORIES
 DEFAULT_ARTIFACT = Path(__file__).parent / "data" / "prototypes_minilm.npz"
 
 #: Candidates per category per contract that the calibrator sees (like a QA model's n-best list).
-TOP_K = 20
+TOP_K = 50
+#: The calibrator is fitted on each category's best few candidates per contract (where the decisions
+#: are), and applied to all TOP_K.
+CALIBRATION_TOP_K = 20
+#: A contract with fewer segments is centred on the average CUAD clause instead of its own mean.
+MIN_SEGMENTS_TO_CENTRE = 8
 #: Order of the calibrator's shared features.
 FEATURES = ("sim", "margin", "gap_to_best", "is_best", "is_paragraph", "is_limb", "log_chars")
 #: The per-category slope multiplies the similarity by this, so L2 on it is on a sensible scale.
@@ -58,6 +63,21 @@ class SegmentInfo:
 
     kind: str
     chars: int
+
+
+def centred(vectors: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Segment embeddings minus what the whole contract has in common (its mean segment), renormalised.
+
+    Every sentence of a supply agreement shares "supply agreement" in its embedding; removing the
+    contract's mean leaves what sets one clause apart, which is what the centred prototypes encode
+    (+5 AUPR points on the CUAD dev contracts). Contracts of a few segments have no useful mean, so
+    they lose the average CUAD clause (``background``) instead.
+    """
+    if len(vectors) == 0:
+        return vectors
+    mean = vectors.mean(axis=0) if len(vectors) >= MIN_SEGMENTS_TO_CENTRE else background
+    out = vectors - mean
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
 
 
 def category_similarities(vectors: np.ndarray, prototypes: np.ndarray, proto_category: np.ndarray,
@@ -105,8 +125,9 @@ class PrototypeScorer:
     kind = "prototypes"
 
     def __init__(self, encoder: SentenceEncoder, prototypes: np.ndarray, proto_category: np.ndarray,
-                 calibration: Calibration, meta: dict[str, Any], artifact: str = "") -> None:
+                 background: np.ndarray, calibration: Calibration, meta: dict[str, Any], artifact: str = "") -> None:
         self.encoder = encoder
+        self.background = background.astype(np.float32)
         self.prototypes = prototypes.astype(np.float32)
         self.proto_category = proto_category.astype(int)
         self.calibration = calibration
@@ -122,7 +143,7 @@ class PrototypeScorer:
         with np.load(artifact, allow_pickle=False) as data:
             if [str(c) for c in data["categories"]] != list(CATEGORIES):
                 raise ValueError(f"{artifact} does not list the 41 CUAD categories in CUAD's order")
-            return cls(encoder, data["prototypes"], data["proto_category"],
+            return cls(encoder, data["prototypes"], data["proto_category"], data["background"],
                        Calibration(data["weights"], data["bias"], data["slope"], data["thresholds"]),
                        json.loads(str(data["meta"])), artifact.name)
 
@@ -130,7 +151,8 @@ class PrototypeScorer:
         """Write the artifact (float16 prototypes keep it under a megabyte)."""
         cal = self.calibration
         np.savez_compressed(path, categories=np.array(CATEGORIES), prototypes=self.prototypes.astype(np.float16),
-                            proto_category=self.proto_category.astype(np.int16), weights=cal.weights,
+                            proto_category=self.proto_category.astype(np.int16), background=self.background,
+                            weights=cal.weights,
                             bias=cal.bias, slope=cal.slope, thresholds=cal.thresholds,
                             meta=np.array(json.dumps(self.meta, sort_keys=True)))
 
@@ -142,7 +164,9 @@ class PrototypeScorer:
         return self.encoder.encode(list(texts)).numpy().astype(np.float32)
 
     def similarities(self, vectors: np.ndarray) -> np.ndarray:
-        return category_similarities(vectors, self.prototypes, self.proto_category, len(self.categories))
+        """One contract's segments against every category (prototypes are centred the same way)."""
+        return category_similarities(centred(vectors, self.background), self.prototypes, self.proto_category,
+                                     len(self.categories))
 
     def probabilities(self, vectors: np.ndarray, infos: Sequence[SegmentInfo]) -> np.ndarray:
         """[n_segments x 41] calibrated probabilities; segments outside a category's top-k get 0."""
