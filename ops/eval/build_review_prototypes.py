@@ -3,9 +3,9 @@
     python ops/eval/build_review_prototypes.py [--data ../shared/data] [--cache /tmp/review-cache]
 
 What goes in, and what stays out:
-- Prototypes: k-means centres (per category) of MiniLM embeddings of the clause texts in
+- Prototypes: per category, the mean MiniLM embedding of its clause texts in
   ``cuad/master_clauses_dev.csv`` *minus the 35 contracts in cuad/contracts* (the evaluation set),
-  plus one embedding of each category's description.
+  centred on the mean over categories; plus each category's description, centred likewise.
 - Calibration: a logistic model over candidate features, fitted on the 35 dev contracts (they are
   the only full texts, hence the only source of true negatives); thresholds per category are the
   best-F1 points of 5-fold out-of-fold probabilities. ``ops/eval/cuad.py`` never reports figures

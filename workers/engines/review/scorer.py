@@ -3,10 +3,10 @@
 Two scorers share one interface, ``probabilities(texts_per_contract) -> [n_segments x 41]`` per
 contract:
 
-* :class:`PrototypeScorer` (default): each segment's MiniLM embedding is compared with prototype
-  embeddings of real CUAD clauses (k-means centres per category, built by
-  ``ops/eval/build_review_prototypes.py`` from contracts *outside* the evaluation set) and of the
-  category descriptions. A small logistic calibrator turns (similarity, margin over the other
+* :class:`PrototypeScorer` (default): each segment's MiniLM embedding, centred on its contract, is
+  compared with one centred prototype per category (the mean embedding of real CUAD clauses of that
+  category, built by ``ops/eval/build_review_prototypes.py`` from contracts *outside* the evaluation
+  set) and with the centred category description. A small logistic calibrator turns (similarity, margin over the other
   categories, gap to the contract's best segment, ...) into a probability per category, so scores
   are comparable across categories and a per-category threshold decides what is reported.
 * :class:`ClassifierScorer`: a fine-tuned sequence classifier whose ``id2label`` names CUAD
