@@ -35,6 +35,6 @@ def test_core_imports_no_torch() -> None:
     code = ("import sys, pkgutil, importlib, docqueue\n"
             "for m in pkgutil.walk_packages(docqueue.__path__, 'docqueue.'):\n"
             "    if '.migrations' not in m.name: importlib.import_module(m.name)\n"
-            "print(','.join(m for m in sys.modules if m.split('.')[0] in %r))" % (FORBIDDEN,))
+            f"print(','.join(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -94,8 +94,8 @@ class SentenceEncoder:
                 end += 1
             idx = order[start:end]
             batch = [self._prefix + windows[i] + self._suffix for i in idx]
-            enc = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt")
-            enc = {k: v.to(self.device) for k, v in enc.items()}
+            padded = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt")
+            enc = {k: v.to(self.device) for k, v in padded.items()}
             hidden = self.model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
