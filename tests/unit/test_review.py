@@ -173,8 +173,12 @@ def test_fields_equal_cuad_answers_on_clear_cases(reviews: dict[str, dict[str, A
         assert reviews[name]["fields"]["governing_law"] == answer, name
     hubei = reviews["hubei_outsourcing.txt"]["fields"]
     assert hubei["agreement_date"] == parse_date(LABELS["hubei_outsourcing.txt"]["Agreement Date"]["answer"])
+    assert tickets["expiration_date"] == parse_date(LABELS["tickets_sponsorship.txt"]["Expiration Date"]["answer"])
     legacy = reviews["legacy_distributor.txt"]["fields"]
     assert legacy["effective_date"] == "2005-12-08"
+    # "two (2) years from the Effective Date with automatic annual renewals": CUAD's 12/8/2007, "successive 1 year"
+    assert legacy["expiration_date"] == parse_date(LABELS["legacy_distributor.txt"]["Expiration Date"]["answer"])
+    assert legacy["renewal_term"] == parse_duration(LABELS["legacy_distributor.txt"]["Renewal Term"]["answer"])
     assert legacy["notice_period_to_terminate_renewal"] == "P60D"  # "sixty (60) days notice of termination"
 
 

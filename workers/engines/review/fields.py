@@ -47,7 +47,7 @@ _AUTO_RENEW = re.compile(r"\bautomatic(?:ally)?\b[^.]{0,120}\b(?:renew|extend|co
 _NOTICE = re.compile(r"\bnotice\b|\bnotif", re.IGNORECASE)
 _PERPETUAL = re.compile(r"\b(?:perpetu\w*|indefinite(?:ly)?|until\s+terminated)\b", re.IGNORECASE)
 _EXPIRY_CUE = re.compile(r"\b(?:expir\w*|terminat\w*|until|through|continue\w*\s+(?:in\s+(?:full\s+)?force\s+)?"
-                         r"(?:and\s+effect\s+)?(?:until|through)|end(?:s|ing)?\s+on)\b", re.IGNORECASE)
+                         r"(?:and\s+effect\s+)?(?:until|through)|end(?:s|ing)?(?:\s+on)?)\b", re.IGNORECASE)
 _EFFECTIVE_CUE = re.compile(r"effective\s+(?:as\s+of|on|from)?|[\"“]Effective\s+Date[\"”]", re.IGNORECASE)
 _AGREEMENT_CUE = re.compile(r"\b(?:dated|made|entered\s+into|executed|as\s+of|effective|this)\b", re.IGNORECASE)
 
@@ -181,7 +181,7 @@ def expiration_date(clause: str | None, effective: str | None) -> str | None:
             n, unit = int(dur.iso[1:-1]), dur.iso[-1]
             delta = {"Y": relativedelta(years=n), "M": relativedelta(months=n), "W": relativedelta(weeks=n),
                      "D": relativedelta(days=n)}[unit]
-            return (start + delta - relativedelta(days=1)).isoformat()
+            return (start + delta).isoformat()  # the anniversary, as CUAD's answers count it
     if _PERPETUAL.search(clause):
         return "perpetual"
     return None
@@ -221,10 +221,19 @@ def governing_law(texts: Sequence[str]) -> str | None:
     return None
 
 
+_PERIODIC = ((re.compile(r"\bannual(?:ly)?\b|\byear[- ]to[- ]year\b|\beach\s+anniversary\b", re.IGNORECASE), "P1Y"),
+             (re.compile(r"\bmonth[- ]to[- ]month\b|\bmonthly\b", re.IGNORECASE), "P1M"))
+
+
 def renewal_term(clause: str | None) -> str | None:
-    """ISO duration of one renewal ("successive one (1) year terms" -> P1Y)."""
+    """ISO duration of one renewal ("successive one (1) year terms" -> P1Y, "annual renewals" -> P1Y)."""
     if not clause or not _RENEW.search(clause):
         return None
+    for cue in _RENEW.finditer(clause):
+        near = clause[max(0, cue.start() - 40) : cue.end() + 40]
+        for pattern, iso in _PERIODIC:
+            if pattern.search(near):
+                return iso
     for dur in find_durations(clause):
         window = clause[max(0, dur.start - 80) : dur.end + 40]
         if _RENEW.search(window) and not _NOTICE.search(clause[dur.end : dur.end + 25]) and \
