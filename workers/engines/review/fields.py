@@ -22,7 +22,13 @@ from workers.engines.review.durations import find_durations
 #: How far into a contract the preamble (title, date, parties) is looked for.
 PREAMBLE_CHARS = 4000
 
-_BETWEEN = re.compile(r"\b(?:by\s+and\s+between|between|by\s+and\s+among|among)\s*:?\s+", re.IGNORECASE)
+_BETWEEN = re.compile(r"\b(?:by\s+and\s+between|between|by\s+and\s+among|among|made\s+by)\s*:?\s+", re.IGNORECASE)
+#: The "and" that introduces the next party: "..., and B", "...) AND B", ""Customer" And B", "; and (2) B".
+_NEXT_PARTY = re.compile(r"(?<!England)[,;]?\s+(?:and|AND|And)\s*:?\s+(?=(?:\(\w{1,3}\)\s*)?(?:the\s+)?[A-Z\"“])")
+_SUFFIX = (r"(?i:Inc|Incorporated|Ltd|Limited|LLC|L\.L\.C|Corp|Corporation|Company|Co|GmbH|AG|S\.A|N\.V|B\.V|Pte|"
+           r"PLC|plc|LP|L\.P|LLP|S\.R\.L|S\.p\.A|Pty|SA|SE)\.?")
+#: A company name: capitalised words (and "of", "&", commas) up to a legal-form suffix.
+_COMPANY = re.compile(rf"(?<![\w.])(?:(?:[A-Z0-9][\w.&'’/-]*|of|and|&|de),?[ \t]+){{1,8}}?{_SUFFIX}(?![A-Za-z])")
 _PARTY_SPLIT = re.compile(r"(?:\)|\bLimited|\b[A-Z][A-Za-z.]*)\s*[,;]?\s*(?:and|AND|&)\s+(?=(?:the\s+)?[A-Z\"“])"
                           r"|\)\s*[,;]\s*(?=[A-Z\"“])|;\s+and\s+|,\s+and\s+(?=[A-Z])", re.MULTILINE)
 _NAME_END = re.compile(r",?\s+\(|\s+\d{2,}|\s+(?:This|The)\s+[A-Z]|,\s+(?:an?|the)\s|"
@@ -115,21 +121,24 @@ def parties(text: str) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     pos = 0
     pieces = []
-    for sep in _PARTY_SPLIT.finditer(body):
-        cut = sep.start() + (1 if body[sep.start()] == ")" else len(sep.group(0).split()[0])
-                             if not sep.group(0).startswith((";", ",")) else 0)
-        pieces.append(body[pos:cut])
+    for sep in _NEXT_PARTY.finditer(body):
+        pieces.append(body[pos : sep.start()])
         pos = sep.end()
     pieces.append(body[pos:])
     for piece in pieces:
-        piece = piece.strip()
+        piece = re.sub(r"^\s*\(\w{1,3}\)\s*", "", piece).strip()  # "(1) BICYCLETX LIMITED ..."
         if not piece or not (piece[0].isupper() or piece[0].isdigit() or piece[0] in "\"“"):
             continue
-        name_end = _NAME_END.search(piece)
-        name = _clean_name(piece[: name_end.start()] if name_end else piece)
+        company = _COMPANY.match(piece)
+        if company and len(company.group(0)) <= 120:
+            name, rest = _clean_name(company.group(0)), piece[company.end() :]
+        else:
+            name_end = _NAME_END.search(piece)
+            name = _clean_name(piece[: name_end.start()] if name_end else piece)
+            rest = piece[name_end.start() if name_end else 0 :]
         if not _plausible_name(name):
             continue
-        alias = _ALIAS.search(piece[name_end.start() if name_end else 0 :])
+        alias = _ALIAS.search(rest)
         entry = {"name": name}
         if alias and alias.group(1).strip() != name:
             entry["defined_as"] = alias.group(1).strip()
