@@ -16,7 +16,7 @@ from celery import Celery
 from sqlalchemy.engine import Engine
 
 from docqueue.models import Batch, Document, Job, utcnow
-from docqueue.names import queue_name, task_name
+from docqueue.names import REVIEW, queue_name, task_name
 from docqueue.schema import JobStatus, TaskMessage, new_id
 from docqueue.settings import Settings
 from producer.batching import Sized, estimate_tokens, plan_batches
@@ -41,6 +41,13 @@ def _chunks(items: Iterable[LoadedDocument], size: int) -> Iterator[list[LoadedD
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
+
+
+def _size_cap(task: str, settings: Settings) -> int:
+    """Review reads every sentence of a contract, so a long contract weighs its whole length (up to
+    one message's budget): messages of long contracts stay small enough for the task time limit.
+    Other tasks read at most a model window per document."""
+    return settings.batch_max_tokens if task == REVIEW else settings.max_tokens_per_document
 
 
 def submit_batch(
@@ -97,7 +104,7 @@ def submit_batch(
             elif hit:
                 report.reused += 1
             else:
-                sized.append(Sized(job_id, estimate_tokens(doc.text, settings.max_tokens_per_document)))
+                sized.append(Sized(job_id, estimate_tokens(doc.text, _size_cap(task, settings))))
         with engine.begin() as conn:
             conn.execute(sa.insert(Document), doc_rows)
             conn.execute(sa.insert(Job), job_rows)

@@ -252,3 +252,20 @@ def test_a_fine_tuned_cuad_classifier_replaces_the_prototypes(registry: Registry
     assert "Governing Law" in categories and "Cap on Liability" not in categories
     law = [c for c in review["clauses"] if c["category"] == "Governing Law"]
     assert all(text[c["start"] : c["end"]] == c["text"] and c["score"] > 0.99 for c in law)
+
+
+def test_long_contracts_are_not_packed_into_one_message() -> None:
+    """Review reads whole contracts: the producer sizes them by their full length, so three contracts
+    need two messages where classify (one model window each) packs them into one."""
+    from producer.batching import Sized, estimate_tokens, plan_batches
+    from producer.submit import _size_cap
+
+    settings = get_settings()
+
+    def groups(task: str) -> list[list[str]]:
+        sized = [Sized(n, estimate_tokens(TEXTS[n], _size_cap(task, settings))) for n in NAMES]
+        return plan_batches(sized, settings.batch_max_docs, settings.batch_max_tokens)
+
+    assert len(groups("classify")) == 1
+    review = groups(REVIEW)
+    assert len(review) == 2 and sorted(n for g in review for n in g) == sorted(NAMES)
