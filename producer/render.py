@@ -81,7 +81,7 @@ def models_table(rows: list[ConfiguredModel]) -> Table:
 
 
 def summary_table(counts: dict[str, Any]) -> Table:
-    table = Table(title=f"batch {counts['batch']} ({counts['task']})")
+    table = Table(title=f"{counts['task']} batch {counts['batch']}", min_width=48)
     table.add_column("state")
     table.add_column("documents", justify="right")
     for state in ("queued", "running", "succeeded", "failed"):
