@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from workers.engines.review.categories import CATEGORIES
+from workers.engines.review.engine import embed_segments
 from workers.engines.review.scorer import (
     CALIBRATION_TOP_K,
     FEATURES,
@@ -206,7 +207,7 @@ def embed_contracts(contracts: Sequence[Contract], scorer: PrototypeScorer, cach
         if path is not None and path.exists():
             vectors = np.load(path)
         else:
-            vectors = scorer.embed([contract.text[s.start : s.end] for s in segs])
+            (vectors,) = embed_segments(scorer, [(contract.text, segs)])
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.save(path, vectors)

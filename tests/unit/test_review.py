@@ -260,7 +260,7 @@ def test_long_contracts_are_not_packed_into_one_message() -> None:
     from producer.batching import Sized, estimate_tokens, plan_batches
     from producer.submit import _size_cap
 
-    settings = get_settings()
+    settings = get_settings(batch_max_docs=32, batch_max_tokens=8192, max_tokens_per_document=256)
 
     def groups(task: str) -> list[list[str]]:
         sized = [Sized(n, estimate_tokens(TEXTS[n], _size_cap(task, settings))) for n in NAMES]

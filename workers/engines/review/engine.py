@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 RULE_SCORE = 0.9
 #: A category's best clause feeds the field rules when it scores at least this share of the threshold.
 FIELD_SOURCE_RATIO = 0.5
+#: Contracts with more candidate segments than this (about 60 pages) compose paragraph vectors.
+COMPOSE_ABOVE_SEGMENTS = 1500
 #: Risk rules look at clauses scoring at least this share of their category's threshold.
 RISK_SOURCE_RATIO = 0.5
 #: Two clauses of one category overlapping more than this share of the shorter: keep the better.
@@ -43,6 +45,8 @@ class Scorer(Protocol):
     """What the engine needs from a clause scorer (prototype or fine-tuned classifier)."""
 
     kind: str
+    #: Whether a paragraph's vector may be the mean of its sentences' (embeddings) or must be its own.
+    composes_paragraphs: bool
 
     def embed(self, texts: Sequence[str]) -> Any: ...
 
@@ -52,6 +56,40 @@ class Scorer(Protocol):
     def thresholds(self) -> np.ndarray: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+def embed_segments(scorer: Scorer, docs: Sequence[tuple[str, Sequence[Segment]]]) -> list[Any]:
+    """Every segment's vector, per contract, from one embedding call for the whole batch.
+
+    In a very long contract a paragraph's vector is the normalised mean of its sentences' vectors,
+    so each character is encoded about once rather than twice (a 130-page contract costs about half
+    as much). Shorter contracts embed paragraphs on their own, which scores better (CUAD dev AUPR
+    48.4 against 47.1 when composed).
+    """
+    compose = [scorer.composes_paragraphs and len(segs) > COMPOSE_ABOVE_SEGMENTS for _, segs in docs]
+    wanted: list[str] = []
+    for (text, segs), comp in zip(docs, compose, strict=True):
+        wanted += [text[s.start : s.end] for s in segs if not (comp and s.kind == "paragraph")]
+    flat = scorer.embed(wanted)
+    out: list[Any] = []
+    offset = 0
+    for (_text, segs), comp in zip(docs, compose, strict=True):
+        if not comp:
+            out.append(flat[offset : offset + len(segs)])
+            offset += len(segs)
+            continue
+        own = [i for i, s in enumerate(segs) if s.kind != "paragraph"]
+        vectors = np.zeros((len(segs), flat.shape[1]), dtype=np.float32)
+        vectors[own] = flat[offset : offset + len(own)]
+        offset += len(own)
+        sentences = [i for i in own if segs[i].kind == "sentence"]
+        for i, seg in enumerate(segs):
+            if seg.kind == "paragraph":
+                inside = [j for j in sentences if seg.start <= segs[j].start and segs[j].end <= seg.end]
+                mean = vectors[inside].mean(axis=0) if inside else np.zeros(flat.shape[1], dtype=np.float32)
+                vectors[i] = mean / max(float(np.linalg.norm(mean)), 1e-6)
+        out.append(vectors)
+    return out
 
 
 _KIND = r"(?:AGREEMENT|CONTRACT|ADDENDUM|AMENDMENT|LICEN[CS]E|LEASE|PLAN|DEED|MEMORANDUM)"
@@ -154,13 +192,9 @@ class ContractReviewer:
             if not segs:
                 outcomes[i] = DocumentError("no_clauses", "no sentence of 8 characters or more to review")
         live = [i for i, segs in segmented.items() if segs]
-        flat = [texts[i][s.start : s.end] for i in live for s in segmented[i]]
-        vectors = self.scorer.embed(flat)
-        offset = 0
-        for i in live:
+        embedded = embed_segments(self.scorer, [(texts[i], segmented[i]) for i in live])
+        for i, part in zip(live, embedded, strict=True):
             segs = segmented[i]
-            part = vectors[offset : offset + len(segs)]
-            offset += len(segs)
             try:
                 outcomes[i] = self.review_one(texts[i], segs, part, wanted, min_score)
             except Exception as e:  # a rule tripping on one odd contract fails that contract only

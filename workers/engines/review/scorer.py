@@ -123,6 +123,7 @@ class PrototypeScorer:
     """MiniLM embeddings against CUAD clause prototypes, calibrated per category."""
 
     kind = "prototypes"
+    composes_paragraphs = True
 
     def __init__(self, encoder: SentenceEncoder, prototypes: np.ndarray, proto_category: np.ndarray,
                  background: np.ndarray, calibration: Calibration, meta: dict[str, Any], artifact: str = "") -> None:
@@ -195,6 +196,7 @@ class ClassifierScorer:
     """
 
     kind = "classifier"
+    composes_paragraphs = False
 
     def __init__(self, location: str, revision: str | None, device: torch.device, max_length: int = 256,
                  batch_size: int = 32, threshold: float = 0.5) -> None:
