@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import random
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -45,17 +46,32 @@ def sorted_batches(texts: Sequence[str], size: int) -> list[list[str]]:
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
-def run_batches(engine: Any, batches: Sequence[Sequence[str]], params: dict[str, Any]) -> None:
+def run_batches(engine: Any, batches: Sequence[Sequence[str]], params: dict[str, Any],
+                cap_s: float | None = None) -> int:
+    """Run batches in order until done or ``cap_s`` seconds have passed; returns documents done."""
+    start, done = time.perf_counter(), 0
     for batch in batches:
         engine.run(list(batch), params)
+        done += len(batch)
+        if cap_s is not None and time.perf_counter() - start > cap_s:
+            break
+    return done
 
 
-def time_in_process(engine: Any, texts: Sequence[str], params: dict[str, Any], size: int) -> float:
+def shuffled(batches: list[list[str]], seed: int = 5) -> list[list[str]]:
+    """A fixed random order: a run cut short by its time cap then measures a fair sample."""
+    order = list(batches)
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def time_in_process(engine: Any, texts: Sequence[str], params: dict[str, Any], size: int,
+                    cap_s: float | None = None) -> float:
     """Docs/s of length-sorted batches of ``size`` in this process."""
-    batches = sorted_batches(texts, size)
+    batches = shuffled(sorted_batches(texts, size))
     start = time.perf_counter()
-    run_batches(engine, batches, params)
-    return len(texts) / (time.perf_counter() - start)
+    done = run_batches(engine, batches, params, cap_s)
+    return done / (time.perf_counter() - start)
 
 
 def _child(conn: Connection) -> None:
@@ -67,9 +83,8 @@ def _child(conn: Connection) -> None:
         command = conn.recv()
         if command is None:
             return
-        batches, params = command
-        run_batches(engine, batches, params)
-        conn.send("done")
+        batches, params, cap_s = command
+        conn.send(run_batches(engine, batches, params, cap_s))
 
 
 class ProcessPerCore:
@@ -89,18 +104,17 @@ class ProcessPerCore:
             if conn.recv() != "ready":
                 raise RuntimeError("a raw benchmark process failed to start")
 
-    def time(self, texts: Sequence[str], params: dict[str, Any], size: int) -> float:
+    def time(self, texts: Sequence[str], params: dict[str, Any], size: int, cap_s: float | None = None) -> float:
         """Docs/s with batches of ``size`` (1: one text at a time, unsorted) spread over the children."""
-        batches = [[t] for t in texts] if size == 1 else sorted_batches(texts, size)[::-1]
+        batches = [[t] for t in texts] if size == 1 else sorted_batches(texts, size)
         shares: list[list[list[str]]] = [[] for _ in self.conns]
-        for i, batch in enumerate(batches):  # round-robin; sorted runs start with the longest
+        for i, batch in enumerate(batches):  # round-robin: every child gets short and long batches
             shares[i % len(shares)].append(batch)
         start = time.perf_counter()
         for conn, share in zip(self.conns, shares, strict=True):
-            conn.send((share, params))
-        for conn in self.conns:
-            conn.recv()
-        return len(texts) / (time.perf_counter() - start)
+            conn.send((shuffled(share), params, cap_s))
+        done = sum(conn.recv() for conn in self.conns)
+        return done / (time.perf_counter() - start)
 
     def close(self) -> None:
         for conn in self.conns:

@@ -96,21 +96,39 @@ def service_env(redis_url: str, database_url: str, data_dir: Path, **extra: str)
     return env
 
 
-def wait_finished(engine: Engine, batch_id: str, total: int, timeout: float, poll_s: float = 0.05) -> float:
-    """Wait until every job of the batch is finished; returns the epoch time the last one was stored
-    (its ``finished_at``, written by the worker in the same transaction as its result)."""
-    deadline = time.monotonic() + timeout
+def wait_finished(engine: Engine, batch_id: str, total: int, timeout: float, cap_s: float | None = None,
+                  poll_s: float = 0.05) -> tuple[int, float]:
+    """Wait until every job of the batch is finished, or ``cap_s`` seconds have passed; returns how
+    many were finished and the epoch time the last of them was stored (its ``finished_at``,
+    written by the worker in the same transaction as its result)."""
+    started = time.monotonic()
     finished = col(Job.status).in_(("succeeded", "failed"))
     query = sa.select(sa.func.count(), sa.func.max(col(Job.finished_at))).where(col(Job.batch_id) == batch_id,
                                                                               finished)
     while True:
         with engine.connect() as conn:
             done, last = conn.execute(query).one()
-        if done >= total:
-            return as_epoch(last)
-        if time.monotonic() > deadline:
+        elapsed = time.monotonic() - started
+        if done >= total or (cap_s is not None and elapsed > cap_s and done):
+            return done, as_epoch(last)
+        if elapsed > timeout:
             raise RuntimeError(f"batch {batch_id}: {done} of {total} jobs finished after {timeout:g}s")
         time.sleep(poll_s)
+
+
+def wait_quiet(engine: Engine, batch_id: str, quiet_s: float = 1.5, timeout: float = 300) -> None:
+    """Wait until no job of the batch has finished for ``quiet_s`` (in-flight work drained)."""
+    query = sa.select(sa.func.count()).where(col(Job.batch_id) == batch_id,
+                                             col(Job.status).in_(("succeeded", "failed")))
+    deadline, last_count, last_change = time.monotonic() + timeout, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            count = conn.execute(query).scalar_one()
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change > quiet_s:
+            return
+        time.sleep(0.1)
 
 
 def failures(engine: Engine, batch_id: str) -> list[tuple[str | None, str | None]]:
