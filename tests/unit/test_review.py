@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
@@ -22,9 +23,10 @@ from workers.engines.review import ContractReviewer
 from workers.engines.review.categories import CATEGORIES
 from workers.engines.review.dates import find_dates, parse_date
 from workers.engines.review.durations import parse_duration
+from workers.engines.review.engine import DUPLICATE_DISCOUNT, SECONDARY_DISCOUNT, discount_secondary, select_clauses
 from workers.engines.review.fields import governing_law, notice_period, parties, renewal_term
 from workers.engines.review.scorer import TOP_K, ClassifierScorer, PrototypeScorer
-from workers.engines.review.segment import paragraphs, segment
+from workers.engines.review.segment import Segment, paragraphs, segment
 from workers.registry import Registry
 
 CUAD = FIXTURES / "cuad"
@@ -227,10 +229,38 @@ def test_invalid_params_fail_every_document(engine: ContractReviewer) -> None:
 def test_min_score_zero_returns_ranked_candidates(engine: ContractReviewer) -> None:
     review = engine.run([TEXTS["hubei_outsourcing.txt"]], {"min_score": 0.0, "categories": ["Cap on Liability"]})[0]
     assert isinstance(review, dict)
-    assert 3 <= len(review["clauses"]) <= TOP_K  # the top-k candidates, overlapping duplicates removed
+    assert 3 <= len(review["clauses"]) <= TOP_K  # the top-k candidates, overlapping duplicates discounted
     gold = _gold_spans("hubei_outsourcing.txt", "Cap on Liability")
     best = max(review["clauses"], key=lambda c: c["score"])
     assert any(best["start"] < e and s < best["end"] for s, e in gold), best  # the best one is a real cap
+
+
+def test_overlapping_clauses_are_discounted_not_dropped() -> None:
+    text = "Section 9. Liability. Neither party is liable for indirect damages. The cap is the fees paid."
+    sentence = text.index("The cap")
+    segs = [Segment(0, len(text), "paragraph"), Segment(sentence, len(text), "sentence")]
+    cap = CATEGORIES.index("Cap on Liability")
+    probs = np.zeros((2, len(CATEGORIES)), dtype=np.float32)
+    probs[:, cap] = [0.8, 0.6]
+    every = select_clauses(text, segs, probs, np.zeros(len(CATEGORIES)), [cap], [])
+    assert [(c["start"], c["score"]) for c in every] == [(0, 0.8), (sentence, round(0.6 * DUPLICATE_DISCOUNT, 4))]
+    reported = select_clauses(text, segs, probs, np.full(len(CATEGORIES), 0.5), [cap], [])
+    assert [c["start"] for c in reported] == [0]  # the duplicate falls below the threshold
+
+
+def test_parties_candidates_must_name_a_party_and_a_found_title_outranks_the_rest() -> None:
+    text = TEXTS["tickets_sponsorship.txt"]
+    named = parties(text)[0]["name"]
+    segs = segment(text)
+    probs = np.full((len(segs), len(CATEGORIES)), 0.5, dtype=np.float32)
+    out = discount_secondary(text, segs, probs, [("Document Name", 0, 10)])
+    p, d = CATEGORIES.index("Parties"), CATEGORIES.index("Document Name")
+    for i, seg in enumerate(segs):
+        mentions = named.lower() in " ".join(text[seg.start : seg.end].lower().split())
+        assert out[i, p] == 0.5 or not mentions
+    assert (out[:, p] == np.float32(0.5 * SECONDARY_DISCOUNT)).any() and (out[:, p] == 0.5).any()
+    assert np.allclose(out[:, d], 0.5 * SECONDARY_DISCOUNT)
+    assert np.array_equal(discount_secondary("no preamble here", segs[:0], probs[:0], []), probs[:0])
 
 
 # ------------------------------------------------------------------------ fine-tuned classifier path

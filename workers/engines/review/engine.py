@@ -19,7 +19,7 @@ import numpy as np
 from docqueue.errors import DocumentError
 from workers.engines import Outcome
 from workers.engines.review.categories import CATEGORIES
-from workers.engines.review.fields import agreement_date, effective_date, extract_fields, preamble_span
+from workers.engines.review.fields import agreement_date, effective_date, extract_fields, parties, preamble_span
 from workers.engines.review.risks import assess
 from workers.engines.review.scorer import SegmentInfo
 from workers.engines.review.segment import Segment, segment
@@ -35,8 +35,21 @@ FIELD_SOURCE_RATIO = 0.5
 COMPOSE_ABOVE_SEGMENTS = 1500
 #: Risk rules look at clauses scoring at least this share of their category's threshold.
 RISK_SOURCE_RATIO = 0.5
-#: Two clauses of one category overlapping more than this share of the shorter: keep the better.
+#: Two clauses of one category overlapping more than this share of the shorter are duplicates: the
+#: better keeps its score, the other's is multiplied by ``DUPLICATE_DISCOUNT`` (soft non-maximum
+#: suppression), so it ranks below the clause it repeats and rarely passes a threshold, but is not lost
+#: to a ranked list (``--min-score``): a section and the one sentence of it that matters overlap, and
+#: either may be the clause a reader wants.
 MAX_OVERLAP = 0.5
+DUPLICATE_DISCOUNT = 0.5
+#: Scores of candidates that cannot be what a category asks for are multiplied by this: a "Parties"
+#: candidate that names none of the parties the preamble introduces (by name or defined term) is
+#: about the parties ("the parties acknowledge ..."), not a statement of who they are; and a
+#: contract has one title, so when the title rule finds it, the scorer's other "Document Name"
+#: candidates are unlikely.
+SECONDARY_DISCOUNT = 0.1
+_PARTIES = CATEGORIES.index("Parties")
+_DOCUMENT_NAME = CATEGORIES.index("Document Name")
 _TITLE = re.compile(r"\b(?:agreement|contract|addendum|amendment|licen[cs]e|lease|plan|deed|memorandum)\b",
                     re.IGNORECASE)
 
@@ -132,6 +145,26 @@ def rule_candidates(text: str) -> list[tuple[str, int, int]]:
     return out
 
 
+def _squeezed(s: str) -> str:
+    return " ".join(s.lower().split())
+
+
+def discount_secondary(text: str, segments: Sequence[Segment], probs: np.ndarray,
+                       rules: Sequence[tuple[str, int, int]]) -> np.ndarray:
+    """``probs`` with ``SECONDARY_DISCOUNT`` applied to Parties candidates naming none of the
+    preamble's parties (when it names any) and to every Document Name candidate when a rule found the
+    title."""
+    out = probs.copy()
+    if any(cat == "Document Name" for cat, _, _ in rules):
+        out[:, _DOCUMENT_NAME] *= SECONDARY_DISCOUNT
+    terms = {_squeezed(t) for p in parties(text) for t in (p["name"], p.get("defined_as", "")) if len(t.strip()) >= 2}
+    if terms:
+        for i, seg in enumerate(segments):
+            if out[i, _PARTIES] > 0 and not any(t in _squeezed(text[seg.start : seg.end]) for t in terms):
+                out[i, _PARTIES] *= SECONDARY_DISCOUNT
+    return out
+
+
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
     inter = min(a[1], b[1]) - max(a[0], b[0])
     return max(inter, 0) / max(1, min(a[1] - a[0], b[1] - b[0]))
@@ -139,19 +172,22 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
 
 def select_clauses(text: str, segments: Sequence[Segment], probs: np.ndarray, thresholds: np.ndarray,
                    wanted: Sequence[int], rules: Sequence[tuple[str, int, int]]) -> list[dict[str, Any]]:
-    """Clauses at or above each category's threshold, overlapping duplicates removed, in text order."""
+    """Clauses at or above each category's threshold, in text order; a clause that overlaps a better
+    one of its category has its score discounted (``DUPLICATE_DISCOUNT``) before the threshold."""
     clauses = []
     for c in wanted:
         category = CATEGORIES[c]
-        scored = [(float(probs[i, c]), seg.start, seg.end) for i, seg in enumerate(segments)
-                  if probs[i, c] > 0 and probs[i, c] >= thresholds[c]]
-        scored += [(RULE_SCORE, s, e) for cat, s, e in rules if cat == category and thresholds[c] <= RULE_SCORE]
+        scored = [(float(probs[i, c]), seg.start, seg.end) for i, seg in enumerate(segments) if probs[i, c] > 0]
+        scored += [(RULE_SCORE, s, e) for cat, s, e in rules if cat == category]
         kept: list[tuple[float, int, int]] = []
+        duplicates: list[tuple[float, int, int]] = []
         for score, s, e in sorted(scored, key=lambda x: -x[0]):
             if all(_overlap((s, e), (ks, ke)) <= MAX_OVERLAP for _, ks, ke in kept):
                 kept.append((score, s, e))
+            else:
+                duplicates.append((score * DUPLICATE_DISCOUNT, s, e))
         clauses += [{"category": category, "start": s, "end": e, "text": text[s:e], "score": round(score, 4)}
-                    for score, s, e in kept]
+                    for score, s, e in kept + duplicates if score > 0 and score >= thresholds[c]]
     return sorted(clauses, key=lambda x: (x["start"], x["end"], x["category"]))
 
 
@@ -205,10 +241,10 @@ class ContractReviewer:
     def review_one(self, text: str, segs: Sequence[Segment], vectors: Any, wanted: Sequence[int],
                    min_score: float | None) -> dict[str, Any]:
         infos = [SegmentInfo(s.kind, s.end - s.start) for s in segs]
-        probs = self.scorer.probabilities(vectors, infos)
+        rules = rule_candidates(text)
+        probs = discount_secondary(text, segs, self.scorer.probabilities(vectors, infos), rules)
         thresholds = self.scorer.thresholds
         cut = np.full(len(CATEGORIES), min_score, dtype=np.float32) if min_score is not None else thresholds
-        rules = rule_candidates(text)
         clauses = select_clauses(text, segs, probs, cut, wanted, rules)
         # risks need the clause and its cue words both, so they may rest on clauses scoring below
         # the reporting threshold
