@@ -158,4 +158,11 @@ def start_check(settings: Settings, task: str) -> str | None:
         return (f"translate: none of the configured models is available on this machine ({shown}); "
                 f"{pull_hint(first, env)}"
                 + ("" if "*" in pairs else ' (JSON, e.g. \'{"en-de": "/models/opus-mt-en-de"}\')'))
-    return None
+    model = getattr(settings, f"{task}_model", None)
+    if not isinstance(model, str):
+        return None
+    revision = getattr(settings, f"{task}_model_revision", None)
+    if locate(model, revision).available:
+        return None
+    return (f"{task}: model {model!r} is not available on this machine; "
+            f"{pull_hint(model, f'DOCQUEUE_{task.upper()}_MODEL')}")

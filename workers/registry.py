@@ -20,7 +20,7 @@ from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 from workers.classify_models import load_classify_engine
 from workers.device import forward_token_budget, resolve_device
 from workers.engines import TaskEngine
-from workers.engines.embedding import SentenceEncoder, model_path_exists, resolve_model
+from workers.engines.embedding import SentenceEncoder, resolve_model
 from workers.engines.review import load_review_engine
 from workers.engines.seq2seq import Seq2SeqModel, is_seq2seq
 from workers.engines.summarize import AbstractiveSummarizer, ExtractiveSummarizer
@@ -80,14 +80,9 @@ def default_model(settings: Settings, task: str, params: Mapping[str, Any]) -> t
 
 
 def unavailable_reason(settings: Settings, task: str) -> str | None:
-    """None when the task's model is on this machine; else one line saying what to do."""
-    if task in (SUMMARIZE, TRANSLATE):
-        return start_check(settings, task)
-    spec, _ = configured_model(settings, task)
-    if model_path_exists(spec):
-        return None
-    return (f"{task}: model {spec!r} is not available on this machine; download it into the HF cache "
-            f"(HF_HOME) or set DOCQUEUE_{task.upper()}_MODEL to a local path")
+    """None when the task's model is on this machine; else one line saying what to do (the same
+    check and words as ``docqueue models list``)."""
+    return start_check(settings, task)
 
 
 class Registry:

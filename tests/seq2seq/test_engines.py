@@ -224,3 +224,9 @@ def test_start_check_names_the_model_and_how_to_get_it(tiny_models: dict[str, Pa
     with pytest.raises(ValueError):
         _settings(translate_models={"english-german": "x"})
     assert json.loads(json.dumps(_settings().translate_models))["en-de"] == "Helsinki-NLP/opus-mt-en-de"
+    assert start_check(_settings(), "classify") is None and start_check(_settings(), "review") is None
+    reason = start_check(_settings(classify_model="acme/no-such-classifier"), "classify")
+    assert reason is not None and "acme/no-such-classifier" in reason
+    assert "docqueue models pull acme/no-such-classifier" in reason and "DOCQUEUE_CLASSIFY_MODEL" in reason
+    reason = start_check(_settings(review_model=str(tmp_path / "gone")), "review")
+    assert reason is not None and "no config.json" in reason and "DOCQUEUE_REVIEW_MODEL" in reason

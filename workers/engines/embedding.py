@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from transformers import AutoModel, AutoTokenizer
@@ -115,20 +114,3 @@ class SentenceEncoder:
             rows.append(vectors[offset : offset + len(ws)].mean(0))
             offset += len(ws)
         return torch.nn.functional.normalize(torch.stack(rows), dim=-1)
-
-
-def model_path_exists(spec: str) -> bool:
-    """Cheap availability check used at worker start (no weights loaded)."""
-    try:
-        ref = resolve_model(spec)
-    except ModelUnavailableError:
-        return False
-    path = Path(ref.location)
-    if path.exists():
-        return (path / "config.json").exists()
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        return isinstance(try_to_load_from_cache(ref.location, "config.json"), str)
-    except Exception:
-        return False
