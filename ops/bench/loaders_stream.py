@@ -1,8 +1,9 @@
 """How fast the loaders read, and whether memory stays flat, on generated inputs of a chosen size.
 
-    python ops/bench/loaders_stream.py --csv-mb 200 --pdfs 300 --workdir /tmp/docqueue-bench
+    python ops/bench/loaders_stream.py --csv-mb 200 --pdfs 300 --files 10000 --workdir /tmp/docqueue-bench
 
-Writes a CSV export of about ``--csv-mb`` MB and a folder of ``--pdfs`` two-page PDFs, then reads
+Writes a CSV export of about ``--csv-mb`` MB, a folder of ``--pdfs`` two-page PDFs and a folder
+tree of ``--files`` small text files (100 per sub-folder, as mail or scan exports lay them out), then reads
 each through ``producer.loaders.iter_documents`` (nothing stored), printing documents, MB/s and the
 peak resident memory growth while reading. Reading only: no database, no broker.
 """
@@ -55,6 +56,17 @@ def _make_pdfs(folder: Path, count: int) -> None:
         c.save()
 
 
+def _make_text_files(folder: Path, count: int) -> None:
+    body = "Dear team, please find the invoice {n} attached; payment is due within thirty days.\n"
+    for n in range(count):
+        sub = folder / f"{n // 100:05d}"
+        if n % 100 == 0:
+            sub.mkdir(parents=True, exist_ok=True)
+        path = sub / f"message-{n:06d}.txt"
+        if not path.exists():
+            path.write_text(body.format(n=n) * (1 + n % 7), encoding="utf-8")
+
+
 def _read(label: str, inputs: list[str], options: LoadOptions) -> None:
     stats = ReadStats()
     before = peak = _rss_mb()
@@ -74,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--csv-mb", type=int, default=200)
     parser.add_argument("--pdfs", type=int, default=300)
+    parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/docqueue-bench"))
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +94,9 @@ def main() -> None:
     _make_pdfs(args.workdir / "pdfs", args.pdfs)
     _read("csv", [str(args.workdir / "export.csv")], LoadOptions(id_field="id"))
     _read("pdf", [str(args.workdir / "pdfs")], LoadOptions())
+    if args.files:
+        _make_text_files(args.workdir / f"text-{args.files}", args.files)
+        _read("files", [str(args.workdir / f"text-{args.files}")], LoadOptions())
 
 
 if __name__ == "__main__":
