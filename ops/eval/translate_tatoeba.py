@@ -1,7 +1,7 @@
 """BLEU and chrF (sacrebleu) of docqueue's translate engine on Tatoeba sentence pairs.
 
 Runs the worker's own engine (sentence splitting, batching, the pair's model) on the English side of
-``tatoeba/eng-XXX.dev500.jsonl`` and scores against the other side. It needs a real translation
+``tatoeba/eng-<lang>.dev500.jsonl`` and scores against the other side. It needs a real translation
 model: by default the pair's model from DOCQUEUE_TRANSLATE_MODELS (opus-mt), loaded from the HF
 cache; ``--model PATH`` names one. Without one it says so and exits 2, it never downloads.
 
@@ -28,7 +28,7 @@ FILES = {"de": ("deu", "13a"), "fr": ("fra", "13a"), "es": ("spa", "13a"), "zh":
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
-                        help="folder holding tatoeba/eng-XXX.dev500.jsonl")
+                        help="folder holding tatoeba/eng-<lang>.dev500.jsonl")
     parser.add_argument("--to", dest="target", choices=sorted(FILES), default="de", help="target language")
     parser.add_argument("--model", default=None, help="model (local path or HF id in the cache) for en->TARGET "
                         "[default: the en-TARGET entry of DOCQUEUE_TRANSLATE_MODELS]")
