@@ -131,6 +131,12 @@ class WorkerProcess:
         self._log.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Runs a test once on each database docqueue supports."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
 def service_env(redis_url: str, database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment for CLI and worker processes of one test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCQUEUE_")}

@@ -24,11 +24,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-
-
 def test_classify_end_to_end(database_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
     env = service_env(clean_redis, database_url, tmp_path)
     if database_url.startswith("postgresql"):

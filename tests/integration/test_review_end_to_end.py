@@ -1,5 +1,6 @@
 """`docqueue submit review` through the real CLI, Redis and a real worker process: three CUAD
-contracts are reviewed, an empty one fails alone."""
+contracts are reviewed, an empty one fails alone, on SQLite and on PostgreSQL (a review is the
+largest result docqueue stores)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ pytestmark = pytest.mark.integration
 CONTRACTS = ("tickets_sponsorship.txt", "hubei_outsourcing.txt", "legacy_distributor.txt")
 
 
-def test_review_end_to_end(sqlite_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
-    env = service_env(clean_redis, sqlite_url, tmp_path)
+def test_review_end_to_end(database_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
+    env = service_env(clean_redis, database_url, tmp_path)
+    if database_url.startswith("postgresql"):
+        cli(env, "db", "upgrade")  # production databases are migrated explicitly
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for name in CONTRACTS:
