@@ -29,11 +29,6 @@ FAILURES = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-
-
 def _mixed_inbox(folder: Path) -> Path:
     msa = b.pdf_bytes([[*CONTRACT_P1, "1. Services. The Supplier shall provide the services in Schedule 1."],
                        CONTRACT_P3])
