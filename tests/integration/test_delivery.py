@@ -66,9 +66,18 @@ def test_pickled_message_is_refused(sqlite_url: str, clean_redis: str, tmp_path:
     assert re.search(r"ContentDisallowed|[Rr]efusing to deserialize untrusted content of type pickle", worker.log())
 
 
-def test_job_delivered_twice_is_stored_once(sqlite_url: str, clean_redis: str, tmp_path: Path,
+def _env_migrated(redis_url: str, database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The delivery guarantees matter most on PostgreSQL, which production uses and which is
+    migrated explicitly (SQLite is migrated on first use)."""
+    env = service_env(redis_url, database_url, tmp_path, **extra)
+    if database_url.startswith("postgresql"):
+        cli(env, "db", "upgrade")
+    return env
+
+
+def test_job_delivered_twice_is_stored_once(database_url: str, clean_redis: str, tmp_path: Path,
                                             start_worker) -> None:
-    env = service_env(clean_redis, sqlite_url, tmp_path)
+    env = _env_migrated(clean_redis, database_url, tmp_path)
     batch = cli_json(env, "submit", "classify", str(FIXTURES / "classify"), "--labels", LABELS, "--json")["batch"]
     client = redis.Redis.from_url(clean_redis)
     messages = client.lrange("classify", 0, -1)
@@ -80,18 +89,18 @@ def test_job_delivered_twice_is_stored_once(sqlite_url: str, clean_redis: str, t
     wait_until(lambda: _done(env, batch), what="batch to finish")
     wait_until(lambda: client.llen("classify") == 0, what="the duplicates to be consumed")
     wait_until(lambda: worker.log().count("succeeded in") >= 2 * len(messages), what="every delivery to be run")
-    jobs = _jobs(sqlite_url, batch)
+    jobs = _jobs(database_url, batch)
     ran = [j for j in jobs if j.error_kind != "empty_document"]
     assert all(j.attempts == 1 for j in ran), [(j.id, j.attempts) for j in ran]
     assert sum(j.status == "succeeded" for j in jobs) == 4
     assert "all already finished, nothing to do" in worker.log()
 
 
-def test_worker_killed_mid_batch_loses_nothing(sqlite_url: str, clean_redis: str, tmp_path: Path,
+def test_worker_killed_mid_batch_loses_nothing(database_url: str, clean_redis: str, tmp_path: Path,
                                               start_worker) -> None:
     """SIGKILL the whole worker while it holds a claimed batch: after the visibility timeout the
     message is delivered to the next worker, every job finishes, and none is stored twice."""
-    env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_VISIBILITY_TIMEOUT="4")
+    env = _env_migrated(clean_redis, database_url, tmp_path, DOCQUEUE_VISIBILITY_TIMEOUT="4")
     contract = (FIXTURES / "classify" / "energous-strategic-alliance.txt").read_text()
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -100,15 +109,15 @@ def test_worker_killed_mid_batch_loses_nothing(sqlite_url: str, clean_redis: str
     batch = cli_json(env, "submit", "classify", str(inbox), "--labels", LABELS, "--json")["batch"]
 
     first = start_worker(env)
-    wait_until(lambda: any(j.status == "running" for j in _jobs(sqlite_url, batch)), interval=0.05,
+    wait_until(lambda: any(j.status == "running" for j in _jobs(database_url, batch)), interval=0.05,
                what="the first worker to claim a batch")
     first.kill()
-    stuck = [j for j in _jobs(sqlite_url, batch) if j.status == "running"]
+    stuck = [j for j in _jobs(database_url, batch) if j.status == "running"]
     assert stuck, "the kill should have landed mid-batch"
 
     start_worker(env)
     wait_until(lambda: _done(env, batch), timeout=300, what="batch to finish after the crash")
-    jobs = {j.id: j for j in _jobs(sqlite_url, batch)}
+    jobs = {j.id: j for j in _jobs(database_url, batch)}
     assert all(j.status == "succeeded" for j in jobs.values())
     assert all(jobs[j.id].attempts == 2 for j in stuck)  # claimed by the dead worker, then once more
     assert all(j.result["label"] == "contract" for j in jobs.values())
