@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import pytest
 
 from docqueue.errors import MessageError
-from docqueue.schema import JobStatus, TaskMessage, derived_id
+from docqueue.schema import JobStatus, TaskMessage, derived_id, new_id
 from docqueue.settings import get_settings
 
 
@@ -13,6 +16,19 @@ def test_envelope_accepts_both_forms() -> None:
     assert TaskMessage.decode({"v": 1, "jobs": ["a", "b"]}).jobs == ("a", "b")
     inline = TaskMessage.decode({"v": 1, "batch": "b", "documents": [{"id": "x", "text": "t"}]})
     assert inline.documents[0].metadata == {}
+
+
+def test_new_ids_are_uuid7_in_time_order() -> None:
+    """Time order keeps bulk inserts at the right edge of the id indexes (see new_id)."""
+    earlier = [new_id() for _ in range(1000)]
+    time.sleep(0.002)
+    later = new_id()
+    assert len(set(earlier)) == 1000
+    parsed = uuid.UUID(later)
+    assert len(later) == 32 and parsed.hex == later
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert max(earlier) < later
+    assert abs(int(later[:12], 16) - time.time_ns() // 1_000_000) < 60_000  # milliseconds since the epoch
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
