@@ -22,10 +22,10 @@ from docqueue.errors import MessageError
 
 ENVELOPE_VERSION = 1
 
-# Fixed namespace so that the same (batch, external id) always maps to the same document/job id.
 _MASK_48 = (1 << 48) - 1
 _MASK_62 = (1 << 62) - 1
 _UUID7_BITS = 0x7 << 76 | 0b10 << 62  # version 7, RFC 9562 variant
+# Fixed namespace so that the same (batch, external id) always maps to the same document/job id.
 _ID_NAMESPACE = uuid.UUID("6f1c7d0e-2f44-4b53-9a8e-5c3f1b7d9a21")
 
 

@@ -65,7 +65,8 @@ def clean_redis(redis_url: str) -> str:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, migrated with ``docqueue db upgrade``, dropped after."""
+    """A fresh, empty PostgreSQL database for one test (not migrated: tests run ``docqueue db
+    upgrade`` as production does, or check what happens without it), dropped after."""
     name = f"docqueue_test_{uuid.uuid4().hex[:12]}"
     try:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:

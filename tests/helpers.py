@@ -21,6 +21,13 @@ def cli(env: dict[str, str], *args: str, check: bool = True, timeout: float = 30
     return proc
 
 
+def migrate_if_postgres(env: dict[str, str]) -> None:
+    """``docqueue db upgrade`` where ``env`` names PostgreSQL: production databases are migrated
+    explicitly, SQLite on first use."""
+    if env["DATABASE_URL"].startswith("postgresql"):
+        cli(env, "db", "upgrade")
+
+
 def cli_json(env: dict[str, str], *args: str) -> Any:
     return json.loads(cli(env, *args).stdout)
 

@@ -13,7 +13,7 @@ from docqueue.models import Job
 from tests.conftest import service_env
 from tests.formats import builders as b
 from tests.formats.test_loaders import CONTRACT_P1, CONTRACT_P3, FRENCH
-from tests.helpers import cli, cli_json, results_jsonl
+from tests.helpers import cli_json, migrate_if_postgres, results_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +68,7 @@ def _jobs(database_url: str, batch: str) -> dict[str, Job]:
 
 def test_mixed_folder_end_to_end(database_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
     env = service_env(clean_redis, database_url, tmp_path)
-    if database_url.startswith("postgresql"):
-        cli(env, "db", "upgrade")
+    migrate_if_postgres(env)
     inbox = _mixed_inbox(tmp_path / "inbox")
     start_worker(env)
     submit = ("submit", "classify", str(inbox), "--labels", LABELS, "--text-field", "body", "--id-field", "ticket",

@@ -16,7 +16,7 @@ from docqueue.names import queue_name, task_name
 from docqueue.queue import make_celery
 from docqueue.settings import get_settings
 from tests.conftest import FIXTURES, service_env
-from tests.helpers import cli, cli_json, wait_until
+from tests.helpers import cli, cli_json, migrate_if_postgres, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -66,18 +66,10 @@ def test_pickled_message_is_refused(sqlite_url: str, clean_redis: str, tmp_path:
     assert re.search(r"ContentDisallowed|[Rr]efusing to deserialize untrusted content of type pickle", worker.log())
 
 
-def _env_migrated(redis_url: str, database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The delivery guarantees matter most on PostgreSQL, which production uses and which is
-    migrated explicitly (SQLite is migrated on first use)."""
-    env = service_env(redis_url, database_url, tmp_path, **extra)
-    if database_url.startswith("postgresql"):
-        cli(env, "db", "upgrade")
-    return env
-
-
 def test_job_delivered_twice_is_stored_once(database_url: str, clean_redis: str, tmp_path: Path,
                                             start_worker) -> None:
-    env = _env_migrated(clean_redis, database_url, tmp_path)
+    env = service_env(clean_redis, database_url, tmp_path)
+    migrate_if_postgres(env)
     batch = cli_json(env, "submit", "classify", str(FIXTURES / "classify"), "--labels", LABELS, "--json")["batch"]
     client = redis.Redis.from_url(clean_redis)
     messages = client.lrange("classify", 0, -1)
@@ -100,7 +92,8 @@ def test_worker_killed_mid_batch_loses_nothing(database_url: str, clean_redis: s
                                               start_worker) -> None:
     """SIGKILL the whole worker while it holds a claimed batch: after the visibility timeout the
     message is delivered to the next worker, every job finishes, and none is stored twice."""
-    env = _env_migrated(clean_redis, database_url, tmp_path, DOCQUEUE_VISIBILITY_TIMEOUT="4")
+    env = service_env(clean_redis, database_url, tmp_path, DOCQUEUE_VISIBILITY_TIMEOUT="4")
+    migrate_if_postgres(env)
     contract = (FIXTURES / "classify" / "energous-strategic-alliance.txt").read_text()
     inbox = tmp_path / "inbox"
     inbox.mkdir()

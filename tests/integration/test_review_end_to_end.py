@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, service_env
-from tests.helpers import cli, cli_json, results_jsonl
+from tests.helpers import cli, cli_json, migrate_if_postgres, results_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -19,8 +19,7 @@ CONTRACTS = ("tickets_sponsorship.txt", "hubei_outsourcing.txt", "legacy_distrib
 
 def test_review_end_to_end(database_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
     env = service_env(clean_redis, database_url, tmp_path)
-    if database_url.startswith("postgresql"):
-        cli(env, "db", "upgrade")  # production databases are migrated explicitly
+    migrate_if_postgres(env)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for name in CONTRACTS:
