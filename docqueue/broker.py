@@ -123,3 +123,9 @@ def resolve_broker_url(settings: Settings, announce: Callable[[str], None] | Non
             f"redis-server at {url} (data in {settings.data_dir.resolve()})"
         )
     return url
+
+
+def redis_client(url: str, timeout: float = 5.0) -> redis.Redis:
+    """A redis-py client for a broker URL as kombu spells it (``redis+socket://`` included), for the
+    docqueue keys that live beside the queues (dead letters, worker records, events)."""
+    return redis.Redis.from_url(_redis_py_url(url), socket_connect_timeout=timeout, socket_timeout=timeout)

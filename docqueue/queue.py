@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from celery import Celery
 
+from docqueue import transport
 from docqueue.names import TASK_TYPES, queue_name, task_name
 from docqueue.settings import Settings
 
 
 def make_celery(settings: Settings, broker_url: str) -> Celery:
     """A Celery app speaking JSON only, one queue per task type, with at-least-once delivery."""
+    # Poison items on docqueue queues are dead-lettered where kombu decodes them (docqueue.transport).
+    transport.install(max_message_bytes=settings.max_message_bytes, max_raw_bytes=settings.dlq_max_raw_bytes,
+                      max_entries=settings.dlq_max_entries)
     app = Celery("docqueue", broker=broker_url, set_as_current=False)
     app.conf.update(
         # JSON only on the wire, never pickle: a queue is an attack surface, and unpickling runs code.

@@ -121,6 +121,16 @@ class Settings(BaseSettings):
         description="Seconds before Redis re-delivers an unacknowledged message [default: 2 x time limit + 60].")
     worker_load_timeout: float = Field(default=300.0, ge=4, description="Seconds a child may take to load.")
 
+    # --- dead letters (messages refused at the queue) ---
+    max_message_bytes: int = Field(
+        default=16 * 2**20, ge=1024,
+        description="Largest Redis item a worker accepts; a bigger one is dead-lettered as message_too_large "
+        "(few-shot examples, up to 4 MiB, travel in messages, so keep this above that).")
+    dlq_max_raw_bytes: int = Field(
+        default=2**20, ge=1024, description="Raw bytes kept per dead letter; a longer item is kept cut "
+        "(shown, not replayable).")
+    dlq_max_entries: int = Field(default=10_000, ge=10, description="Dead letters kept; the oldest go first.")
+
     @field_validator("device")
     @classmethod
     def _check_device(cls, v: str) -> str:

@@ -11,74 +11,28 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import click
-from celery import Celery
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import Engine
 
-from docqueue import db
-from docqueue.broker import resolve_broker_url, stop_embedded_redis
+from docqueue import db, deadletter
+from docqueue.broker import redis_client, stop_embedded_redis
 from docqueue.contract_categories import canonical_category
 from docqueue.errors import DocqueueError
 from docqueue.models_catalog import configured_models
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TASK_TYPES, TRANSLATE
-from docqueue.queue import make_celery
-from docqueue.settings import Settings, get_settings
+from docqueue.schema import JobStatus
 from producer.classify_options import classify_params
+from producer.context import Context, err_console, pass_ctx
 from producer.loaders import ReadStats, iter_documents
-from producer.queries import batch_counts, iter_results
+from producer.queries import BatchNotFoundError, batch_counts, iter_results
 from producer.render import models_table, results_table, summary_table
 from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progress
 from producer.submit import SubmitReport, submit_batch
-
-err_console = Console(stderr=True)
-
-
-@dataclass
-class Context:
-    """Lazily built resources shared by the subcommands of one invocation."""
-
-    overrides: dict[str, Any]
-    _settings: Settings | None = None
-    _engine: Engine | None = None
-    _app: Celery | None = None
-    _broker_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            try:
-                self._settings = get_settings(**self.overrides)
-            except ValueError as e:
-                raise click.UsageError(f"invalid configuration: {e}") from e
-        return self._settings
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = db.ensure_schema(self.settings.database_url)
-        return self._engine
-
-    @property
-    def broker_url(self) -> str:
-        if self._broker_url is None:
-            self._broker_url = resolve_broker_url(self.settings, announce=lambda m: err_console.print(m))
-        return self._broker_url
-
-    @property
-    def app(self) -> Celery:
-        if self._app is None:
-            self._app = make_celery(self.settings, self.broker_url)
-        return self._app
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 class DocqueueGroup(click.Group):
@@ -366,13 +320,31 @@ def submit_review(obj: Context, paths: tuple[str, ...], wait: bool, timeout: flo
               help="Machine-readable output on stdout.")
 @pass_ctx
 def status(obj: Context, batch: str, as_json: bool) -> None:
-    """Counts of a batch's documents per state."""
-    counts = batch_counts(obj.engine, batch)
+    """Counts of a batch's documents per state, and of its messages workers refused (`docqueue dlq`)."""
+    rejected = _rejected_messages(obj, batch)
+    try:
+        counts = batch_counts(obj.engine, batch)
+    except BatchNotFoundError:
+        if not rejected:
+            raise
+        # every message of it was refused before a document could be stored: say that, not "no batch"
+        counts = {"batch": batch, "task": "?", "total": 0, **{s.value: 0 for s in JobStatus}}
+    counts["rejected"] = rejected
     if as_json:
-        keys = ("batch", "total", "queued", "running", "succeeded", "failed")
+        keys = ("batch", "total", "queued", "running", "succeeded", "failed", "rejected")
         click.echo(json.dumps({k: counts[k] for k in keys}))
     else:
         Console().print(summary_table(counts))
+        if rejected:
+            err_console.print(f"{rejected} message(s) of this batch were refused: docqueue dlq list --batch {batch}")
+
+
+def _rejected_messages(obj: Context, batch: str) -> int:
+    """Dead letters naming ``batch``; 0 when the broker cannot be asked (status still works)."""
+    try:
+        return deadletter.count_for_batch(redis_client(obj.broker_url, timeout=2), batch)
+    except Exception:
+        return 0
 
 
 # ---------------------------------------------------------------------------------------- results
@@ -522,6 +494,11 @@ def broker_stop(obj: Context) -> None:
     stopped = stop_embedded_redis(obj.settings.data_dir)
     click.echo("embedded redis stopped" if stopped else "no embedded redis running")
 
+
+# ------------------------------------------------------------------------- command groups (modules)
+from producer.commands.dlq import dlq_group  # noqa: E402  (they import Context from this module)
+
+main.add_command(dlq_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

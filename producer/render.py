@@ -87,6 +87,8 @@ def summary_table(counts: dict[str, Any]) -> Table:
     for state in ("queued", "running", "succeeded", "failed"):
         table.add_row(state, str(counts[state]))
     table.add_row("total", str(counts["total"]), style="bold")
+    if counts.get("rejected"):
+        table.add_row("messages refused", str(counts["rejected"]), style="red")
     return table
 
 

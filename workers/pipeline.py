@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -33,6 +33,7 @@ class RunReport:
     messages: int = 0
     jobs: int = 0
     engine_runs: int = 0
+    unknown: list[str] = field(default_factory=list)  # job ids this database does not have
 
 
 def _free_accelerator_memory() -> None:
@@ -105,6 +106,9 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
     job_ids = list(params_of)
     report.jobs = len(job_ids)
     claimed = results.claim(db, job_ids, worker)
+    if len(claimed) < len(job_ids):
+        claimed_ids = {j.job_id for j in claimed}
+        report.unknown = results.missing_jobs(db, [j for j in job_ids if j not in claimed_ids])
     if not claimed:
         log.info("%d message(s) for %d job(s): all already finished, nothing to do", len(messages), len(job_ids))
         return report

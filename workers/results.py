@@ -166,3 +166,13 @@ def message_job_ids(task: str, message: TaskMessage) -> tuple[str, ...]:
         return message.jobs
     assert message.batch is not None
     return tuple(derived_id(message.batch, d.id, task) for d in message.documents)
+
+
+def missing_jobs(engine: Engine, job_ids: Sequence[str]) -> list[str]:
+    """The ids among ``job_ids`` that this database has never seen: a message meant for another
+    database (a worker with the wrong DATABASE_URL) must be refused, not acked as done."""
+    if not job_ids:
+        return []
+    with engine.connect() as conn:
+        known = set(conn.execute(sa.select(col(Job.id)).where(col(Job.id).in_(job_ids))).scalars())
+    return [j for j in job_ids if j not in known]

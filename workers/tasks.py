@@ -7,7 +7,9 @@ import os
 from typing import Any
 
 from celery import Celery, Task
+from sqlalchemy.engine import url as sa_url
 
+from docqueue import deadletter
 from docqueue.db import get_engine
 from docqueue.errors import MessageError
 from docqueue.names import TASK_TYPES, queue_name, task_name
@@ -46,6 +48,27 @@ class DocqueueTask(Task):
             log.exception("task %s failed and its jobs could not be marked failed", task_id)
 
 
+def _dead_letter(task: Task, task_type: str, kwargs: dict[str, Any], error: MessageError,
+                 kind: str = "invalid_message") -> None:
+    """Store a message whose envelope was fine but whose docqueue kwargs are not, with the
+    validation error; its batch (where it names one) counts it as rejected."""
+    batch = kwargs.get("batch") if isinstance(kwargs.get("batch"), str) else None
+    settings: Settings = task.settings
+    try:
+        with task.app.connection_for_write() as conn:
+            entry = deadletter.add(
+                conn.default_channel.client, raw=deadletter.task_raw(task.name, kwargs, str(task.request.id)),
+                queue=queue_name(task_type), kind=kind, reason=str(error),
+                origin=deadletter.ORIGIN_TASK, max_raw_bytes=settings.dlq_max_raw_bytes,
+                max_entries=settings.dlq_max_entries, batch=batch,
+                worker=f"{task.request.hostname}/{os.getpid()}", task=task.name)
+    except Exception:
+        log.exception("refused %s message %s (%s) and could not store it as a dead letter",
+                      task_type, task.request.id, error)
+        return
+    log.error("refused %s message %s: %s; kept as dead letter %s", task_type, task.request.id, error, entry)
+
+
 def register_tasks(app: Celery, settings: Settings) -> None:
     """One task per task type, each named by the shared contract in ``docqueue.names``."""
     for task_type in TASK_TYPES:
@@ -63,8 +86,8 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
         try:
             message = TaskMessage.decode(kwargs)
         except MessageError as e:
-            # It can never succeed, so retrying would only loop; say loudly what was wrong.
-            log.error("dropping malformed %s message %s: %s", task_type, self.request.id, e)
+            # It can never succeed, so retrying would only loop: keep it where someone will see it.
+            _dead_letter(self, task_type, kwargs, e)
             return 0
         # Only a trickle is gathered: inline messages of integrations, typically one document each.
         # The producer's micro-batches are already sized and length-sorted, and a Celery retry runs
@@ -80,4 +103,12 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
             gatherer.requeue(pulled)
             raise
         gatherer.ack(pulled)  # only now: their outcomes are committed
+        if report.unknown:
+            own = set(message.jobs) & set(report.unknown)
+            if own:
+                where = sa_url.make_url(settings.database_url).render_as_string(hide_password=True)
+                _dead_letter(self, task_type, kwargs, MessageError(
+                    f"{len(own)} of {len(message.jobs)} job(s) are not in this worker's database "
+                    f"({where}): the message was meant for another database"),
+                    kind="unknown_jobs")
         return report.stored

@@ -3,7 +3,7 @@ delivery, and exactly one stored outcome per job."""
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 
 import pytest
@@ -63,7 +63,10 @@ def test_pickled_message_is_refused(sqlite_url: str, clean_redis: str, tmp_path:
     wait_until(lambda: client.llen("classify") == 0, what="the queue to drain")
     statuses = {j.id: j for j in _jobs(sqlite_url, report.batch_id)}
     assert statuses[pickled_job].status == "queued" and statuses[pickled_job].attempts == 0
-    assert re.search(r"ContentDisallowed|[Rr]efusing to deserialize untrusted content of type pickle", worker.log())
+    letters = [json.loads(line) for line in cli(env, "dlq", "list", "--json").stdout.splitlines()]
+    assert [e["kind"] for e in letters] == ["wrong_content_type"], letters
+    assert "application/x-python-serialize" in letters[0]["reason"]  # a pickle body is never opened
+    assert "refused a" in worker.log()
 
 
 def test_job_delivered_twice_is_stored_once(database_url: str, clean_redis: str, tmp_path: Path,

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.conftest import service_env
-from tests.helpers import cli_json, results_jsonl, wait_until
+from tests.helpers import cli, cli_json, results_jsonl, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -71,5 +71,7 @@ def test_malformed_message_is_dropped_with_a_reason(sqlite_url: str, clean_redis
     worker = start_worker(env)
     client = redis.Redis.from_url(clean_redis)
     client.lpush("classify", foreign_message("docqueue.classify", "classify", {"v": 1, "documents": []}))
-    wait_until(lambda: "dropping malformed classify message" in worker.log(), what="the worker to reject it")
+    wait_until(lambda: "refused classify message" in worker.log(), what="the worker to reject it")
     assert "exactly one, non-empty" in worker.log()
+    letters = [json.loads(line) for line in cli(env, "dlq", "list", "--json").stdout.splitlines()]
+    assert [e["kind"] for e in letters] == ["invalid_message"] and "exactly one, non-empty" in letters[0]["reason"]

@@ -1,0 +1,1 @@
+"""One module per command group of the ``docqueue`` CLI; ``producer.cli`` only registers them."""

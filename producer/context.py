@@ -1,0 +1,61 @@
+"""What the subcommands of one ``docqueue`` invocation share: settings, database, broker, Celery app,
+each built on first use (``docqueue --help`` touches none of them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from celery import Celery
+from rich.console import Console
+from sqlalchemy.engine import Engine
+
+from docqueue import db
+from docqueue.broker import resolve_broker_url
+from docqueue.queue import make_celery
+from docqueue.settings import Settings, get_settings
+
+err_console = Console(stderr=True)
+
+
+@dataclass
+class Context:
+    """Lazily built resources shared by the subcommands of one invocation."""
+
+    overrides: dict[str, Any]
+    _settings: Settings | None = None
+    _engine: Engine | None = None
+    _app: Celery | None = None
+    _broker_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = get_settings(**self.overrides)
+            except ValueError as e:
+                raise click.UsageError(f"invalid configuration: {e}") from e
+        return self._settings
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = db.ensure_schema(self.settings.database_url)
+        return self._engine
+
+    @property
+    def broker_url(self) -> str:
+        if self._broker_url is None:
+            self._broker_url = resolve_broker_url(self.settings, announce=lambda m: err_console.print(m))
+        return self._broker_url
+
+    @property
+    def app(self) -> Celery:
+        if self._app is None:
+            self._app = make_celery(self.settings, self.broker_url)
+        return self._app
+
+
+pass_ctx = click.make_pass_decorator(Context)
