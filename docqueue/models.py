@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from docqueue.schema import JobStatus
+from docqueue.schema import BATCH_ID_MAX_LENGTH, JobStatus
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -27,7 +27,7 @@ def utcnow() -> datetime:
 class Batch(SQLModel, table=True):
     """One submission: a task type, its parameters, and the documents it covers."""
 
-    id: str = Field(primary_key=True, max_length=32)
+    id: str = Field(primary_key=True, max_length=BATCH_ID_MAX_LENGTH)
     task: str = Field(max_length=32)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
     model: str | None = Field(default=None, max_length=512)
@@ -38,7 +38,7 @@ class Document(SQLModel, table=True):
     """The text a job runs on, with where it came from."""
 
     id: str = Field(primary_key=True, max_length=32)
-    batch_id: str = Field(foreign_key="batch.id", index=True, max_length=32)
+    batch_id: str = Field(foreign_key="batch.id", index=True, max_length=BATCH_ID_MAX_LENGTH)
     position: int = Field(default=0, description="Order of the document within its batch.")
     source: str = Field(max_length=2048, description="Path, URI or external id the text came from.")
     sha256: str | None = Field(default=None, max_length=64, index=True,
@@ -60,7 +60,7 @@ class Job(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_job_batch_status", "batch_id", "status"),)
 
     id: str = Field(primary_key=True, max_length=32)
-    batch_id: str = Field(foreign_key="batch.id", max_length=32)
+    batch_id: str = Field(foreign_key="batch.id", max_length=BATCH_ID_MAX_LENGTH)
     document_id: str = Field(foreign_key="document.id", index=True, max_length=32)
     task: str = Field(max_length=32)
     status: str = Field(default=JobStatus.queued.value, max_length=16)

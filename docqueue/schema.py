@@ -11,6 +11,8 @@ integrate without our code (see README, "Publishing from another language"). Two
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import os
 import time
 import uuid
@@ -42,14 +44,68 @@ class JobStatus(str, enum.Enum):
         return self in (JobStatus.succeeded, JobStatus.failed)
 
 
+#: Longest batch id (the same on SQLite and PostgreSQL: columns are this wide, and ids are checked
+#: before any row is written) and longest publisher document id.
+BATCH_ID_MAX_LENGTH = 128
+DOCUMENT_ID_MAX_LENGTH = 512
+#: Batch ids appear in commands, file names (outboxes) and URLs: letters, digits and ``._:-``.
+BATCH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+
 class InlineDocument(BaseModel):
     """A document carried inside a message by an external publisher."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(min_length=1, max_length=512)
+    id: str = Field(min_length=1, max_length=DOCUMENT_ID_MAX_LENGTH)
     text: str
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RejectedDocument(BaseModel):
+    """An inline document that cannot run, kept so it still gets an outcome (a failed job) instead of
+    taking its whole message down: ``kind`` is ``invalid_document`` or ``duplicate_document``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    position: int
+    id: str | None
+    kind: str
+    reason: str
+    fingerprint: str  # sha256 of the document as sent: a stable id for one without a usable id
+
+
+def _validation_summary(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'document'}: {err['msg']}" for err in e.errors())
+
+
+def split_documents(raw: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Valid documents (as given) and rejections, each judged on its own: one bad document of a
+    foreign message fails alone (``invalid_document``), and a repeated id fails its repeats
+    (``duplicate_document``) instead of silently vanishing."""
+    if not isinstance(raw, (list, tuple)):
+        return [raw], []  # not a list at all: left to the field's own validation error
+    good: list[Any] = []
+    rejected: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for position, item in enumerate(raw):
+        doc_id = item.get("id") if isinstance(item, dict) else None
+        doc_id = doc_id if isinstance(doc_id, str) and 0 < len(doc_id) <= DOCUMENT_ID_MAX_LENGTH else None
+        fingerprint = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+        try:
+            document = InlineDocument.model_validate(item)
+        except ValidationError as e:
+            rejected.append({"position": position, "id": doc_id, "kind": "invalid_document",
+                             "reason": f"document #{position}: {_validation_summary(e)}", "fingerprint": fingerprint})
+            continue
+        if document.id in seen:
+            rejected.append({"position": position, "id": doc_id, "kind": "duplicate_document",
+                             "reason": f"document #{position}: id {document.id!r} appears earlier in the same "
+                             "message; only the first is processed", "fingerprint": fingerprint})
+            continue
+        seen.add(document.id)
+        good.append(item)
+    return good, rejected
 
 
 class TaskMessage(BaseModel):
@@ -58,18 +114,31 @@ class TaskMessage(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     v: int = ENVELOPE_VERSION
-    batch: str | None = None
+    batch: str | None = Field(default=None, min_length=1, max_length=BATCH_ID_MAX_LENGTH, pattern=BATCH_ID_PATTERN)
     params: dict[str, Any] = Field(default_factory=dict)
     jobs: tuple[str, ...] = ()
     documents: tuple[InlineDocument, ...] = ()
+    #: Documents of ``documents`` that cannot run; filled by validation, never sent by a publisher.
+    rejected: tuple[RejectedDocument, ...] = Field(default=(), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_documents(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "rejected" in data:
+                raise ValueError("'rejected' is not a message field")
+            if "documents" in data:
+                good, rejected = split_documents(data["documents"])
+                data = {**data, "documents": good, "rejected": rejected}
+        return data
 
     @model_validator(mode="after")
     def _one_form(self) -> TaskMessage:
         if self.v != ENVELOPE_VERSION:
             raise ValueError(f"unsupported envelope version {self.v} (this worker speaks {ENVELOPE_VERSION})")
-        if bool(self.jobs) == bool(self.documents):
+        if bool(self.jobs) == bool(self.documents or self.rejected):
             raise ValueError("a message carries either 'jobs' or 'documents' (exactly one, non-empty)")
-        if self.documents and not self.batch:
+        if (self.documents or self.rejected) and not self.batch:
             raise ValueError("a message with inline 'documents' needs a 'batch' id")
         return self
 

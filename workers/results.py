@@ -7,6 +7,7 @@ that have no outcome yet, and never stores a second outcome for a job.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,12 +137,23 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
         for position, doc in enumerate(message.documents):
             doc_id = derived_id(message.batch, doc.id)
             job_id = derived_id(message.batch, doc.id, task)  # same rule as message_job_ids
+            text = doc.text.replace("\x00", "")
             docs.append({"id": doc_id, "batch_id": message.batch, "position": position, "source": doc.id,
-                         "sha256": None, "text": doc.text.replace("\x00", ""), "meta": doc.metadata,
-                         "created_at": now})
+                         "sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(), "text": text,
+                         "meta": doc.metadata, "created_at": now, "external_id": doc.id})
             jobs.append({"id": job_id, "batch_id": message.batch, "document_id": doc_id, "task": task,
-                         "status": JobStatus.queued.value, "attempts": 0, "created_at": now})
+                         "status": JobStatus.queued.value, "attempts": 0, "created_at": now,
+                         "finished_at": None, "error_kind": None, "error_message": None})
             ids.append(job_id)
+        for bad in message.rejected:  # failed at once, so the batch accounts for them too
+            key = (message.batch, bad.id or f"#{bad.position}", task, bad.kind, bad.fingerprint, str(bad.position))
+            doc_id = derived_id("rejected-document", *key)
+            docs.append({"id": doc_id, "batch_id": message.batch, "position": bad.position,
+                         "source": bad.id or f"(document #{bad.position} without a usable id)", "sha256": None,
+                         "text": "", "meta": {}, "created_at": now, "external_id": bad.id})
+            jobs.append({"id": derived_id("rejected-job", *key), "batch_id": message.batch, "document_id": doc_id,
+                         "task": task, "status": JobStatus.failed.value, "attempts": 0, "created_at": now,
+                         "finished_at": now, "error_kind": bad.kind, "error_message": bad.reason})
         per_message.append(tuple(ids))
     with engine.begin() as conn:
         _insert_ignoring_duplicates(conn, Batch, list(batches.values()))

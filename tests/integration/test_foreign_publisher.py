@@ -75,3 +75,42 @@ def test_malformed_message_is_dropped_with_a_reason(sqlite_url: str, clean_redis
     assert "exactly one, non-empty" in worker.log()
     letters = [json.loads(line) for line in cli(env, "dlq", "list", "--json").stdout.splitlines()]
     assert [e["kind"] for e in letters] == ["invalid_message"] and "exactly one, non-empty" in letters[0]["reason"]
+
+
+def test_bad_documents_fail_alone_and_long_batch_ids_work_on_both_databases(
+        database_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
+    """One bad document of a foreign message fails alone (``invalid_document``), a repeated id fails
+    its repeat (``duplicate_document``), the good ones are stored and run; a 100-character batch id
+    works on PostgreSQL as on SQLite (it once failed five retries there and stored nothing)."""
+    from tests.helpers import migrate_if_postgres
+
+    env = service_env(clean_redis, database_url, tmp_path)
+    migrate_if_postgres(env)
+    start_worker(env)
+    batch = "crm-export-2026-12-02-" + "x" * 78
+    kwargs = {"v": 1, "batch": batch, "params": {"labels": ["contract", "invoice"]},
+              "documents": [
+                  {"id": "good-1", "text": "Invoice 991: amount due $120.00, payable within 30 days."},
+                  {"text": "a document without an id"},
+                  {"id": "numeric-text", "text": 12345},
+                  {"id": "good-1", "text": "the same id again"},
+                  {"id": "good-2", "text": "This Agreement is entered into by and between the parties hereto."},
+              ]}
+    client = redis.Redis.from_url(clean_redis)
+    raw = foreign_message("docqueue.classify", "classify", kwargs)
+    client.lpush("classify", raw)
+    client.lpush("classify", raw)  # delivered twice: still one outcome per document
+    wait_until(lambda: client.llen("classify") == 0, what="messages consumed")
+    wait_until(lambda: (s := cli_json(env, "status", batch, "--json"))["queued"] + s["running"] == 0
+               and s["total"] == 5, what="batch done")
+    rows = results_jsonl(env, batch)
+    assert len(rows) == 5
+    by_kind = sorted((r["document"], r["status"], (r["error"] or {}).get("kind")) for r in rows)
+    assert by_kind == [("(document #1 without a usable id)", "failed", "invalid_document"),
+                       ("good-1", "failed", "duplicate_document"),
+                       ("good-1", "succeeded", None),
+                       ("good-2", "succeeded", None),
+                       ("numeric-text", "failed", "invalid_document")], by_kind
+    numeric = next(r for r in rows if r["document"] == "numeric-text")
+    assert "text: Input should be a valid string" in numeric["error"]["message"]
+    assert {r["id"] for r in rows if r["status"] == "succeeded"} == {"good-1", "good-2"}  # external ids kept
