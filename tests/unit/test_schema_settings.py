@@ -37,11 +37,22 @@ def test_new_ids_are_uuid7_in_time_order() -> None:
     ({"v": 1, "documents": [{"id": "x", "text": "t"}]}, "needs a 'batch'"),
     ({"v": 2, "jobs": ["a"]}, "unsupported envelope version"),
     ({"v": 1, "jobs": ["a"], "surprise": 1}, "surprise"),
-    ({"v": 1, "batch": "b", "documents": [{"id": "", "text": "t"}]}, "id"),
+    ({"v": 1, "batch": "b" * 129, "jobs": ["a"]}, "batch"),
+    ({"v": 1, "batch": "two words", "jobs": ["a"]}, "batch"),
 ])
 def test_envelope_rejects_malformed(kwargs: dict, fragment: str) -> None:
     with pytest.raises(MessageError, match=fragment):
         TaskMessage.decode(kwargs)
+
+
+def test_a_bad_document_is_rejected_alone() -> None:
+    """Per-document validation: the message stands, the bad document and the repeat are rejected."""
+    m = TaskMessage.decode({"v": 1, "batch": "b", "documents": [
+        {"id": "", "text": "t"}, {"id": "ok", "text": "t"}, {"id": "ok", "text": "u"}, {"id": "n", "text": 1}]})
+    assert [d.id for d in m.documents] == ["ok"]
+    assert [(r.position, r.id, r.kind) for r in m.rejected] == [
+        (0, None, "invalid_document"), (2, "ok", "duplicate_document"), (3, "n", "invalid_document")]
+    assert "rejected" not in m.model_dump(mode="json")  # never sent on
 
 
 def test_derived_ids_are_stable_and_distinct() -> None:
