@@ -38,10 +38,13 @@ class JobStatus(str, enum.Enum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    #: Stopped by ``docqueue cancel`` before it finished: workers skip it, its result (if a worker
+    #: was running it) is discarded, and reuse never copies from it.
+    cancelled = "cancelled"
 
     @property
     def terminal(self) -> bool:
-        return self in (JobStatus.succeeded, JobStatus.failed)
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
 
 #: Longest batch id (the same on SQLite and PostgreSQL: columns are this wide, and ids are checked

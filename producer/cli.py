@@ -113,7 +113,7 @@ def _wait_for(engine: Engine, batch_id: str, timeout: float, quiet: bool) -> dic
         progress_task = bar.add_task("processing", total=counts["total"], detail="")
         while True:
             counts = batch_counts(engine, batch_id)
-            done = counts["succeeded"] + counts["failed"]
+            done = counts["succeeded"] + counts["failed"] + counts["cancelled"]
             bar.update(progress_task, completed=done,
                        detail=f"{counts['running']} running, {counts['failed']} failed")
             if done >= counts["total"]:
@@ -331,7 +331,7 @@ def status(obj: Context, batch: str, as_json: bool) -> None:
         counts = {"batch": batch, "task": "?", "total": 0, **{s.value: 0 for s in JobStatus}}
     counts["rejected"] = rejected
     if as_json:
-        keys = ("batch", "total", "queued", "running", "succeeded", "failed", "rejected")
+        keys = ("batch", "total", "queued", "running", "succeeded", "failed", "cancelled", "rejected")
         click.echo(json.dumps({k: counts[k] for k in keys}))
     else:
         Console().print(summary_table(counts))
@@ -496,9 +496,11 @@ def broker_stop(obj: Context) -> None:
 
 
 # ------------------------------------------------------------------------- command groups (modules)
-from producer.commands.dlq import dlq_group  # noqa: E402  (they import Context from this module)
+from producer.commands.batches import batches, cancel  # noqa: E402
+from producer.commands.dlq import dlq_group  # noqa: E402
 
-main.add_command(dlq_group)
+for command in (dlq_group, batches, cancel):
+    main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

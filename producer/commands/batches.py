@@ -1,0 +1,71 @@
+"""``docqueue batches`` (list with counts) and ``docqueue cancel``."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from docqueue.schema import JobStatus
+from producer.batch_control import BATCH_STATES, cancel_batch, list_batches
+from producer.context import Context, pass_ctx
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``30m``, ``2h``, ``7d`` (that long ago) or an ISO 8601 date/time (UTC when it names no zone)."""
+    if not value:
+        return None
+    match = _DURATION.match(value.strip().lower())
+    if match:
+        return datetime.now(timezone.utc) - timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise click.BadParameter(f"{value!r}: use a duration like 30m, 2h, 7d or an ISO date",
+                                 param_hint="--since") from e
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+@click.command("batches")
+@click.option("--status", "state", type=click.Choice(BATCH_STATES), envvar="DOCQUEUE_BATCHES_STATUS",
+              show_envvar=True, default=None, help="Only batches in this state (derived from their jobs).")
+@click.option("--since", envvar="DOCQUEUE_BATCHES_SINCE", show_envvar=True, default=None,
+              help="Only batches created since: a duration (30m, 2h, 7d) or an ISO date/time.")
+@click.option("--limit", type=click.IntRange(1), default=50, envvar="DOCQUEUE_BATCHES_LIMIT", show_envvar=True,
+              help="Look at this many of the newest batches.")
+@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
+              help="Machine-readable output on stdout (one object per line).")
+@pass_ctx
+def batches(obj: Context, state: str | None, since: str | None, limit: int, as_json: bool) -> None:
+    """Batches, newest first, with their documents per state."""
+    found = list_batches(obj.engine, since=parse_since(since), state=state, limit=limit)
+    if as_json:
+        for b in found:
+            click.echo(json.dumps(b.as_json()))
+        return
+    table = Table(title=f"{len(found)} batch(es)")
+    for column in ("batch", "task", "created", "state", "total", *(s.value for s in JobStatus)):
+        table.add_column(column, overflow="fold")
+    for b in found:
+        table.add_row(b.id, b.task, b.created_at.isoformat(timespec="seconds"), b.state, str(b.total),
+                      *(str(b.counts.get(s.value, 0)) for s in JobStatus))
+    Console().print(table)
+
+
+@click.command("cancel")
+@click.argument("batch")
+@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
+              help="Machine-readable output on stdout.")
+@pass_ctx
+def cancel(obj: Context, batch: str, as_json: bool) -> None:
+    """Cancel a batch's unfinished jobs: workers skip them, a running one's result is discarded, and
+    reuse never copies from them."""
+    n = cancel_batch(obj.engine, batch)
+    click.echo(json.dumps({"batch": batch, "cancelled": n}) if as_json else f"cancelled {n} job(s) of {batch}")

@@ -1,0 +1,48 @@
+"""Batch control on the real stack: list batches with counts, cancel one before a worker gets to
+it (the worker skips its jobs and the batch ends ``cancelled``), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import service_env
+from tests.helpers import cli, cli_json, migrate_if_postgres, results_jsonl, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _batches(env: dict[str, str], *args: str) -> list[dict]:
+    return [json.loads(line) for line in cli(env, "batches", "--json", *args).stdout.splitlines()]
+
+
+def test_cancelled_jobs_are_skipped_and_batches_lists_states(database_url: str, clean_redis: str, tmp_path: Path,
+                                                            start_worker) -> None:
+    env = service_env(clean_redis, database_url, tmp_path)
+    migrate_if_postgres(env)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(3):
+        (inbox / f"inv{i}.txt").write_text(f"Invoice {i}: amount due ${i}0.00, payable within 30 days.")
+    labels = ["--labels", "contract,invoice"]
+    cancelled = cli_json(env, "submit", "classify", str(inbox), *labels, "--json")["batch"]
+    kept = cli_json(env, "submit", "classify", str(inbox / "inv0.txt"), *labels, "--force", "--json")["batch"]
+    assert {b["batch"]: b["state"] for b in _batches(env)} == {cancelled: "queued", kept: "queued"}
+
+    assert cli_json(env, "cancel", cancelled, "--json") == {"batch": cancelled, "cancelled": 3}
+    start_worker(env)
+    client = redis.Redis.from_url(clean_redis)
+    wait_until(lambda: client.llen("classify") == 0 and client.hlen("unacked") == 0, what="queue drained")
+    wait_until(lambda: cli_json(env, "status", kept, "--json")["succeeded"] == 1, what="the other batch done")
+
+    status = cli_json(env, "status", cancelled, "--json")
+    assert (status["cancelled"], status["succeeded"], status["queued"]) == (3, 0, 0)
+    rows = results_jsonl(env, cancelled)
+    assert {r["status"] for r in rows} == {"cancelled"} and all(r["result"] is None for r in rows)
+    assert [b["batch"] for b in _batches(env, "--status", "cancelled")] == [cancelled]
+    assert [b["batch"] for b in _batches(env, "--status", "finished")] == [kept]
+    assert _batches(env, "--since", "2099-01-01") == []
+    assert cli(env, "cancel", "no-such-batch", check=False).returncode == 1
