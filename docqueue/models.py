@@ -57,7 +57,7 @@ class Document(SQLModel, table=True):
 class Job(SQLModel, table=True):
     """One task run on one document; holds the outcome."""
 
-    __table_args__ = (sa.Index("ix_job_batch_status", "batch_id", "status"),)
+    __table_args__ = (sa.Index("ix_job_batch_status", "batch_id", "status"), sa.Index("ix_job_status", "status"))
 
     id: str = Field(primary_key=True, max_length=32)
     batch_id: str = Field(foreign_key="batch.id", max_length=BATCH_ID_MAX_LENGTH)
@@ -70,6 +70,8 @@ class Job(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    heartbeat_at: datetime | None = Field(
+        default=None, description="Refreshed while a worker runs the job; a stale one means its worker died.")
     worker: str | None = Field(default=None, max_length=255)
     model_id: str | None = Field(default=None, max_length=512)
     model_revision: str | None = Field(default=None, max_length=128)

@@ -121,6 +121,15 @@ class Settings(BaseSettings):
         description="Seconds before Redis re-delivers an unacknowledged message [default: 2 x time limit + 60].")
     worker_load_timeout: float = Field(default=300.0, ge=4, description="Seconds a child may take to load.")
 
+    # --- heartbeats and the reaper (no job stuck forever) ---
+    heartbeat_interval_s: float = Field(
+        default=10.0, gt=0, description="A worker refreshes the heartbeat of the jobs it runs this often.")
+    heartbeat_timeout_s: float = Field(
+        default=60.0, gt=0, description="A running job whose heartbeat is older than this lost its worker: the "
+        "reaper requeues it (a long job that is still running keeps its heartbeat fresh and is left alone).")
+    reaper_interval_s: float = Field(
+        default=15.0, gt=0, description="How often one worker (a Redis lock elects it) looks for jobs to requeue.")
+
     # --- dead letters (messages refused at the queue) ---
     max_message_bytes: int = Field(
         default=16 * 2**20, ge=1024,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,32 @@ def run_engine(engine: TaskEngine, texts: list[str], params: dict[str, Any],
     return isolated
 
 
+class Heartbeat:
+    """Keeps the claimed jobs' heartbeat fresh while they run, from a thread beside the engine
+    (torch releases the GIL in its kernels), so the reaper can tell a long job from a dead worker."""
+
+    def __init__(self, db: Engine, job_ids: list[str], worker: str, interval_s: float) -> None:
+        self._args = (db, job_ids, worker)
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="docqueue-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                results.heartbeat(*self._args)
+            except Exception:  # a missed beat is not fatal; the next one may get through
+                log.warning("could not refresh the heartbeat of %d job(s)", len(self._args[1]), exc_info=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _group_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -105,20 +132,23 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
             params_of.setdefault(job_id, message.params)
     job_ids = list(params_of)
     report.jobs = len(job_ids)
-    claimed = results.claim(db, job_ids, worker)
+    settings = registry.settings
+    claimed = results.claim(db, job_ids, worker, stale_after_s=settings.heartbeat_timeout_s)
     if len(claimed) < len(job_ids):
         claimed_ids = {j.job_id for j in claimed}
         report.unknown = results.missing_jobs(db, [j for j in job_ids if j not in claimed_ids])
     if not claimed:
-        log.info("%d message(s) for %d job(s): all already finished, nothing to do", len(messages), len(job_ids))
+        log.info("%d message(s) for %d job(s): none to run (finished, cancelled or running elsewhere)",
+                 len(messages), len(job_ids))
         return report
     groups: dict[str, list[results.ClaimedJob]] = {}
     for job in claimed:
         groups.setdefault(_group_key(params_of[job.job_id]), []).append(job)
     recorded: list[results.RecordGroup] = []
-    for jobs in groups.values():
-        recorded.append(_run_group(task, params_of[jobs[0].job_id], jobs, registry, report))
-    report.stored = results.record_groups(db, recorded)
+    with Heartbeat(db, [j.job_id for j in claimed], worker, settings.heartbeat_interval_s):
+        for jobs in groups.values():
+            recorded.append(_run_group(task, params_of[jobs[0].job_id], jobs, registry, report))
+        report.stored = results.record_groups(db, recorded)
     log.info("stored %d outcome(s) for %d job(s) from %d message(s) in %d engine run(s)",
              report.stored, len(claimed), len(messages), report.engine_runs)
     return report

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,26 +31,46 @@ class ClaimedJob:
     text: str
 
 
-def claim(engine: Engine, job_ids: Sequence[str], worker: str) -> list[ClaimedJob]:
-    """Mark the unfinished jobs among ``job_ids`` as running here and return their texts.
+def claim(engine: Engine, job_ids: Sequence[str], worker: str, stale_after_s: float | None = None
+          ) -> list[ClaimedJob]:
+    """Mark the claimable jobs among ``job_ids`` as running here and return their texts.
 
-    A ``running`` job is claimable again: its message was re-delivered, which happens only when
-    the worker that had it died (acks_late + reject on worker lost, or the visibility timeout).
+    Claimable: waiting jobs, and ``running`` jobs whose heartbeat is older than ``stale_after_s``
+    (their worker died; its message came back). A running job with a fresh heartbeat belongs to a
+    live worker: a duplicate delivery leaves it alone instead of running it twice.
     """
     now = utcnow()
+    waiting = [s for s in _UNFINISHED if s != JobStatus.running.value]
+    running = col(Job.status) == JobStatus.running.value
+    claimable: sa.ColumnElement[bool]
+    if stale_after_s is None:
+        claimable = col(Job.status).in_(_UNFINISHED)
+    else:
+        cutoff = now - timedelta(seconds=stale_after_s)
+        claimable = sa.or_(col(Job.status).in_(waiting),
+                           sa.and_(running, sa.or_(col(Job.heartbeat_at).is_(None), col(Job.heartbeat_at) < cutoff)))
     with engine.begin() as conn:
         conn.execute(
             sa.update(Job)
-            .where(col(Job.id).in_(job_ids), col(Job.status).in_(_UNFINISHED))
-            .values(status=JobStatus.running.value, attempts=Job.attempts + 1, started_at=now, worker=worker)
+            .where(col(Job.id).in_(job_ids), claimable)
+            .values(status=JobStatus.running.value, attempts=Job.attempts + 1, started_at=now, heartbeat_at=now,
+                    worker=worker)
         )
         rows = conn.execute(
             sa.select(col(Job.id), col(Document.text))
             .join(Document, col(Document.id) == col(Job.document_id))
-            .where(col(Job.id).in_(job_ids), col(Job.status) == JobStatus.running.value, col(Job.worker) == worker)
+            .where(col(Job.id).in_(job_ids), running, col(Job.worker) == worker)
         ).all()
     by_id = {job_id: text for job_id, text in rows}
     return [ClaimedJob(j, by_id[j]) for j in job_ids if j in by_id]
+
+
+def heartbeat(engine: Engine, job_ids: Sequence[str], worker: str) -> int:
+    """Refresh the heartbeat of the jobs this worker is still running (the reaper leaves them alone)."""
+    with engine.begin() as conn:
+        return int(conn.execute(
+            sa.update(Job).where(col(Job.id).in_(job_ids), col(Job.status) == JobStatus.running.value,
+                                 col(Job.worker) == worker).values(heartbeat_at=utcnow())).rowcount)
 
 
 def record(engine: Engine, outcomes: Iterable[tuple[str, dict[str, Any] | DocumentError]],

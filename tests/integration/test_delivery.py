@@ -88,14 +88,15 @@ def test_job_delivered_twice_is_stored_once(database_url: str, clean_redis: str,
     ran = [j for j in jobs if j.error_kind != "empty_document"]
     assert all(j.attempts == 1 for j in ran), [(j.id, j.attempts) for j in ran]
     assert sum(j.status == "succeeded" for j in jobs) == 4
-    assert "all already finished, nothing to do" in worker.log()
+    assert "none to run (finished, cancelled or running elsewhere)" in worker.log()
 
 
 def test_worker_killed_mid_batch_loses_nothing(database_url: str, clean_redis: str, tmp_path: Path,
                                               start_worker) -> None:
     """SIGKILL the whole worker while it holds a claimed batch: after the visibility timeout the
     message is delivered to the next worker, every job finishes, and none is stored twice."""
-    env = service_env(clean_redis, database_url, tmp_path, DOCQUEUE_VISIBILITY_TIMEOUT="4")
+    env = service_env(clean_redis, database_url, tmp_path, DOCQUEUE_VISIBILITY_TIMEOUT="4",
+                      DOCQUEUE_HEARTBEAT_INTERVAL_S="1", DOCQUEUE_HEARTBEAT_TIMEOUT_S="3")
     migrate_if_postgres(env)
     contract = (FIXTURES / "classify" / "energous-strategic-alliance.txt").read_text()
     inbox = tmp_path / "inbox"

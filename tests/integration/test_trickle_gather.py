@@ -127,7 +127,8 @@ def test_worker_killed_mid_gathered_batch_loses_nothing(sqlite_url: str, clean_r
                                                         start_worker) -> None:
     """SIGKILL while a gathered batch runs: its unacknowledged messages come back after the
     visibility timeout, the next worker finishes every job, and no outcome is stored twice."""
-    env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_VISIBILITY_TIMEOUT="4")
+    env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_VISIBILITY_TIMEOUT="4",
+                      DOCQUEUE_HEARTBEAT_INTERVAL_S="1", DOCQUEUE_HEARTBEAT_TIMEOUT_S="3")
     cli(env, "db", "upgrade")
     contract = (FIXTURES / "classify" / "energous-strategic-alliance.txt").read_text()
     settings = get_settings(redis_url=clean_redis)

@@ -1,0 +1,104 @@
+"""The reaper: jobs whose worker died are put back on the queue in minutes, not hours.
+
+A worker SIGKILLed with its whole process tree cannot reject its message, so kombu returns it only
+after the Redis visibility timeout, which must stay above the longest task (an hour by default):
+without the reaper a crash would stall its jobs that long. Every job a worker runs carries a
+heartbeat (``workers.pipeline.Heartbeat``); a ``running`` job whose heartbeat is older than
+``DOCQUEUE_HEARTBEAT_TIMEOUT_S`` lost its worker, so the reaper sets it back to ``queued`` and
+publishes a new message for it. A long job that is still running keeps its heartbeat fresh and is
+never touched. The message that comes back later from the visibility timeout finds the job
+finished (or running elsewhere) and does nothing.
+
+One reaper runs at a time across all workers: each worker's main process tries every
+``DOCQUEUE_REAPER_INTERVAL_S`` to take a Redis lock (``SET NX EX``, as RedBeat elects its leader);
+the one that gets it does the round.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from itertools import islice
+from typing import Any
+
+import sqlalchemy as sa
+from celery import Celery
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
+from docqueue.models import Batch, Job, utcnow
+from docqueue.names import queue_name, task_name
+from docqueue.schema import JobStatus, TaskMessage
+from docqueue.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "docqueue:reaper-lock"
+#: Jobs looked at per round; a bigger backlog is worked off over the next rounds.
+ROUND_LIMIT = 20_000
+
+
+@dataclass
+class ReapReport:
+    requeued: int = 0
+    messages: int = 0
+
+
+def reap_once(db: Engine, app: Celery, settings: Settings) -> ReapReport:
+    """Requeue the running jobs whose heartbeat stopped, and publish messages for them."""
+    report = ReapReport()
+    cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
+    stale = sa.and_(col(Job.status) == JobStatus.running.value,
+                    sa.or_(col(Job.heartbeat_at).is_(None), col(Job.heartbeat_at) < cutoff))
+    with db.begin() as conn:
+        rows = conn.execute(sa.select(col(Job.id), col(Job.batch_id), col(Job.task)).where(stale)
+                            .limit(ROUND_LIMIT).with_for_update(skip_locked=True)).all()
+        if not rows:
+            return report
+        # the same condition again: a job a worker claimed meanwhile is left to it
+        report.requeued = int(conn.execute(
+            sa.update(Job).where(col(Job.id).in_([r[0] for r in rows]), stale)
+            .values(status=JobStatus.queued.value, worker=None)).rowcount)
+        groups: dict[tuple[str, str], list[str]] = {}
+        for job_id, batch_id, task in rows:
+            groups.setdefault((batch_id, task), []).append(job_id)
+        params: dict[str, Any] = dict(conn.execute(sa.select(col(Batch.id), col(Batch.params))
+                                   .where(col(Batch.id).in_({b for b, _ in groups}))).all())
+    with app.producer_or_acquire() as producer:
+        for (batch_id, task), ids in groups.items():
+            it = iter(ids)
+            while chunk := list(islice(it, settings.batch_max_docs)):
+                message = TaskMessage(batch=batch_id, params=params.get(batch_id) or {}, jobs=tuple(chunk))
+                app.send_task(task_name(task), kwargs=message.model_dump(mode="json"), queue=queue_name(task),
+                              producer=producer, argsrepr="()",
+                              kwargsrepr=f"<{len(chunk)} requeued jobs of batch {batch_id}>")
+                report.messages += 1
+    log.warning("reaper: requeued %d job(s) whose worker stopped sending heartbeats, in %d message(s)",
+                report.requeued, report.messages)
+    return report
+
+
+class Reaper(threading.Thread):
+    """Runs :func:`reap_once` every interval in the worker's main process, when it holds the lock."""
+
+    def __init__(self, db: Engine, app: Celery, settings: Settings) -> None:
+        super().__init__(name="docqueue-reaper", daemon=True)
+        self.db, self.app, self.settings = db, app, settings
+        self.stopped = threading.Event()
+
+    def _lead(self, client: Any) -> bool:
+        ttl = max(1, int(self.settings.reaper_interval_s))
+        return bool(client.set(LOCK_KEY, "1", nx=True, ex=ttl))
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.settings.reaper_interval_s):
+            try:
+                with self.app.connection_for_write() as conn:
+                    if not self._lead(conn.default_channel.client):
+                        continue
+                reap_once(self.db, self.app, self.settings)
+            except Exception:
+                log.warning("reaper round failed; trying again in %.0f s", self.settings.reaper_interval_s,
+                            exc_info=True)
