@@ -81,14 +81,33 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def _quiet_closed_stdout() -> None:
+    """``docqueue results B | head`` closes the pipe early, which is what the user asked for, not an
+    error. Output still buffered would fail again when Python flushes stdout at exit, so stdout is
+    pointed at devnull (the Python docs' recipe for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (CliRunner): nothing left to flush
+        pass
+    finally:
+        os.close(devnull)
+
+
 class DocqueueGroup(click.Group):
-    """Turns docqueue's own errors into one clean line and exit code 1 (no traceback)."""
+    """Turns docqueue's own errors into one clean line and exit code 1 (no traceback), and a reader
+    that stops reading stdout into a quiet exit 0 (Click would exit 1 with no message)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            rv = super().invoke(ctx)
+            sys.stdout.flush()  # inside the try: a pipe closed after the last write fails here
+            return rv
         except DocqueueError as e:
             raise click.ClickException(str(e)) from e
+        except BrokenPipeError:
+            _quiet_closed_stdout()
+            ctx.exit(0)
 
 
 @click.group(cls=DocqueueGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
