@@ -11,13 +11,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from docqueue.schema import BATCH_ID_MAX_LENGTH, JobStatus
 
-# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+#: Plain JSON on every database (json, not jsonb, on PostgreSQL: migration 0003): a result reads back
+#: with its keys in the order the worker wrote them, the same on SQLite and PostgreSQL. Nothing queries
+#: inside these columns, so jsonb's indexing would buy nothing.
+JSONType = sa.JSON()
 
 
 def utcnow() -> datetime:

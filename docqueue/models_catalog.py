@@ -127,6 +127,36 @@ def configured_models(settings: Settings) -> list[ConfiguredModel]:
     return rows
 
 
+def model_setting(row: ConfiguredModel) -> str:
+    """The environment variable that configures ``row``: ``DOCQUEUE_*_MODEL`` would send a translate
+    user to a variable that is not read when models are chosen per language pair."""
+    if row.task == CLASSIFY:
+        return "DOCQUEUE_CLASSIFY_NLI_MODEL" if row.engine == "nli" else "DOCQUEUE_CLASSIFY_MODEL"
+    if row.task == SUMMARIZE:
+        return "DOCQUEUE_SUMMARIZE_EXTRACTIVE_MODEL" if row.engine == "extractive" else "DOCQUEUE_SUMMARIZE_MODEL"
+    if row.task == TRANSLATE:
+        return "DOCQUEUE_TRANSLATE_MODEL" if row.pair == "*" else f"DOCQUEUE_TRANSLATE_MODELS (its {row.pair!r} entry)"
+    return f"DOCQUEUE_{row.task.upper()}_MODEL"
+
+
+#: Every task's model setting, for a model that no task is configured with yet.
+ALL_MODEL_SETTINGS = ("DOCQUEUE_CLASSIFY_MODEL (classify; DOCQUEUE_CLASSIFY_NLI_MODEL for --engine nli), "
+                      "DOCQUEUE_SUMMARIZE_MODEL (abstractive summarize; DOCQUEUE_SUMMARIZE_EXTRACTIVE_MODEL for "
+                      "extractive), DOCQUEUE_TRANSLATE_MODELS (translate, JSON per language pair, e.g. "
+                      "'{\"en-de\": \"/models/opus-mt-en-de\"}') or DOCQUEUE_TRANSLATE_MODEL (one model for every "
+                      "pair), DOCQUEUE_REVIEW_MODEL (review)")
+
+
+def local_copy_hint(settings: Settings | None, spec: str) -> str:
+    """How to use a local copy of ``spec``: point the variable(s) of the tasks configured with it at
+    the folder, else the task's own variable, all of them named (``None``: configuration unreadable)."""
+    rows = configured_models(settings) if settings is not None else []
+    named = list(dict.fromkeys(model_setting(r) for r in rows if r.spec == spec))
+    if named:
+        return f"point {' or '.join(named)} at it"
+    return f"point the task's variable at it ({ALL_MODEL_SETTINGS})"
+
+
 def pull_hint(spec: str, env: str) -> str:
     """How to get a missing model, in the words a user can act on."""
     if spec.startswith((".", "/", "~")):

@@ -23,7 +23,7 @@ from docqueue import db, deadletter
 from docqueue.broker import redis_client, stop_embedded_redis
 from docqueue.contract_categories import canonical_category
 from docqueue.errors import DocqueueError
-from docqueue.models_catalog import configured_models
+from docqueue.models_catalog import configured_models, local_copy_hint
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TASK_TYPES, TRANSLATE
 from docqueue.schema import JobStatus
 from producer.classify_options import classify_params
@@ -35,14 +35,48 @@ from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progre
 from producer.submit import SubmitReport, submit_batch
 
 
-class DocqueueGroup(click.Group):
-    """Turns docqueue's own errors into one clean line and exit code 1 (no traceback)."""
+def _quiet_closed_stdout() -> None:
+    """``docqueue results B | head`` closes the pipe early, which is what the user asked for, not an
+    error. Output still buffered would fail again when Python flushes stdout at exit, so stdout is
+    pointed at devnull (the Python docs' recipe for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (CliRunner): nothing left to flush
+        pass
+    finally:
+        os.close(devnull)
+
+
+class FullHelpGroup(click.Group):
+    """Lists each subcommand with its whole first sentence (wrapped): Click cuts it at the terminal
+    width minus the name ("The models each task is configured to use..."), dropping the part that
+    says what the command is for."""
+
+    group_class = type  # subgroups (submit, db, models) list their commands the same way
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class DocqueueGroup(FullHelpGroup):
+    """Turns docqueue's own errors into one clean line and exit code 1 (no traceback), and a reader
+    that stops reading stdout into a quiet exit 0 (Click would exit 1 with no message)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            rv = super().invoke(ctx)
+            sys.stdout.flush()  # inside the try: a pipe closed after the last write fails here
+            return rv
         except DocqueueError as e:
             raise click.ClickException(str(e)) from e
+        except BrokenPipeError:
+            _quiet_closed_stdout()
+            ctx.exit(0)
 
 
 @click.group(cls=DocqueueGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -421,7 +455,7 @@ def worker(obj: Context, queues: str, concurrency: int, device: str | None, pool
 # ----------------------------------------------------------------------------------------- models
 @main.group("models")
 def models_group() -> None:
-    """The models each task is configured to use (DOCQUEUE_*_MODEL settings)."""
+    """The models each task is configured to use (DOCQUEUE_<TASK>_MODEL; translate: DOCQUEUE_TRANSLATE_MODELS)."""
 
 
 @models_group.command("list")
@@ -444,7 +478,8 @@ def models_list(obj: Context, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--revision", envvar="DOCQUEUE_PULL_REVISION", show_envvar=True, default=None,
               help="Branch, tag or commit to fetch [default: main].")
-def models_pull(name: str, revision: str | None) -> None:
+@pass_ctx
+def models_pull(obj: Context, name: str, revision: str | None) -> None:
     """Download a model from the Hugging Face hub into the HF cache (HF_HOME), where a hub is reachable."""
     from huggingface_hub import snapshot_download
 
@@ -453,9 +488,13 @@ def models_pull(name: str, revision: str | None) -> None:
     except Exception as e:
         first = str(e).strip().splitlines()[0].rstrip(".") if str(e).strip() else type(e).__name__
         offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true") else ""
+        try:
+            settings: Settings | None = obj.settings
+        except click.UsageError:  # a broken configuration must not hide the download error
+            settings = None
         raise click.ClickException(f"cannot download {name!r} from the Hugging Face hub{offline}: {first}. "
-                                   f"On a machine without a hub, copy a saved model folder here and set the "
-                                   f"task's DOCQUEUE_*_MODEL to its path.") from e
+                                   f"On a machine without a hub, copy a saved model folder here and "
+                                   f"{local_copy_hint(settings, name)}.") from e
     click.echo(path)
 
 
@@ -466,7 +505,8 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
-@click.option("--revision", default="head", help="Target revision.")
+@click.option("--revision", default="head", envvar="DOCQUEUE_DB_REVISION", show_envvar=True,
+              help="Target revision (e.g. 0002 to stay on an older schema).")
 @pass_ctx
 def db_upgrade(obj: Context, revision: str) -> None:
     """Create or migrate the schema (Alembic)."""

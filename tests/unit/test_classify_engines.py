@@ -20,6 +20,7 @@ from docqueue.settings import get_settings
 from tests.conftest import FIXTURES
 from tests.tiny_classifiers import CLS_LABELS, NLI_LABELS, build_distilbert_cls, build_minilm_cls
 from workers.engines.classify import ZeroShotEmbeddingClassifier
+from workers.engines.classify_common import classification
 from workers.engines.embedding import OFFLINE_MINILM, resolve_model
 from workers.engines.nli import NLIZeroShotClassifier
 from workers.engines.sequence_classifier import FineTunedClassifier, classifier_kind
@@ -306,3 +307,10 @@ def test_a_message_asking_for_nli_without_a_model_gets_the_configured_nli_model(
     engine = registry.get(CLASSIFY, params={"engine": "nli", "labels": ["a", "b"]})
     assert isinstance(engine, NLIZeroShotClassifier) and engine.model_id == str(nli_dir)
     assert isinstance(registry.get(CLASSIFY, params={"labels": ["a", "b"]}), ZeroShotEmbeddingClassifier)
+
+
+def test_scores_keep_the_order_of_the_labels_given() -> None:
+    labels = ["news", "contract", "invoice"]
+    result = classification(labels, [0.1, 0.3, 0.6], multi_label=True, threshold=0.2, engine="embedding")
+    assert list(result) == ["label", "labels", "scores", "engine"]
+    assert list(result["scores"]) == labels and result["labels"] == ["invoice", "contract"]

@@ -25,6 +25,7 @@ from workers.engines.review.dates import find_dates, parse_date
 from workers.engines.review.durations import parse_duration
 from workers.engines.review.engine import DUPLICATE_DISCOUNT, SECONDARY_DISCOUNT, discount_secondary, select_clauses
 from workers.engines.review.fields import governing_law, notice_period, parties, renewal_term
+from workers.engines.review.risks import assess
 from workers.engines.review.scorer import TOP_K, ClassifierScorer, PrototypeScorer
 from workers.engines.review.segment import Segment, paragraphs, segment
 from workers.registry import Registry
@@ -299,3 +300,36 @@ def test_long_contracts_are_not_packed_into_one_message() -> None:
     assert len(groups("classify")) == 1
     review = groups(REVIEW)
     assert len(review) == 2 and sorted(n for g in review for n in g) == sorted(NAMES)
+
+
+# ------------------------------------------------------------------------------------ negated risk cues
+NEGATION_CASES = [json.loads(line) for line in (CUAD / "risk_negation.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _flags_for(category: str, text: str) -> set[str]:
+    clause = {"category": category, "start": 0, "end": len(text), "text": text, "score": 0.9}
+    # a cap clause of its own keeps uncapped_liability out of the way
+    return {r["flag"] for r in assess(text, [clause]) if r["flag"] != "uncapped_liability"}
+
+
+@pytest.mark.parametrize("case", NEGATION_CASES, ids=lambda c: c["text"][:40])
+def test_real_cuad_clauses_raise_a_risk_only_when_they_grant_it(case: dict[str, Any]) -> None:
+    # "establish Distributor as a non-exclusive Distributor" (ETELOS) is not exclusivity; "a non-sublicensable,
+    # non-transferable, exclusive right" (Todos) is; "shall not market ... competes" is a non-compete
+    flags = _flags_for(case["category"], case["text"])
+    assert flags == ({case["flag"]} if case["flag"] else set()), case
+
+
+@pytest.mark.parametrize(("category", "text", "flag"), [
+    ("Exclusivity", "The appointment of Reseller shall not be exclusive.", None),
+    ("Exclusivity", "There is no exclusivity between the parties.", None),
+    ("Exclusivity", "Distributor's rights are not exclusive, and Supplier may appoint others.", None),
+    ("Exclusivity", "Supplier appoints Distributor as its exclusive distributor in the Territory.", "exclusivity"),
+    ("Renewal Term", "This Agreement shall not automatically renew.", None),
+    ("Renewal Term", "This Agreement renews automatically for successive one-year terms.", "auto_renewal"),
+    ("IP Ownership Assignment", "Licensee receives a non-transferable license.", None),
+    ("Non-Compete", "Employee agrees to a non-compete period of two years.", "non_compete"),
+    ("Non-Compete", "Consultant shall not compete with the Company in the Territory.", "non_compete"),
+])
+def test_negated_cues_do_not_raise_but_non_compete_wording_does(category: str, text: str, flag: str | None) -> None:
+    assert _flags_for(category, text) == ({flag} if flag else set())

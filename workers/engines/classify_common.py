@@ -119,7 +119,11 @@ def check_engine(requested: str, kind: str, model_id: str) -> None:
 def classification(labels: Sequence[str], scores: Sequence[float], *, multi_label: bool, threshold: float,
                    engine: str) -> dict[str, Any]:
     """The result of one document: the top label, every label at or above the threshold
-    (multi-label; just the top one otherwise) and every label's score."""
+    (multi-label; just the top one otherwise) and every label's score.
+
+    ``scores`` keeps the order of ``labels`` (as the submission gave them, or the model's own), not
+    best first: a CSV or dataframe of many results then has the same columns in the same order, and
+    ``labels`` already answers "which are best"."""
     rounded = {label: round(float(s), 4) for label, s in zip(labels, scores, strict=True)}
     top = max(rounded, key=lambda k: rounded[k])
     if multi_label:

@@ -8,11 +8,15 @@ again, round after round, until they fit one window (map-reduce), so a 100-page 
 Extractive: runs offline on a sentence encoder (the shipped MiniLM). Sentences are scored by how
 close they are to the document's centre (the centroid of all its sentence embeddings), with a mild
 preference for early sentences; then maximal marginal relevance picks the top ones without
-repeating itself, and they are returned in document order.
+repeating itself, and they are returned in document order. Headings ("AGREEMENT", "Term of
+Agreement."), bare numbers and lead-ins ("ESSI agrees as follows:") are not candidates, and
+numbering is stripped from the start of a sentence: in a contract they are the most "central"
+lines (they name the document's topics) yet say nothing on their own.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -138,6 +142,45 @@ POSITION_WEIGHT = 0.1
 DEFAULT_SENTENCES = 3
 
 
+#: Numbering at the start of a sentence: "2.", "4.1", "(a)", "(iv)", "A.", "B)", "Section 4.1" and
+#: "Article IV" before a capital (not "Section 4.1 of this Agreement ..."), possibly several ("5. A.").
+_NUMBERING = re.compile(
+    r"^(?:(?:\d+(?:\.\d+)*[.)]?|\(\d+\)|\(?[a-z]\)|\(?[ivxlc]{1,5}\)|[A-Z][.)]|"
+    r"(?:section|article|paragraph|clause)\s+(?:\d+(?:\.\d+)*|[IVXLC]+)\.?(?=\s+(?-i:[A-Z])))\s+)+",
+    re.IGNORECASE)
+#: Words a title leaves lowercase ("Term of Agreement", "Duties of Talent and Rights of ESSI").
+_MINOR_WORDS = frozenset({"a", "an", "and", "as", "at", "by", "for", "in", "of", "on", "or", "the", "to", "with"})
+#: A title or heading has at most this many words.
+HEADING_WORDS = 12
+
+
+def strip_numbering(sentence: str) -> str:
+    """The sentence without its list or section number ("2. As consideration" -> "As consideration")."""
+    stripped = _NUMBERING.sub("", sentence.strip())
+    return stripped if any(c.isalpha() for c in stripped) else ""
+
+
+def is_candidate(sentence: str) -> bool:
+    """Whether a (numbering-stripped) sentence can stand in a summary: not a heading (a short line in
+    capitals, or in title case), not a lead-in that ends in ":", not a bare number or name."""
+    words = re.findall(r"[^\W\d_][\w'’-]*", sentence)
+    if len(words) < 3 or sentence.rstrip().endswith(":"):
+        return False
+    if len(words) > HEADING_WORDS:
+        return True
+    if not any(c.islower() for c in sentence):
+        return False  # "AGREEMENT", "ARTICLE IV - TERM AND TERMINATION"
+    return not all(w[0].isupper() or w.lower() in _MINOR_WORDS for w in words)
+
+
+def summary_candidates(sentences: Sequence[str]) -> list[str]:
+    """The sentences a summary may pick, numbering stripped; every sentence (stripped) when none
+    qualifies, so a document of headings still gets a summary."""
+    stripped = [strip_numbering(s) for s in sentences]
+    kept = [s for s in stripped if s and is_candidate(s)]
+    return kept or [s for s in stripped if s] or list(sentences)
+
+
 def sentence_scores(vectors: torch.Tensor) -> torch.Tensor:
     """Salience of each sentence (higher is more central), from unit-length embeddings.
 
@@ -186,7 +229,7 @@ class ExtractiveSummarizer:
         except DocumentError as e:
             return [e for _ in texts]
         language = _language(params)
-        per_doc = [split_sentences(t, language) if t.strip() else [] for t in texts]
+        per_doc = [summary_candidates(split_sentences(t, language)) if t.strip() else [] for t in texts]
         flat = [s for sents in per_doc for s in sents]
         vectors = self.encoder.encode(flat) if flat else torch.empty(0)
         outcomes: list[Outcome] = []

@@ -4,6 +4,10 @@ A flag needs two things: the scorer found a clause of the matching CUAD category
 itself says the words that make it a risk (an "exclusive" right, a "change of control"), which the
 rationale quotes so a person can check it against the highlighted span. Uncapped liability is the
 exception: it is the *absence* of a cap (or a cap that is explicitly carved out).
+
+A cue that the clause negates ("a non-exclusive distributor", "shall not be exclusive", "no automatic
+renewal") says the opposite of the risk, so it does not count; the rule looks on for another cue.
+Non-compete is the exception: its risk is worded as a negation ("non-compete", "shall not compete").
 """
 
 from __future__ import annotations
@@ -44,6 +48,24 @@ class RiskRule:
     severity: str
     cue: re.Pattern[str]
     why: str
+    #: Whether a negation right before the cue undoes it (see the module docstring).
+    negatable: bool = True
+
+    def find(self, text: str) -> re.Match[str] | None:
+        """The first cue in ``text`` that the text does not negate."""
+        for cue in self.cue.finditer(text):
+            if not (self.negatable and _NEGATION.search(text, max(0, cue.start() - 60), cue.start())):
+                return cue
+        return None
+
+
+#: Wording right before a cue that turns it around: "non-exclusive", "nonexclusive" (which the cues'
+#: word boundaries never match), "not exclusive", "shall not be exclusive", "no exclusivity",
+#: "not be deemed an exclusive", "without any exclusivity".
+_NEGATION = re.compile(
+    r"(?:\bnon[-\s]?|\b(?:not|no|nor|never|neither|without)\s+(?:(?:be|been|being|is|are|an?|any|the|deemed|"
+    r"considered|construed\s+as)\s+){0,3})$",
+    re.IGNORECASE)
 
 
 RULES: tuple[RiskRule, ...] = (
@@ -63,7 +85,7 @@ RULES: tuple[RiskRule, ...] = (
     RiskRule("non_compete", "Non-Compete", "high",
              re.compile(r"\bcompet\w*|\bsimilar\s+(?:products|services|business)|\bshall\s+not\b[^.]{0,80}"
                         r"\b(?:engage|develop|market|sell|manufacture)", re.IGNORECASE),
-             "restricts competing business"),
+             "restricts competing business", negatable=False),
     RiskRule("change_of_control", "Change of Control", "medium",
              re.compile(r"\bchange\s+(?:of|in)\s+(?:control|ownership)|\bmerger\b|\bmerge\b|\bacqui(?:re|sition)|"
                         r"\bconsolidat\w*|\bsale\s+of\s+(?:all|substantially)|\bvoting\b|\bcontrol\b", re.IGNORECASE),
@@ -141,7 +163,7 @@ def assess(text: str, clauses: Sequence[Mapping[str, Any]], spans: Sequence[tupl
         risks.append(liability)
     for rule in RULES:
         for clause in by_category.get(rule.category, []):
-            cue = rule.cue.search(clause["text"])
+            cue = rule.find(clause["text"])
             if cue:
                 risks.append(_risk(rule.flag, rule.severity, clause,
                                    f"{rule.why}: the clause says \"{cue.group(0)}\" — "
