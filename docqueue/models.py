@@ -15,7 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from docqueue.schema import BATCH_ID_MAX_LENGTH, JobStatus
 
-#: Plain JSON on every database (json, not jsonb, on PostgreSQL: migration 0003): a result reads back
+#: Plain JSON on every database (json, not jsonb, on PostgreSQL: migration 0004): a result reads back
 #: with its keys in the order the worker wrote them, the same on SQLite and PostgreSQL. Nothing queries
 #: inside these columns, so jsonb's indexing would buy nothing.
 JSONType = sa.JSON()

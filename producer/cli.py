@@ -26,6 +26,7 @@ from docqueue.errors import DocqueueError
 from docqueue.models_catalog import configured_models, local_copy_hint
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TASK_TYPES, TRANSLATE
 from docqueue.schema import JobStatus
+from docqueue.settings import Settings
 from producer.classify_options import classify_params
 from producer.context import Context, err_console, pass_ctx
 from producer.loaders import ReadStats, iter_documents

@@ -1,7 +1,7 @@
 """JSON columns are plain json on PostgreSQL, not jsonb: results keep the key order the worker wrote
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02 20:30:00
 
 Hand-written. jsonb stores keys sorted (shortest first, then bytewise), so `docqueue results` on
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
