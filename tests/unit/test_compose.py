@@ -84,3 +84,16 @@ def test_gpu_worker_reserves_a_gpu_and_uses_it(compose: dict[str, Any]) -> None:
     (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
     assert gpu["command"][gpu["command"].index("--device") + 1] == gpu["environment"]["DOCQUEUE_DEVICE"]
+
+
+def test_workers_consume_every_task_queue_at_the_recommended_concurrency() -> None:
+    """Both worker services once consumed only classify: summarize/translate/review jobs never ran."""
+    from docqueue.names import TASK_TYPES
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name in ("worker", "worker-gpu"):
+        command = services[name]["command"]
+        queues = command[command.index("--queues") + 1].split(",")
+        assert sorted(queues) == sorted(TASK_TYPES), (name, queues)
+    cpu = services["worker"]["command"]
+    assert cpu[cpu.index("--concurrency") + 1] == "0"
