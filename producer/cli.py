@@ -539,8 +539,9 @@ def broker_stop(obj: Context) -> None:
 # ------------------------------------------------------------------------- command groups (modules)
 from producer.commands.batches import batches, cancel  # noqa: E402
 from producer.commands.dlq import dlq_group  # noqa: E402
+from producer.commands.workers import workers  # noqa: E402
 
-for command in (dlq_group, batches, cancel):
+for command in (dlq_group, batches, cancel, workers):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

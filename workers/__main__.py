@@ -29,13 +29,18 @@ def main(argv: list[str] | None = None) -> int:
 
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     runnable = []
+    refused: dict[str, str] = {}
     for queue in queues:
         reason = unavailable_reason(settings, queue)
         if reason:
             print(f"docqueue worker: not consuming {reason}", file=sys.stderr)
+            refused[queue] = reason
         else:
             runnable.append(queue)
     if not runnable:
+        from workers.app import announce_refusals
+
+        announce_refusals(settings, refused)
         print("docqueue worker: no queue left to consume; exiting", file=sys.stderr)
         return 2
 
@@ -44,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     processes = worker_processes(args.concurrency, args.pool, resolve_device(settings.device))
     os.environ[PRELOAD_ENV] = ",".join(runnable)
     os.environ[PROCESSES_ENV] = str(processes)
-    app = create_app(settings)
+    app = create_app(settings, queues=runnable, refused=refused, device=str(resolve_device(settings.device)),
+                     processes=processes)
     if args.pool == "solo":
         preload_models(settings)  # no fork: load in this very process
     if not any(a.startswith(("-n", "--hostname")) for a in celery_args):

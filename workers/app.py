@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
+import threading
+import time
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from sqlalchemy.engine import make_url
 
-from docqueue.broker import resolve_broker_url
+from docqueue import presence
+from docqueue.broker import redis_client, resolve_broker_url
 from docqueue.db import dispose_after_fork, ensure_schema, get_engine
 from docqueue.queue import make_celery
 from docqueue.settings import Settings, get_settings
@@ -38,7 +43,33 @@ def engine_url(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
 
 
-def create_app(settings: Settings | None = None) -> Celery:
+class PresenceBeat(threading.Thread):
+    """Keeps this worker's record (``docqueue.presence``) fresh while the worker lives."""
+
+    def __init__(self, app: Celery, record: presence.WorkerRecord) -> None:
+        super().__init__(name="docqueue-presence", daemon=True)
+        self.app, self.record = app, record
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                with self.app.connection_for_write() as conn:
+                    presence.publish(conn.default_channel.client, self.record)
+            except Exception:
+                log.warning("could not refresh this worker's record in Redis", exc_info=True)
+            if self.stopped.wait(presence.RECORD_TTL_S / 3):
+                break
+        try:
+            with self.app.connection_for_write() as conn:
+                presence.withdraw(conn.default_channel.client, self.record.node)
+        except Exception:
+            log.debug("could not withdraw this worker's record", exc_info=True)
+
+
+def create_app(settings: Settings | None = None, queues: list[str] | None = None,
+               refused: dict[str, str] | None = None, device: str = "cpu", processes: int = 1) -> Celery:
+    """The worker's app; ``queues``/``refused`` (queue -> why not) are announced in Redis once ready."""
     settings = settings or get_settings()
     ensure_schema(settings.database_url)
     app = make_celery(settings, resolve_broker_url(settings, announce=log.warning))
@@ -46,16 +77,27 @@ def create_app(settings: Settings | None = None) -> Celery:
 
     reaper = Reaper(get_engine(settings.database_url), app, settings)
 
+    beats: list[PresenceBeat] = []
+
     @worker_ready.connect(weak=False)
-    def _main_ready(**_: Any) -> None:
-        # the main process (not the children) looks for jobs whose worker died
+    def _main_ready(sender: Any = None, **_: Any) -> None:
+        # the main process (not the children) looks for jobs whose worker died, and says it is here
         log.info("docqueue worker: database %s; reaper every %.0f s (heartbeat timeout %.0f s)",
                  engine_url(settings.database_url), settings.reaper_interval_s, settings.heartbeat_timeout_s)
         reaper.start()
+        record = presence.WorkerRecord(
+            node=str(getattr(sender, "hostname", None) or f"docqueue-{os.getpid()}"), pid=os.getpid(),
+            queues=list(queues or []), refused=dict(refused or {}), device=device, processes=processes,
+            database=engine_url(settings.database_url), started_at=time.time())
+        beats.append(PresenceBeat(app, record))
+        beats[0].start()
 
     @worker_shutdown.connect(weak=False)
     def _main_stop(**_: Any) -> None:
         reaper.stopped.set()
+        for beat in beats:
+            beat.stopped.set()
+            beat.join(5)
 
     @worker_process_init.connect(weak=False)
     def _child_start(**_: Any) -> None:
@@ -64,3 +106,16 @@ def create_app(settings: Settings | None = None) -> Celery:
         preload_models(settings)
 
     return app
+
+
+def announce_refusals(settings: Settings, refused: dict[str, str]) -> None:
+    """A worker that refused every queue exits; its reasons stay in Redis a while, so a ``submit``
+    shortly after can still say why nothing consumes the queue."""
+    try:
+        client = redis_client(resolve_broker_url(settings))
+        record = presence.WorkerRecord(node=f"docqueue-{os.getpid()}@{socket.gethostname()} (exited)",
+                                       pid=os.getpid(), queues=[], refused=refused,
+                                       database=engine_url(settings.database_url), started_at=time.time())
+        client.set(presence.KEY_PREFIX + record.node, json.dumps(record.as_json()), ex=300)
+    except Exception:
+        log.debug("could not record the refusals in Redis", exc_info=True)

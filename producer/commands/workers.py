@@ -1,0 +1,34 @@
+"""``docqueue workers``: the live workers, their queues, and the queues they refused and why."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from docqueue import presence
+from docqueue.broker import redis_client
+from producer.context import Context, pass_ctx
+
+
+@click.command("workers")
+@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
+              help="Machine-readable output on stdout (one object per line).")
+@pass_ctx
+def workers(obj: Context, as_json: bool) -> None:
+    """Live workers (each refreshes its record in Redis every 10 s): queues consumed, queues refused
+    with the reason (a missing model), device, processes, database."""
+    found = sorted(presence.live_workers(redis_client(obj.broker_url)), key=lambda w: w.node)
+    if as_json:
+        for w in found:
+            click.echo(json.dumps(w.as_json()))
+        return
+    table = Table(title=f"{len(found)} worker(s)")
+    for column in ("node", "queues", "refused", "device", "processes", "database"):
+        table.add_column(column, overflow="fold")
+    for w in found:
+        table.add_row(w.node, ",".join(w.queues), "; ".join(f"{q}: {r}" for q, r in w.refused.items()),
+                      w.device, str(w.processes), w.database)
+    Console().print(table)
