@@ -24,7 +24,7 @@ from docqueue.broker import redis_client, stop_embedded_redis
 from docqueue.contract_categories import canonical_category
 from docqueue.errors import DocqueueError
 from docqueue.models_catalog import configured_models, local_copy_hint
-from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TASK_TYPES, TRANSLATE
+from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TASK_TYPES, TRANSLATE, queue_name
 from docqueue.schema import JobStatus
 from docqueue.settings import Settings
 from producer.classify_options import classify_params
@@ -34,6 +34,7 @@ from producer.queries import BatchNotFoundError, batch_counts, iter_results
 from producer.render import models_table, results_table, summary_table
 from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progress
 from producer.submit import SubmitReport, submit_batch
+from producer.worker_check import WORKER_CHECK_OPTIONS, ConsumerWatch, check_before_submit, no_worker_timeout
 
 
 def _quiet_closed_stdout() -> None:
@@ -104,6 +105,7 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
                 as_json: bool, timeout: float) -> None:
     settings, engine, app = obj.settings, obj.engine, obj.app
     load_options, force = source_options()
+    check_before_submit(obj.broker_url, queue_name(task), err_console.print)
     stats = ReadStats()
     with Progress(TextColumn("submitting"), TextColumn("{task.fields[files]} files, {task.fields[size]} read,"),
                   TextColumn("{task.completed} documents stored"), TimeElapsedColumn(),
@@ -127,7 +129,8 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
                               f"{report.reused} reused from earlier results) in {report.messages} messages")
             click.echo(report.batch_id)
         return
-    counts = _wait_for(engine, report.batch_id, timeout, quiet=as_json)
+    watch = ConsumerWatch(obj.broker_url, queue_name(task), no_worker_timeout())
+    counts = _wait_for(engine, report.batch_id, timeout, quiet=as_json, watch=watch)
     if as_json:
         click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents, "reused": report.reused,
                                "status": counts}))
@@ -139,7 +142,8 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
     click.echo(report.batch_id)
 
 
-def _wait_for(engine: Engine, batch_id: str, timeout: float, quiet: bool) -> dict[str, Any]:
+def _wait_for(engine: Engine, batch_id: str, timeout: float, quiet: bool,
+              watch: ConsumerWatch | None = None) -> dict[str, Any]:
     deadline = time.monotonic() + timeout if timeout > 0 else None
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
@@ -155,8 +159,10 @@ def _wait_for(engine: Engine, batch_id: str, timeout: float, quiet: bool) -> dic
                 return counts
             if deadline is not None and time.monotonic() > deadline:
                 raise click.ClickException(
-                    f"timed out after {timeout:g}s with {counts['total'] - done} documents unfinished; is a "
-                    f"worker running for this queue? (`docqueue status {batch_id}` to check later)")
+                    f"timed out after {timeout:g}s with {counts['total'] - done} documents unfinished "
+                    f"(`docqueue status {batch_id}` to check later)")
+            if watch is not None:
+                watch.check()
             time.sleep(0.3)
 
 
@@ -168,6 +174,7 @@ _common_submit_options = [
                  help="With --wait: give up after this many seconds (0: wait forever)."),
     click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
                  help="Machine-readable output on stdout."),
+    *WORKER_CHECK_OPTIONS,  # --require-worker, --no-worker-timeout (producer/worker_check.py)
     *SOURCE_OPTIONS,  # --include/--exclude/--hidden/--text-field/--id-field/--force (producer/sourceopts.py)
 ]
 

@@ -25,5 +25,20 @@ def test_a_worker_records_its_queues_and_its_refusals(sqlite_url: str, clean_red
     assert len(found) == 1
     assert found[0]["queues"] == ["classify"]
     assert "opus-mt" in found[0]["refused"]["translate"] and "models pull" in found[0]["refused"]["translate"]
+
+    # submit repeats the refusal; --require-worker refuses before storing anything
+    doc = tmp_path / "hello.txt"
+    doc.write_text("Hello, how are you today? The weather is lovely here.")
+    refused = cli(env, "submit", "translate", str(doc), "--to", "de", "--require-worker", check=False)
+    assert refused.returncode == 3, refused.stderr
+    assert "no worker consumes queue 'translate'" in refused.stderr and "opus-mt" in refused.stderr
+    assert cli(env, "batches", "--json").stdout.strip() == ""  # nothing stored
+    warned = cli(env, "submit", "translate", str(doc), "--to", "de", "--wait", "--no-worker-timeout", "3",
+                 check=False, timeout=60)
+    assert warned.returncode == 3, warned.stderr
+    assert "warning: no worker consumes queue 'translate'" in warned.stderr
+    assert "stopped waiting" in warned.stderr and "for 3s" in warned.stderr
+    assert cli(env, "submit", "classify", str(doc), "--labels", "a,b", "--require-worker").returncode == 0
+
     worker.stop()
     wait_until(lambda: records() == [], timeout=30, what="the record to be withdrawn on shutdown")

@@ -1,0 +1,91 @@
+"""Does anyone run what ``submit`` is about to enqueue? Asked before the first row is written.
+
+The answer comes from the workers' records in Redis (``docqueue.presence``): a queue nobody consumes
+gets a warning naming why the running workers refused it (a missing model, say), ``--require-worker``
+makes that an error (exit 3), and ``--wait`` gives up after ``--no-worker-timeout`` seconds without
+a consumer instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from docqueue import presence
+from docqueue.broker import redis_client
+
+#: Exit status of a submission refused because no worker consumes its queue.
+EXIT_NO_WORKER = 3
+
+_META_KEY = "docqueue.worker_check"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault(_META_KEY, {})[param.name] = value
+    return value
+
+
+WORKER_CHECK_OPTIONS = [
+    click.option("--require-worker/--no-require-worker", default=False, envvar="DOCQUEUE_REQUIRE_WORKER",
+                 show_envvar=True, expose_value=False, callback=_remember,
+                 help="Refuse the submission (exit 3, nothing stored) when no worker consumes its queue."),
+    click.option("--no-worker-timeout", type=click.FloatRange(0), default=60.0, envvar="DOCQUEUE_NO_WORKER_TIMEOUT",
+                 show_envvar=True, expose_value=False, callback=_remember,
+                 help="With --wait: stop after this many seconds in which no worker consumes the queue (0: never)."),
+]
+
+
+def _options() -> dict[str, Any]:
+    return click.get_current_context().meta.get(_META_KEY, {})
+
+
+def no_worker_timeout() -> float:
+    return float(_options().get("no_worker_timeout", 60.0))
+
+
+class NoWorker(click.ClickException):
+    exit_code = EXIT_NO_WORKER
+
+
+def coverage_warning(broker_url: str, queue: str) -> str | None:
+    """The warning for ``queue``, or None when a worker consumes it (or Redis cannot say)."""
+    try:
+        return presence.coverage(redis_client(broker_url, timeout=3), queue).warning()
+    except Exception:
+        return None
+
+
+def check_before_submit(broker_url: str, queue: str, warn: Any) -> None:
+    """Warn (or, with --require-worker, refuse) when no worker consumes ``queue``."""
+    warning = coverage_warning(broker_url, queue)
+    if warning is None:
+        return
+    if _options().get("require_worker"):
+        raise NoWorker(f"{warning}; nothing was stored (--require-worker)")
+    warn(f"warning: {warning}; the jobs will wait until one does")
+
+
+class ConsumerWatch:
+    """Tracks, during ``--wait``, how long the queue has had no consumer."""
+
+    def __init__(self, broker_url: str, queue: str, timeout_s: float, every_s: float = 2.0) -> None:
+        self.broker_url, self.queue, self.timeout_s, self.every_s = broker_url, queue, timeout_s, every_s
+        self._since: float | None = None
+        self._checked = 0.0
+
+    def check(self) -> None:
+        """Raise :class:`NoWorker` once the queue has had no consumer for longer than the timeout."""
+        now = time.monotonic()
+        if self.timeout_s <= 0 or now - self._checked < self.every_s:
+            return
+        self._checked = now
+        warning = coverage_warning(self.broker_url, self.queue)
+        if warning is None:
+            self._since = None
+            return
+        self._since = self._since or now
+        if now - self._since >= self.timeout_s:
+            raise NoWorker(f"stopped waiting: {warning} for {self.timeout_s:g}s; the batch stays stored "
+                           "and runs once a worker consumes the queue (or `docqueue cancel` it)")
