@@ -84,7 +84,7 @@ def summary_table(counts: dict[str, Any]) -> Table:
     table = Table(title=f"{counts['task']} batch {counts['batch']}", min_width=48)
     table.add_column("state")
     table.add_column("documents", justify="right")
-    for state in ("queued", "running", "succeeded", "failed"):
+    for state in ("pending", "queued", "running", "succeeded", "failed"):
         table.add_row(state, str(counts[state]))
     table.add_row("total", str(counts["total"]), style="bold")
     return table
