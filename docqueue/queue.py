@@ -15,6 +15,10 @@ from docqueue.settings import Settings
 def make_celery(settings: Settings, broker_url: str) -> Celery:
     """A Celery app speaking JSON only, one queue per task type, with at-least-once delivery."""
     app = Celery("docqueue", broker=broker_url, set_as_current=False)
+    if broker_url.startswith("rediss://"):
+        from docqueue.broker import tls_options
+
+        app.conf.broker_use_ssl = tls_options(settings)
     app.conf.update(
         # JSON only on the wire, never pickle: a queue is an attack surface, and unpickling runs code.
         task_serializer="json",

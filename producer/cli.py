@@ -22,19 +22,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.engine import Engine
 
 from docqueue import db
-from docqueue.broker import resolve_broker_url, stop_embedded_redis
+from docqueue.broker import BrokerUnavailableError, check_broker, resolve_broker_url, stop_embedded_redis
 from docqueue.contract_categories import canonical_category
 from docqueue.errors import DocqueueError
 from docqueue.models_catalog import configured_models
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TASK_TYPES, TRANSLATE
 from docqueue.queue import make_celery
+from docqueue.schema import new_id
+from docqueue.secrets import install_log_masking, mask_url
 from docqueue.settings import Settings, get_settings
 from producer.classify_options import classify_params
+from producer.commands.retry import retry as retry_command
 from producer.loaders import ReadStats, iter_documents
 from producer.queries import batch_counts, iter_results
 from producer.render import models_table, results_table, summary_table
 from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progress
-from producer.submit import SubmitReport, submit_batch
+from producer.submit import PublishError, SubmitReport, submit_batch
 
 err_console = Console(stderr=True)
 
@@ -102,6 +105,7 @@ class DocqueueGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None, redis_url: str | None, data_dir: Path | None) -> None:
     """docqueue: batch document processing on Celery + Redis with resident transformer models."""
+    install_log_masking()
     ctx.obj = Context(overrides={"database_url": database_url, "redis_url": redis_url, "data_dir": data_dir})
 
 
@@ -111,11 +115,23 @@ def submit() -> None:
     """Store documents and enqueue one job per document."""
 
 
+#: Exit status of a submit the broker failed: scripts can tell "retry later" from bad input.
+BROKER_EXIT = 4
+
+
 def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[str, Any], wait: bool,
                 as_json: bool, timeout: float) -> None:
     settings, engine, app = obj.settings, obj.engine, obj.app
     load_options, force = source_options()
     stats = ReadStats()
+    try:  # before any row is written: a broker we cannot use must not leave a batch behind
+        check_broker(obj.broker_url, settings)
+    except BrokerUnavailableError as e:
+        click.echo(f"docqueue: {e}; nothing was stored", err=True)
+        sys.exit(BROKER_EXIT)
+    batch_id = new_id()
+    if not as_json:
+        click.echo(f"batch {batch_id}", err=True)
     with Progress(TextColumn("submitting"), TextColumn("{task.fields[files]} files, {task.fields[size]} read,"),
                   TextColumn("{task.completed} documents stored"), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=as_json) as bar:
@@ -125,8 +141,17 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
             bar.update(progress_task, completed=r.documents)
 
         documents = with_read_progress(iter_documents(paths, load_options, stats), stats, bar, progress_task)
-        report = submit_batch(settings=settings, engine=engine, app=app, task=task,
-                              documents=documents, params=params, on_progress=on_progress, force=force)
+        try:
+            report = submit_batch(settings=settings, engine=engine, app=app, task=task, documents=documents,
+                                  params=params, on_progress=on_progress, force=force, batch_id=batch_id,
+                                  chunk_size=settings.submit_chunk_size)
+        except PublishError as e:
+            bar.stop()
+            click.echo(
+                f"docqueue: broker failed after storing {e.report.documents} documents of batch {batch_id} "
+                f"({e.pending} stored but not enqueued): {e.reason}; resume with: docqueue retry {batch_id}",
+                err=True)
+            sys.exit(BROKER_EXIT)
     if report.documents == 0:
         raise click.UsageError(f"no documents found in {', '.join(paths)}")
     if not wait:
@@ -369,7 +394,7 @@ def status(obj: Context, batch: str, as_json: bool) -> None:
     """Counts of a batch's documents per state."""
     counts = batch_counts(obj.engine, batch)
     if as_json:
-        keys = ("batch", "total", "queued", "running", "succeeded", "failed")
+        keys = ("batch", "total", "pending", "queued", "running", "succeeded", "failed")
         click.echo(json.dumps({k: counts[k] for k in keys}))
     else:
         Console().print(summary_table(counts))
@@ -511,8 +536,8 @@ def broker_group() -> None:
 @broker_group.command("url")
 @pass_ctx
 def broker_url(obj: Context) -> None:
-    """Print the broker URL, starting the embedded Redis if that is what would be used."""
-    click.echo(obj.broker_url)
+    """Print the broker URL (password masked), starting the embedded Redis if that is what would be used."""
+    click.echo(mask_url(obj.broker_url))
 
 
 @broker_group.command("stop")
@@ -522,6 +547,8 @@ def broker_stop(obj: Context) -> None:
     stopped = stop_embedded_redis(obj.settings.data_dir)
     click.echo("embedded redis stopped" if stopped else "no embedded redis running")
 
+
+main.add_command(retry_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
