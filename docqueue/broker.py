@@ -10,15 +10,18 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 
-from docqueue.errors import ConfigurationError
+from docqueue.errors import ConfigurationError, DocqueueError
+from docqueue.secrets import mask_url
 from docqueue.settings import DEFAULT_REDIS_URL, Settings
 
 _SOCKET_PATH_MAX = 100  # AF_UNIX paths are limited to ~107 bytes
@@ -120,7 +123,7 @@ def resolve_broker_url(settings: Settings, announce: Callable[[str], None] | Non
     if announce is not None:
         announce(
             f"docqueue: no Redis at {DEFAULT_REDIS_URL} and REDIS_URL is unset; using an embedded "
-            f"redis-server at {url} (data in {settings.data_dir.resolve()})"
+            f"redis-server at {mask_url(url)} (data in {settings.data_dir.resolve()})"
         )
     return url
 
@@ -129,3 +132,55 @@ def redis_client(url: str, timeout: float = 5.0) -> redis.Redis:
     """A redis-py client for a broker URL as kombu spells it (``redis+socket://`` included), for the
     docqueue keys that live beside the queues (dead letters, worker records, events)."""
     return redis.Redis.from_url(_redis_py_url(url), socket_connect_timeout=timeout, socket_timeout=timeout)
+
+
+class BrokerUnavailableError(DocqueueError):
+    """The broker cannot be reached or refuses us; the message is one line, password masked."""
+
+
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """``ssl_*`` keyword arguments shared by Celery's ``broker_use_ssl`` and redis-py, so the
+    pre-flight ping tests exactly the TLS set-up the publisher will use."""
+    options: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    if settings.redis_tls_ca:
+        options["ssl_ca_certs"] = settings.redis_tls_ca
+    if settings.redis_tls_cert:
+        options["ssl_certfile"] = settings.redis_tls_cert
+    if settings.redis_tls_key:
+        options["ssl_keyfile"] = settings.redis_tls_key
+    return options
+
+
+def check_broker(url: str, settings: Settings) -> None:
+    """PING the broker with a bounded timeout before anything is stored: a wrong password, a TLS
+    mismatch or an unreachable host is reported in one line instead of as a hang or as jobs that
+    were stored but never sent."""
+    timeout = settings.broker_connect_timeout_s
+    kwargs: dict[str, Any] = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    if url.startswith("rediss://"):
+        kwargs.update(tls_options(settings))
+    where = mask_url(url)
+    try:
+        client = redis.Redis.from_url(_redis_py_url(url), **kwargs)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.AuthenticationError as e:
+        raise BrokerUnavailableError(
+            f"broker {where}: authentication failed ({e}); check the password in REDIS_URL") from e
+    except redis.ResponseError as e:
+        if "NOAUTH" in str(e) or "WRONGPASS" in str(e):
+            raise BrokerUnavailableError(f"broker {where}: authentication failed ({e})") from e
+        raise BrokerUnavailableError(f"broker {where}: {e}") from e
+    except (redis.TimeoutError, TimeoutError) as e:
+        hint = ("TLS handshake failed / timed out: is the server really TLS (rediss://)?"
+                if url.startswith("rediss://") else f"no answer within {timeout:g}s")
+        raise BrokerUnavailableError(f"broker {where}: {hint}") from e
+    except (redis.ConnectionError, OSError) as e:
+        reason = mask_url(str(e))
+        if url.startswith("rediss://") and ("ssl" in reason.lower() or isinstance(e.__context__, ssl.SSLError)):
+            raise BrokerUnavailableError(f"broker {where}: TLS handshake failed / timed out ({reason})") from e
+        raise BrokerUnavailableError(f"broker {where}: cannot connect ({reason})") from e
+    except ValueError as e:
+        raise BrokerUnavailableError(f"broker {where}: invalid URL ({e})") from e

@@ -19,6 +19,10 @@ def make_celery(settings: Settings, broker_url: str) -> Celery:
     transport.install(max_message_bytes=settings.max_message_bytes, max_raw_bytes=settings.dlq_max_raw_bytes,
                       max_entries=settings.dlq_max_entries)
     app = Celery("docqueue", broker=broker_url, set_as_current=False)
+    if broker_url.startswith("rediss://"):
+        from docqueue.broker import tls_options
+
+        app.conf.broker_use_ssl = tls_options(settings)
     app.conf.update(
         # JSON only on the wire, never pickle: a queue is an attack surface, and unpickling runs code.
         task_serializer="json",

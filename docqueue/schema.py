@@ -34,6 +34,8 @@ _ID_NAMESPACE = uuid.UUID("6f1c7d0e-2f44-4b53-9a8e-5c3f1b7d9a21")
 class JobStatus(str, enum.Enum):
     """Life cycle of one job. Stored as the plain string in the database."""
 
+    #: stored, its message not yet confirmed published (submit's outbox); ``docqueue retry`` sends it
+    pending = "pending"
     queued = "queued"
     running = "running"
     succeeded = "succeeded"

@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     )
     hf_home: str | None = Field(default=None, validation_alias=AliasChoices("HF_HOME", "DOCQUEUE_HF_HOME"))
     data_dir: Path = Field(default=Path(".docqueue"), description="Embedded Redis and other local state.")
+    # --- broker connection and outbox ---
+    broker_connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="Seconds to connect to (and hear from) the broker before submit gives up."
+    )
+    redis_tls_ca: str | None = Field(default=None, description="CA bundle for rediss:// broker URLs.")
+    redis_tls_cert: str | None = Field(default=None, description="Client certificate for rediss:// broker URLs.")
+    redis_tls_key: str | None = Field(default=None, description="Client key for rediss:// broker URLs.")
+    submit_chunk_size: int = Field(
+        default=2000, ge=1, description="Documents stored and published per step of a submit."
+    )
+    publish_retries: int = Field(default=3, ge=1, description="Tries of one chunk's publish before submit stops.")
 
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
     classify_model: str = Field(

@@ -20,12 +20,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.engine import Engine
 
 from docqueue import db, deadletter
-from docqueue.broker import redis_client, stop_embedded_redis
+from docqueue.broker import BrokerUnavailableError, check_broker, redis_client, stop_embedded_redis
 from docqueue.contract_categories import canonical_category
 from docqueue.errors import DocqueueError
 from docqueue.models_catalog import configured_models, local_copy_hint
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TASK_TYPES, TRANSLATE, queue_name
-from docqueue.schema import JobStatus
+from docqueue.schema import JobStatus, new_id
+from docqueue.secrets import install_log_masking, mask_url
 from docqueue.settings import Settings
 from producer.classify_options import classify_params
 from producer.context import Context, err_console, pass_ctx
@@ -33,7 +34,7 @@ from producer.loaders import ReadStats, iter_documents
 from producer.queries import BatchNotFoundError, batch_counts, iter_results
 from producer.render import models_table, results_table, summary_table
 from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progress
-from producer.submit import SubmitReport, submit_batch
+from producer.submit import PublishError, SubmitReport, submit_batch
 from producer.worker_check import WORKER_CHECK_OPTIONS, ConsumerWatch, check_before_submit, no_worker_timeout
 
 
@@ -92,6 +93,7 @@ class DocqueueGroup(FullHelpGroup):
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None, redis_url: str | None, data_dir: Path | None) -> None:
     """docqueue: batch document processing on Celery + Redis with resident transformer models."""
+    install_log_masking()
     ctx.obj = Context(overrides={"database_url": database_url, "redis_url": redis_url, "data_dir": data_dir})
 
 
@@ -101,12 +103,24 @@ def submit() -> None:
     """Store documents and enqueue one job per document."""
 
 
+#: Exit status of a submit the broker failed: scripts can tell "retry later" from bad input.
+BROKER_EXIT = 4
+
+
 def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[str, Any], wait: bool,
                 as_json: bool, timeout: float) -> None:
     settings, engine, app = obj.settings, obj.engine, obj.app
     load_options, force = source_options()
-    check_before_submit(obj.broker_url, queue_name(task), err_console.print)
     stats = ReadStats()
+    try:  # before any row is written: a broker we cannot use must not leave a batch behind
+        check_broker(obj.broker_url, settings)
+    except BrokerUnavailableError as e:
+        click.echo(f"docqueue: {e}; nothing was stored", err=True)
+        sys.exit(BROKER_EXIT)
+    check_before_submit(obj.broker_url, queue_name(task), err_console.print)
+    batch_id = new_id()
+    if not as_json:
+        click.echo(f"batch {batch_id}", err=True)
     with Progress(TextColumn("submitting"), TextColumn("{task.fields[files]} files, {task.fields[size]} read,"),
                   TextColumn("{task.completed} documents stored"), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=as_json) as bar:
@@ -116,8 +130,17 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
             bar.update(progress_task, completed=r.documents)
 
         documents = with_read_progress(iter_documents(paths, load_options, stats), stats, bar, progress_task)
-        report = submit_batch(settings=settings, engine=engine, app=app, task=task,
-                              documents=documents, params=params, on_progress=on_progress, force=force)
+        try:
+            report = submit_batch(settings=settings, engine=engine, app=app, task=task, documents=documents,
+                                  params=params, on_progress=on_progress, force=force, batch_id=batch_id,
+                                  chunk_size=settings.submit_chunk_size)
+        except PublishError as e:
+            bar.stop()
+            click.echo(
+                f"docqueue: broker failed after storing {e.report.documents} documents of batch {batch_id} "
+                f"({e.pending} stored but not enqueued): {e.reason}; resume with: docqueue retry {batch_id}",
+                err=True)
+            sys.exit(BROKER_EXIT)
     if report.documents == 0:
         raise click.UsageError(f"no documents found in {', '.join(paths)}")
     if not wait:
@@ -373,7 +396,7 @@ def status(obj: Context, batch: str, as_json: bool) -> None:
         counts = {"batch": batch, "task": "?", "total": 0, **{s.value: 0 for s in JobStatus}}
     counts["rejected"] = rejected
     if as_json:
-        keys = ("batch", "total", "queued", "running", "succeeded", "failed", "cancelled", "rejected")
+        keys = ("batch", "total", "pending", "queued", "running", "succeeded", "failed", "cancelled", "rejected")
         click.echo(json.dumps({k: counts[k] for k in keys}))
     else:
         Console().print(summary_table(counts))
@@ -531,8 +554,8 @@ def broker_group() -> None:
 @broker_group.command("url")
 @pass_ctx
 def broker_url(obj: Context) -> None:
-    """Print the broker URL, starting the embedded Redis if that is what would be used."""
-    click.echo(obj.broker_url)
+    """Print the broker URL (password masked), starting the embedded Redis if that is what would be used."""
+    click.echo(mask_url(obj.broker_url))
 
 
 @broker_group.command("stop")
@@ -546,9 +569,10 @@ def broker_stop(obj: Context) -> None:
 # ------------------------------------------------------------------------- command groups (modules)
 from producer.commands.batches import batches, cancel  # noqa: E402
 from producer.commands.dlq import dlq_group  # noqa: E402
+from producer.commands.retry import retry  # noqa: E402
 from producer.commands.workers import workers  # noqa: E402
 
-for command in (dlq_group, batches, cancel, workers):
+for command in (dlq_group, batches, cancel, retry, workers):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

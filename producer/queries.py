@@ -19,7 +19,7 @@ class BatchNotFoundError(DocqueueError):
 
 
 def batch_counts(engine: Engine, batch_id: str) -> dict[str, Any]:
-    """``{"batch", "task", "total", "queued", "running", "succeeded", "failed"}``."""
+    """``{"batch", "task", "total", "pending", "queued", "running", "succeeded", "failed"}``."""
     with engine.connect() as conn:
         task = conn.execute(sa.select(col(Batch.task)).where(col(Batch.id) == batch_id)).scalar_one_or_none()
         if task is None:

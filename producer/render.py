@@ -84,7 +84,7 @@ def summary_table(counts: dict[str, Any]) -> Table:
     table = Table(title=f"{counts['task']} batch {counts['batch']}", min_width=48)
     table.add_column("state")
     table.add_column("documents", justify="right")
-    for state in ("queued", "running", "succeeded", "failed", "cancelled"):
+    for state in ("pending", "queued", "running", "succeeded", "failed", "cancelled"):
         if state != "cancelled" or counts.get(state):
             table.add_row(state, str(counts.get(state, 0)))
     table.add_row("total", str(counts["total"]), style="bold")

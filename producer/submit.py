@@ -2,10 +2,15 @@
 
 Rows are written before their messages are sent (a worker must find what a message names), in bulk
 inserts per chunk; messages for one chunk go out pipelined on one broker connection.
+
+Outbox: jobs are stored ``pending`` and become ``queued`` only once their chunk's publish
+succeeded, so a broker failure mid-submit leaves jobs that say they were never sent (and
+``docqueue retry`` sends them) instead of ``queued`` jobs no message will ever name.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -14,10 +19,12 @@ from typing import Any
 import sqlalchemy as sa
 from celery import Celery
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from docqueue.models import Batch, Document, Job, utcnow
 from docqueue.names import REVIEW, queue_name, task_name
 from docqueue.schema import JobStatus, TaskMessage, new_id
+from docqueue.secrets import mask_url
 from docqueue.settings import Settings
 from producer.batching import Sized, estimate_tokens, plan_batches
 from producer.loaders import LoadedDocument
@@ -25,6 +32,17 @@ from producer.reuse import ReuseKey, find_reusable, job_fields
 
 #: Redis commands buffered before the publish pipeline is flushed.
 PUBLISH_PIPELINE = 500
+#: Pause before each further try of a failed publish (seconds); a blip of the broker is ridden out.
+PUBLISH_BACKOFF = (0.5, 1.0, 2.0)
+
+
+class PublishError(Exception):
+    """A chunk's messages could not be published after every retry; the report says how far the
+    submit got, so the caller can tell the user what is stored and how to resume."""
+
+    def __init__(self, report: SubmitReport, pending: int, reason: str) -> None:
+        super().__init__(reason)
+        self.report, self.pending, self.reason = report, pending, reason
 
 
 @dataclass
@@ -61,15 +79,20 @@ def submit_batch(
     chunk_size: int = 2000,
     on_progress: Callable[[SubmitReport], None] | None = None,
     force: bool = False,
+    batch_id: str | None = None,
 ) -> SubmitReport:
     """Store ``documents`` as one batch of ``task`` jobs and enqueue them in micro-batches.
 
     Documents that failed to load are stored too, as failed jobs with their reason, so that the
     batch accounts for every input. A document whose content already has a result for this task,
     parameters and model gets that result at once (``reused_from``), unless ``force``.
+
+    ``batch_id`` lets the caller name the batch before anything happens (so a crash still tells the
+    user which batch). Raises :class:`PublishError` when the broker fails for good: reading stops,
+    and the chunk's jobs stay ``pending``.
     """
     key = ReuseKey.of(settings, task, params)
-    report = SubmitReport(batch_id=new_id())
+    report = SubmitReport(batch_id=batch_id or new_id())
     with engine.begin() as conn:
         conn.execute(
             sa.insert(Batch),
@@ -95,7 +118,7 @@ def submit_batch(
             hit = None if failed or not doc.sha256 else hits.get(doc.sha256)
             job_rows.append({
                 "id": job_id, "batch_id": report.batch_id, "document_id": doc_id, "task": task,
-                "status": (JobStatus.failed if failed else JobStatus.succeeded if hit else JobStatus.queued).value,
+                "status": (JobStatus.failed if failed else JobStatus.succeeded if hit else JobStatus.pending).value,
                 "attempts": 0, "error_kind": doc.error_kind, "error_message": doc.error_message,
                 "created_at": now, "finished_at": now if failed or hit else None, **job_fields(key, hit),
             })
@@ -109,11 +132,41 @@ def submit_batch(
             conn.execute(sa.insert(Document), doc_rows)
             conn.execute(sa.insert(Job), job_rows)
         report.documents += len(chunk)
-        report.messages += _enqueue(app, task, report.batch_id, params, sized, settings)
+        report.messages += _publish_with_retry(app, task, report, params, sized, settings)
+        _mark_queued(engine, [s.job_id for s in sized])
         report.queued += len(sized)
         if on_progress is not None:
             on_progress(report)
     return report
+
+
+def _publish_with_retry(app: Celery, task: str, report: SubmitReport, params: dict[str, Any],
+                        sized: list[Sized], settings: Settings) -> int:
+    """Publish one chunk, retrying with back-off. A retry may re-send messages the failed try had
+    already flushed: harmless, because claims are idempotent (a job runs once)."""
+    tries = settings.publish_retries
+    for attempt in range(tries):
+        try:
+            return _enqueue(app, task, report.batch_id, params, sized, settings)
+        except Exception as e:  # kombu/redis raise a zoo of connection errors; all mean "not sent"
+            if attempt + 1 >= tries:
+                raise PublishError(report, len(sized), f"{type(e).__name__}: {mask_url(str(e))}") from e
+            time.sleep(PUBLISH_BACKOFF[min(attempt, len(PUBLISH_BACKOFF) - 1)])
+    return 0  # pragma: no cover - the loop returns or raises
+
+
+def _mark_queued(engine: Engine, job_ids: list[str]) -> None:
+    """pending -> queued once published; only from pending, so a job a fast worker already claimed
+    (its message overtook this update) is not put back."""
+    if not job_ids:
+        return
+    with engine.begin() as conn:
+        for start in range(0, len(job_ids), 900):  # SQLite's bound-parameter limit
+            conn.execute(
+                sa.update(Job)
+                .where(col(Job.id).in_(job_ids[start:start + 900]), col(Job.status) == JobStatus.pending.value)
+                .values(status=JobStatus.queued.value)
+            )
 
 
 def _enqueue(app: Celery, task: str, batch_id: str, params: dict[str, Any], sized: list[Sized],

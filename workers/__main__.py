@@ -11,6 +11,7 @@ import os
 import sys
 
 from docqueue.names import TASK_TYPES
+from docqueue.secrets import install_log_masking
 from docqueue.settings import get_settings
 
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loglevel", "-l", default="info")
     args, celery_args = parser.parse_known_args(argv)
 
+    install_log_masking()  # Celery logs broker URLs (with their passwords) on start-up and reconnects
     settings = get_settings()
     from workers.app import PRELOAD_ENV, PROCESSES_ENV, create_app, preload_models
     from workers.registry import unavailable_reason

@@ -22,7 +22,7 @@ from docqueue.errors import ConfigurationError, DocumentError
 from docqueue.models import Batch, Document, Job, utcnow
 from docqueue.schema import JobStatus, TaskMessage, derived_id
 
-_UNFINISHED = (JobStatus.queued.value, JobStatus.running.value)
+_UNFINISHED = (JobStatus.pending.value, JobStatus.queued.value, JobStatus.running.value)
 
 
 @dataclass(frozen=True)
