@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from docqueue.models import Batch, Job, utcnow
+from docqueue.models import Batch, Document, Job, utcnow
 from docqueue.schema import JobStatus
 from producer.queries import batch_counts
 
@@ -78,3 +78,22 @@ def cancel_batch(engine: Engine, batch_id: str) -> int:
             sa.update(Job).where(col(Job.batch_id) == batch_id, col(Job.status).in_(UNFINISHED))
             .values(status=JobStatus.cancelled.value, finished_at=utcnow(), error_kind=None,
                     error_message="cancelled by docqueue cancel")).rowcount)
+
+
+def purge_batches(engine: Engine, *, before: datetime, dry_run: bool = False) -> list[str]:
+    """Delete finished batches created before ``before``, with their documents and jobs (retention).
+
+    A batch with any unfinished job is kept whatever its age: deleting it would make a worker's
+    message name jobs that no longer exist. Results copied from a purged job keep their own copy
+    (``reused_from`` then names a job that is gone)."""
+    with engine.begin() as conn:
+        old = sa.select(col(Batch.id)).where(col(Batch.created_at) < before)
+        busy = sa.select(col(Job.batch_id)).where(col(Job.batch_id).in_(old), col(Job.status).in_(UNFINISHED))
+        doomed = list(conn.execute(old.where(col(Batch.id).not_in(busy))).scalars())
+        if doomed and not dry_run:
+            for start in range(0, len(doomed), 500):
+                chunk = doomed[start:start + 500]
+                conn.execute(sa.delete(Job).where(col(Job.batch_id).in_(chunk)))
+                conn.execute(sa.delete(Document).where(col(Document.batch_id).in_(chunk)))
+                conn.execute(sa.delete(Batch).where(col(Batch.id).in_(chunk)))
+    return doomed

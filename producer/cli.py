@@ -567,12 +567,12 @@ def broker_stop(obj: Context) -> None:
 
 
 # ------------------------------------------------------------------------- command groups (modules)
-from producer.commands.batches import batches, cancel  # noqa: E402
+from producer.commands.batches import batches, cancel, purge  # noqa: E402
 from producer.commands.dlq import dlq_group  # noqa: E402
 from producer.commands.retry import retry  # noqa: E402
 from producer.commands.workers import workers  # noqa: E402
 
-for command in (dlq_group, batches, cancel, retry, workers):
+for command in (dlq_group, batches, cancel, purge, retry, workers):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from docqueue.schema import JobStatus
-from producer.batch_control import BATCH_STATES, cancel_batch, list_batches
+from producer.batch_control import BATCH_STATES, cancel_batch, list_batches, purge_batches
 from producer.context import Context, pass_ctx
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -69,3 +69,24 @@ def cancel(obj: Context, batch: str, as_json: bool) -> None:
     reuse never copies from them."""
     n = cancel_batch(obj.engine, batch)
     click.echo(json.dumps({"batch": batch, "cancelled": n}) if as_json else f"cancelled {n} job(s) of {batch}")
+
+
+@click.command("purge")
+@click.option("--older-than", required=True, envvar="DOCQUEUE_PURGE_OLDER_THAN", show_envvar=True,
+              help="Delete finished batches created longer ago than this: a duration (30d, 12h) or an ISO date.")
+@click.option("--dry-run", is_flag=True, envvar="DOCQUEUE_PURGE_DRY_RUN", show_envvar=True,
+              help="Only say which batches would be deleted.")
+@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
+              help="Machine-readable output on stdout.")
+@pass_ctx
+def purge(obj: Context, older_than: str, dry_run: bool, as_json: bool) -> None:
+    """Retention: delete finished batches (documents, jobs, results) older than --older-than.
+    Batches with unfinished jobs are kept."""
+    before = parse_since(older_than)
+    assert before is not None
+    gone = purge_batches(obj.engine, before=before, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps({"purged": 0 if dry_run else len(gone), "batches": gone, "dry_run": dry_run}))
+    else:
+        click.echo(f"{'would delete' if dry_run else 'deleted'} {len(gone)} finished batch(es) created before "
+                   f"{before.isoformat(timespec='seconds')}")

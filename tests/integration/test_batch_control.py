@@ -33,7 +33,7 @@ def test_cancelled_jobs_are_skipped_and_batches_lists_states(database_url: str, 
     assert {b["batch"]: b["state"] for b in _batches(env)} == {cancelled: "queued", kept: "queued"}
 
     assert cli_json(env, "cancel", cancelled, "--json") == {"batch": cancelled, "cancelled": 3}
-    start_worker(env)
+    worker = start_worker(env)
     client = redis.Redis.from_url(clean_redis)
     wait_until(lambda: client.llen("classify") == 0 and client.hlen("unacked") == 0, what="queue drained")
     wait_until(lambda: cli_json(env, "status", kept, "--json")["succeeded"] == 1, what="the other batch done")
@@ -46,3 +46,14 @@ def test_cancelled_jobs_are_skipped_and_batches_lists_states(database_url: str, 
     assert [b["batch"] for b in _batches(env, "--status", "finished")] == [kept]
     assert _batches(env, "--since", "2099-01-01") == []
     assert cli(env, "cancel", "no-such-batch", check=False).returncode == 1
+
+    # retention: nothing is old enough for 1d; for a date in the future every finished batch is, and a
+    # batch still waiting for a worker is kept
+    assert cli_json(env, "purge", "--older-than", "1d", "--json")["purged"] == 0
+    worker.stop()
+    waiting = cli_json(env, "submit", "classify", str(inbox / "inv1.txt"), *labels, "--force", "--json")["batch"]
+    future = cli_json(env, "purge", "--older-than", "2099-01-01", "--dry-run", "--json")
+    assert sorted(future["batches"]) == sorted([cancelled, kept]) and future["purged"] == 0
+    assert cli_json(env, "purge", "--older-than", "2099-01-01", "--json")["purged"] == 2
+    assert [b["batch"] for b in _batches(env)] == [waiting]
+    assert cli(env, "results", cancelled, check=False).returncode == 1  # gone
