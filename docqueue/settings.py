@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(
         default=60.0, gt=0, description="A running job whose heartbeat is older than this lost its worker: the "
         "reaper requeues it (a long job that is still running keeps its heartbeat fresh and is left alone).")
+    outbox_grace_s: float = Field(
+        default=120.0, gt=0, description="A job still pending (stored, its message never confirmed published) "
+        "this long after it was stored is published by the reaper.")
     reaper_interval_s: float = Field(
         default=15.0, gt=0, description="How often one worker (a Redis lock elects it) looks for jobs to requeue.")
 

@@ -6,8 +6,10 @@ without the reaper a crash would stall its jobs that long. Every job a worker ru
 heartbeat (``workers.pipeline.Heartbeat``); a ``running`` job whose heartbeat is older than
 ``DOCQUEUE_HEARTBEAT_TIMEOUT_S`` lost its worker, so the reaper sets it back to ``queued`` and
 publishes a new message for it. A long job that is still running keeps its heartbeat fresh and is
-never touched. The message that comes back later from the visibility timeout finds the job
-finished (or running elsewhere) and does nothing.
+never touched. Jobs left ``pending`` for ``DOCQUEUE_OUTBOX_GRACE_S`` (a submit that stored them
+but could not publish, see ``producer.submit``) are published the same way. The message that comes
+back later from the visibility timeout finds the job finished (or running elsewhere) and does
+nothing.
 
 One reaper runs at a time across all workers: each worker's main process tries every
 ``DOCQUEUE_REAPER_INTERVAL_S`` to take a Redis lock (``SET NX EX``, as RedBeat elects its leader);
@@ -49,9 +51,14 @@ class ReapReport:
 def reap_once(db: Engine, app: Celery, settings: Settings) -> ReapReport:
     """Requeue the running jobs whose heartbeat stopped, and publish messages for them."""
     report = ReapReport()
-    cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
-    stale = sa.and_(col(Job.status) == JobStatus.running.value,
-                    sa.or_(col(Job.heartbeat_at).is_(None), col(Job.heartbeat_at) < cutoff))
+    now = utcnow()
+    cutoff = now - timedelta(seconds=settings.heartbeat_timeout_s)
+    stale = sa.or_(
+        sa.and_(col(Job.status) == JobStatus.running.value,
+                sa.or_(col(Job.heartbeat_at).is_(None), col(Job.heartbeat_at) < cutoff)),
+        # the outbox: stored by a submit whose publish never got through (broker down, submit killed)
+        sa.and_(col(Job.status) == JobStatus.pending.value,
+                col(Job.created_at) < now - timedelta(seconds=settings.outbox_grace_s)))
     with db.begin() as conn:
         rows = conn.execute(sa.select(col(Job.id), col(Job.batch_id), col(Job.task)).where(stale)
                             .limit(ROUND_LIMIT).with_for_update(skip_locked=True)).all()
@@ -75,7 +82,8 @@ def reap_once(db: Engine, app: Celery, settings: Settings) -> ReapReport:
                               producer=producer, argsrepr="()",
                               kwargsrepr=f"<{len(chunk)} requeued jobs of batch {batch_id}>")
                 report.messages += 1
-    log.warning("reaper: requeued %d job(s) whose worker stopped sending heartbeats, in %d message(s)",
+    log.warning("reaper: requeued %d job(s) whose worker stopped sending heartbeats or whose submit never "
+                "published them, in %d message(s)",
                 report.requeued, report.messages)
     return report
 

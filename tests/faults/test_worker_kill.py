@@ -79,3 +79,24 @@ def test_three_kills_lose_nothing_and_recover_in_seconds(pg_url: str, clean_redi
     shown = ", ".join(f"{r:.1f}s" for r in recoveries)
     print(f"\nrecovery after SIGKILL (kill -> every job the dead worker held requeued): {shown}")
     assert max(recoveries) < 60, recoveries
+
+
+def test_jobs_a_submit_stored_but_never_published_are_published_by_the_reaper(
+        sqlite_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
+    """The outbox's last line of defence: jobs left ``pending`` (their submit died between storing and
+    publishing) and whose messages are gone run anyway, without anyone calling ``retry``."""
+    import redis
+
+    env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_OUTBOX_GRACE_S="1", DOCQUEUE_REAPER_INTERVAL_S="1")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(3):
+        (inbox / f"inv{i}.txt").write_text(f"Invoice {i}: amount due ${i}0.00.")
+    batch = cli_json(env, "submit", "classify", str(inbox), "--labels", "contract,invoice", "--json")["batch"]
+    redis.Redis.from_url(clean_redis).delete("classify")  # the messages never made it
+    with get_engine(sqlite_url).begin() as conn:
+        conn.execute(sa.update(Job).where(Job.batch_id == batch).values(status="pending"))
+    assert cli_json(env, "status", batch, "--json")["pending"] == 3
+    start_worker(env)
+    wait_until(lambda: cli_json(env, "status", batch, "--json")["succeeded"] == 3, timeout=60,
+               what="the reaper to publish the pending jobs")
