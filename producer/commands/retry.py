@@ -8,14 +8,17 @@ claim is idempotent, so a job whose message arrives twice runs once.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
 import sqlalchemy as sa
 from sqlmodel import col
 
+from docqueue.broker import check_broker
 from docqueue.models import Batch, Document, Job
 from docqueue.schema import JobStatus
+from docqueue.secrets import mask_url
 from producer.batching import Sized, estimate_tokens
 from producer.submit import _enqueue, _mark_queued, _size_cap
 
@@ -42,7 +45,12 @@ def retry(obj: Any, batch: str, as_json: bool) -> None:
         ).all()
     sized = [Sized(job_id, estimate_tokens(text or "", _size_cap(task, settings))) for job_id, _, text in jobs]
     pending = sum(1 for _, status, _ in jobs if status == JobStatus.pending.value)
-    messages = _enqueue(obj.app, task, batch, params or {}, sized, settings) if sized else 0
+    try:
+        check_broker(obj.broker_url, settings)
+        messages = _enqueue(obj.app, task, batch, params or {}, sized, settings) if sized else 0
+    except Exception as e:  # the broker is still (or again) unusable: one line, as submit says it
+        click.echo(f"docqueue: broker failed, nothing re-enqueued for batch {batch}: {mask_url(str(e))}", err=True)
+        sys.exit(4)
     _mark_queued(engine, [s.job_id for s in sized])
     if as_json:
         click.echo(json.dumps({"batch": batch, "pending": pending, "queued": len(sized) - pending,
