@@ -127,7 +127,8 @@ def test_redis_dies_mid_submit_then_retry(own_redis: OwnRedis, sqlite_url: str, 
 
     with pytest.raises(PublishError) as info:
         submit_batch(settings=settings, engine=engine, app=app, task="classify", documents=docs,
-                     params={"labels": ["contract", "invoice"], "engine": "auto"}, chunk_size=100, on_progress=stop_after_first_chunk)
+                     params={"labels": ["contract", "invoice"], "engine": "auto"}, chunk_size=100,
+                     on_progress=stop_after_first_chunk)
     err = info.value
     assert err.report.documents == 200 and err.pending == 100 and err.report.queued == 100
     batch = err.report.batch_id
