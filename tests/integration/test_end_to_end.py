@@ -37,7 +37,8 @@ def test_classify_end_to_end(database_url: str, clean_redis: str, tmp_path: Path
     assert submitted["documents"] == len(EXPECTED) + 2  # + empty.txt + the missing file
 
     status = cli_json(env, "status", batch, "--json")
-    assert status == {"batch": batch, "total": 6, "pending": 0, "queued": 0, "running": 0, "succeeded": 4, "failed": 2}
+    assert status == {"batch": batch, "total": 6, "pending": 0, "queued": 0, "running": 0, "succeeded": 4, "failed": 2,
+                      "cancelled": 0, "rejected": 0}
 
     rows = {Path(r["document"]).name: r for r in results_jsonl(env, batch)}
     for name, label in EXPECTED.items():

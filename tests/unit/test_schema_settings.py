@@ -63,7 +63,7 @@ def test_derived_ids_are_stable_and_distinct() -> None:
 
 
 def test_job_status_terminal() -> None:
-    assert {s for s in JobStatus if s.terminal} == {JobStatus.succeeded, JobStatus.failed}
+    assert {s for s in JobStatus if s.terminal} == {JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled}
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
