@@ -22,7 +22,7 @@ from docqueue.settings import get_settings
 from producer.loaders import LoadedDocument
 from producer.submit import PublishError, submit_batch
 from tests.conftest import FIXTURES, service_env
-from tests.helpers import cli, cli_json
+from tests.helpers import cli, cli_json, migrate_if_postgres
 
 pytestmark = pytest.mark.integration
 
@@ -76,10 +76,15 @@ def _batches(database_url: str) -> int:
         return int(conn.execute(sa.text("SELECT count(*) FROM batch")).scalar_one())
 
 
-def test_password_url_end_to_end_and_masked(own_redis: OwnRedis, sqlite_url: str, tmp_path: Path,
+def test_password_url_end_to_end_and_masked(own_redis: OwnRedis, pg_url: str, tmp_path: Path,
                                             start_worker) -> None:
     url = f"redis://:{PASSWORD}@127.0.0.1:{own_redis.port}/0"
-    env = service_env(url, sqlite_url, tmp_path)
+    # the test PostgreSQL trusts local connections, so the password is carried (and must be masked)
+    # without being checked
+    database_url = pg_url.replace("://postgres@", f"://postgres:{PASSWORD}@", 1)
+    assert PASSWORD in database_url
+    env = service_env(url, database_url, tmp_path)
+    migrate_if_postgres(env)
     assert cli(env, "broker", "url").stdout.strip() == f"redis://:****@127.0.0.1:{own_redis.port}/0"
     worker = start_worker(env)
     out = cli(env, "submit", "classify", str(FIXTURES / "classify" / "invoice-7731.txt"), "--labels",
@@ -127,7 +132,8 @@ def test_redis_dies_mid_submit_then_retry(own_redis: OwnRedis, sqlite_url: str, 
 
     with pytest.raises(PublishError) as info:
         submit_batch(settings=settings, engine=engine, app=app, task="classify", documents=docs,
-                     params={"labels": ["contract", "invoice"], "engine": "auto"}, chunk_size=100, on_progress=stop_after_first_chunk)
+                     params={"labels": ["contract", "invoice"], "engine": "auto"}, chunk_size=100,
+                     on_progress=stop_after_first_chunk)
     err = info.value
     assert err.report.documents == 200 and err.pending == 100 and err.report.queued == 100
     batch = err.report.batch_id
