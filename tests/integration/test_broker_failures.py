@@ -22,7 +22,7 @@ from docqueue.settings import get_settings
 from producer.loaders import LoadedDocument
 from producer.submit import PublishError, submit_batch
 from tests.conftest import FIXTURES, service_env
-from tests.helpers import cli, cli_json
+from tests.helpers import cli, cli_json, migrate_if_postgres
 
 pytestmark = pytest.mark.integration
 
@@ -76,10 +76,15 @@ def _batches(database_url: str) -> int:
         return int(conn.execute(sa.text("SELECT count(*) FROM batch")).scalar_one())
 
 
-def test_password_url_end_to_end_and_masked(own_redis: OwnRedis, sqlite_url: str, tmp_path: Path,
+def test_password_url_end_to_end_and_masked(own_redis: OwnRedis, pg_url: str, tmp_path: Path,
                                             start_worker) -> None:
     url = f"redis://:{PASSWORD}@127.0.0.1:{own_redis.port}/0"
-    env = service_env(url, sqlite_url, tmp_path)
+    # the test PostgreSQL trusts local connections, so the password is carried (and must be masked)
+    # without being checked
+    database_url = pg_url.replace("://postgres@", f"://postgres:{PASSWORD}@", 1)
+    assert PASSWORD in database_url
+    env = service_env(url, database_url, tmp_path)
+    migrate_if_postgres(env)
     assert cli(env, "broker", "url").stdout.strip() == f"redis://:****@127.0.0.1:{own_redis.port}/0"
     worker = start_worker(env)
     out = cli(env, "submit", "classify", str(FIXTURES / "classify" / "invoice-7731.txt"), "--labels",
