@@ -7,6 +7,7 @@ specific reason, and the next file is read.
 
 from __future__ import annotations
 
+import errno
 import io
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -88,7 +89,19 @@ def load_bytes(data: bytes, source: str, suffix: str, meta: dict[str, Any], dept
 def _read_failure(source: str, e: OSError) -> LoadedDocument:
     if isinstance(e, FileNotFoundError):
         return failed(source, "not_found", f"no such file: {source}")
+    if e.errno == errno.ELOOP:
+        return failed(source, "symlink_loop", f"{source}: symbolic links loop, no file at the end")
     return failed(source, "unreadable", f"cannot read {source}: {e}")
+
+
+def _missing(path: Path) -> LoadedDocument | None:
+    """A failure for a path that names nothing (checked before the extension, so a missing folder
+    such as ``/tmp/missingdir/`` is reported missing, not as an unsupported file type)."""
+    try:
+        path.stat()
+    except OSError as e:
+        return _read_failure(str(path), e)
+    return None
 
 
 def load_path(path: Path, options: LoadOptions | None = None, stats: ReadStats | None = None
@@ -98,6 +111,10 @@ def load_path(path: Path, options: LoadOptions | None = None, stats: ReadStats |
     options = options or LoadOptions()
     stats = stats if stats is not None else ReadStats()
     source, suffix = str(path), path.suffix.lower()
+    missing = _missing(path)
+    if missing is not None:
+        yield missing
+        return
     if suffix not in SUPPORTED_SUFFIXES:
         stats.files += 1
         yield _unsupported(source, suffix)
