@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from producer.loaders import LoadOptions, iter_documents, iter_paths, load_path
+from producer.loaders.base import Limits
 from producer.loaders.plain import decode, detect_stream_encoding
 
 FACTURE = "Facture n° 77 — montant dû : 1 250,00 € à régler avant le 15 mars. Merci, l’équipe comptable."
@@ -56,3 +58,54 @@ def test_symlink_loop_path_and_loop_inside_a_folder(tmp_path: Path) -> None:
     (folder / "sub" / "x.txt").write_text("hello")
     os.symlink(folder, folder / "sub" / "up")  # a directory loop: the walk must not follow it
     assert [p.name for p in iter_paths([str(folder)])] == ["x.txt"]
+
+
+# ------------------------------------------------------------------------------ input limits (15.1)
+def limited(**limits: int) -> LoadOptions:
+    return LoadOptions(limits=Limits(**limits))  # type: ignore[arg-type]
+
+
+def test_file_over_max_file_bytes_is_too_large_without_being_read(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a" * 2000)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("read before the size check"))
+    (doc,) = load_path(big, limited(max_file_bytes=1000))
+    assert doc.error_kind == "too_large"
+
+
+def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCQUEUE_MAX_FILE_BYTES", "123")
+    assert LoadOptions().resolved().limits == Limits(max_file_bytes=123)
+
+
+def test_text_over_max_document_chars_is_too_large(tmp_path: Path) -> None:
+    (tmp_path / "long.txt").write_text("word " * 400)
+    (doc,) = load_path(tmp_path / "long.txt", limited(max_document_chars=1000))
+    assert doc.error_kind == "too_large"
+
+
+def test_export_rows_are_limited_one_by_one(tmp_path: Path) -> None:
+    (tmp_path / "rows.jsonl").write_text('{"text": "short"}\n{"text": "%s"}\n{"text": "ok"}\n' % ("x" * 5000))
+    docs = list(load_path(tmp_path / "rows.jsonl", limited(max_document_chars=1000)))
+    assert [d.error_kind for d in docs] == [None, "too_large", None]
+    assert docs[1].source_row == 2
+
+
+def _docx_with(tmp_path: Path, member_bytes: int) -> Path:
+    path = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", b"\0" * member_bytes)
+    return path
+
+
+def test_docx_decompression_bomb_is_refused_before_inflating(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import producer.loaders.word as word
+
+    monkeypatch.setattr(word, "open_docx", lambda *_: pytest.fail("python-docx reached"))
+    (doc,) = load_path(_docx_with(tmp_path, 11 * 1024 * 1024), limited())  # ~1000x ratio
+    assert doc.error_kind == "decompression_bomb"
+    (doc,) = load_path(_docx_with(tmp_path, 100_000), limited(max_expanded_bytes=50_000))
+    assert doc.error_kind == "decompression_bomb"
