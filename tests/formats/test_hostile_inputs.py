@@ -109,3 +109,14 @@ def test_docx_decompression_bomb_is_refused_before_inflating(tmp_path: Path,
     assert doc.error_kind == "decompression_bomb"
     (doc,) = load_path(_docx_with(tmp_path, 100_000), limited(max_expanded_bytes=50_000))
     assert doc.error_kind == "decompression_bomb"
+
+
+def test_deeply_nested_html_is_linear(tmp_path: Path) -> None:
+    import time
+
+    (tmp_path / "nest.html").write_bytes(b"<html><body><p>Start</p>" + b"<div>" * 200_000 + b"end")
+    started = time.monotonic()
+    (doc,) = load_path(tmp_path / "nest.html", limited())
+    assert time.monotonic() - started < 5  # BeautifulSoup: minutes
+    assert doc.error_kind is None
+    assert doc.text.startswith("Start")
