@@ -6,6 +6,29 @@ document and move on) versus *retryable* (the infrastructure hiccuped: the job i
 
 from __future__ import annotations
 
+#: Every ``error_kind`` a producer loader gives a file or row it cannot read, with its meaning.
+LOADER_ERROR_KINDS: dict[str, str] = {
+    "not_found": "the path (file or folder) does not exist",
+    "symlink_loop": "the path is a chain of symbolic links that loops back on itself",
+    "unreadable": "the file exists but cannot be opened or read (permissions, I/O error)",
+    "unsupported_format": "the file extension is not one docqueue reads",
+    "undecodable": "not text in any known encoding (a binary file named .txt?)",
+    "corrupt_pdf": "not a readable PDF",
+    "encrypted_pdf": "the PDF is password-protected",
+    "no_text_layer": "a PDF without text (a scan); OCR it first",
+    "corrupt_docx": "not a readable .docx zip (or a legacy .doc renamed)",
+    "encrypted_docx": "the .docx is password-protected",
+    "corrupt_email": "an .eml whose headers or parts are beyond repair",
+    "too_deeply_nested": "forwarded messages nested deeper than the loader follows",
+    "invalid_json": "a JSONL line that is not JSON",
+    "invalid_row": "an export row that is not one record (a JSON non-object, a CSV row with broken quoting)",
+    "missing_text_field": "the export (or row) has no text field named by --text-field",
+    "corrupt_csv": "the CSV is malformed beyond one row; the rest of the file is skipped",
+    "too_large": "the file (max_file_bytes) or its extracted text (max_document_chars) is over the limit",
+    "decompression_bomb": "a .docx whose members inflate beyond max_expanded_bytes or by a suspicious ratio",
+    "parse_timeout": "parsing took longer than parse_timeout_s (or exceeded parse_memory_mb)",
+}
+
 
 class DocqueueError(Exception):
     """Root of every error docqueue raises on purpose."""

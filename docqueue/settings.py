@@ -125,6 +125,20 @@ class Settings(BaseSettings):
         "best on CPU where big padded batches thrash the cache; batch_max_tokens on a GPU).")
     # Engines never feed the model more than this many tokens of one document at once.
     max_tokens_per_document: int = Field(default=256, ge=16)
+    # --- input limits (loaders) ---
+    # What one hostile input may cost the producer; each limit has its own error kind.
+    max_file_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1,
+        description="Bigger files fail as too_large before being read (exports: the limit of one row's text).")
+    max_document_chars: int = Field(
+        default=16_000_000, ge=1, description="Extracted text (or one export row) longer than this is too_large.")
+    max_expanded_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1,
+        description="A .docx whose zip members total more uncompressed bytes is a decompression_bomb.")
+    parse_timeout_s: float = Field(
+        default=30.0, gt=0, description="PDF/DOCX/HTML parsing longer than this fails as parse_timeout.")
+    parse_memory_mb: int = Field(
+        default=2048, ge=64, description="Address-space cap (RLIMIT_AS) of the parser child process, MiB.")
 
     task_time_limit: int = Field(default=1800, ge=10, description="Hard limit for one message, seconds.")
     visibility_timeout_override: int | None = Field(

@@ -7,6 +7,7 @@ reason, so a submission accounts for every input and goes on past the bad ones.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 from dataclasses import dataclass, field
@@ -45,6 +46,25 @@ class Extracted:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one input may cost (issue 15.1): the ``max_*`` settings, see ``docqueue.settings``."""
+
+    max_file_bytes: int = 64 * 1024 * 1024
+    max_document_chars: int = 16_000_000
+    max_expanded_bytes: int = 256 * 1024 * 1024
+    parse_timeout_s: float = 30.0
+    parse_memory_mb: int = 2048
+
+    @classmethod
+    def from_settings(cls) -> Limits:
+        from docqueue.settings import get_settings
+
+        s = get_settings()
+        return cls(s.max_file_bytes, s.max_document_chars, s.max_expanded_bytes, s.parse_timeout_s,
+                   s.parse_memory_mb)
+
+
+@dataclass(frozen=True)
 class LoadOptions:
     """How inputs are chosen and how exports are read (the ``submit`` options)."""
 
@@ -53,6 +73,14 @@ class LoadOptions:
     hidden: bool = False
     text_field: str = "text"
     id_field: str | None = None
+    #: None: read from the settings (environment) when loading starts.
+    limits: Limits | None = None
+
+    def resolved(self) -> LoadOptions:
+        """These options with ``limits`` filled in, so settings are read once per submission."""
+        if self.limits is not None:
+            return self
+        return dataclasses.replace(self, limits=Limits.from_settings())
 
 
 @dataclass

@@ -7,6 +7,7 @@ specific reason, and the next file is read.
 
 from __future__ import annotations
 
+import errno
 import io
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from producer.loaders import markup, pdf, plain, records, word
 from producer.loaders.base import (
     CountingReader,
     Extracted,
+    Limits,
     LoadedDocument,
     LoadOptions,
     ReadStats,
@@ -52,7 +54,8 @@ def _unsupported(source: str, suffix: str, **provenance: Any) -> LoadedDocument:
 def load_bytes(data: bytes, source: str, suffix: str, meta: dict[str, Any], depth: int = 0,
                options: LoadOptions | None = None) -> Iterator[LoadedDocument]:
     """The documents in ``data`` read as a ``suffix`` file (a whole file, or an attachment)."""
-    options = options or LoadOptions()
+    options = (options or LoadOptions()).resolved()
+    limits = options.limits or Limits()
     digest = sha256_hex(data)
     if suffix in EMAIL_SUFFIXES:
         if depth > MAX_NESTING:
@@ -73,6 +76,8 @@ def load_bytes(data: bytes, source: str, suffix: str, meta: dict[str, Any], dept
         yield _unsupported(source, suffix, sha256=digest, meta=meta)
         return
     try:
+        if suffix == ".docx":
+            word.check_expansion(data, limits.max_expanded_bytes)
         extracted = extractor(data)
     except DocumentError as e:
         yield from_error(source, e, sha256=digest, meta=meta)
@@ -81,6 +86,10 @@ def load_bytes(data: bytes, source: str, suffix: str, meta: dict[str, Any], dept
         kind = _CORRUPT_KIND.get(suffix, "unreadable")
         yield failed(source, kind, f"{source}: cannot be read ({type(e).__name__}: {e})", sha256=digest, meta=meta)
         return
+    if len(extracted.text) > limits.max_document_chars:
+        yield failed(source, "too_large", f"{source}: {len(extracted.text):,} characters of text, over "
+                     f"max_document_chars ({limits.max_document_chars:,})", sha256=digest, meta=meta)
+        return
     yield LoadedDocument(source=source, text=clean_text(extracted.text), sha256=digest,
                          meta={**meta, **extracted.meta}, page_offsets=extracted.page_offsets)
 
@@ -88,16 +97,27 @@ def load_bytes(data: bytes, source: str, suffix: str, meta: dict[str, Any], dept
 def _read_failure(source: str, e: OSError) -> LoadedDocument:
     if isinstance(e, FileNotFoundError):
         return failed(source, "not_found", f"no such file: {source}")
+    if e.errno == errno.ELOOP:
+        return failed(source, "symlink_loop", f"{source}: symbolic links loop, no file at the end")
     return failed(source, "unreadable", f"cannot read {source}: {e}")
+
 
 
 def load_path(path: Path, options: LoadOptions | None = None, stats: ReadStats | None = None
               ) -> Iterator[LoadedDocument]:
     """The documents of one file: one for most formats, one per row for exports, one per
     attachment more for e-mail."""
-    options = options or LoadOptions()
+    options = (options or LoadOptions()).resolved()
+    limits = options.limits or Limits()
     stats = stats if stats is not None else ReadStats()
     source, suffix = str(path), path.suffix.lower()
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        # checked before the extension, so a missing folder such as ``/tmp/missingdir/`` is
+        # reported missing, not as an unsupported file type
+        yield _read_failure(source, e)
+        return
     if suffix not in SUPPORTED_SUFFIXES:
         stats.files += 1
         yield _unsupported(source, suffix)
@@ -111,6 +131,13 @@ def load_path(path: Path, options: LoadOptions | None = None, stats: ReadStats |
         stats.files += 1
         with io.BufferedReader(CountingReader(raw, stats), buffer_size=plain.SAMPLE_BYTES) as stream:
             yield from records.iter_rows(stream, source, suffix, options)
+        return
+    if size > limits.max_file_bytes:
+        # exports are streamed, so for them the limit is per row (records.py); a whole file is not
+        # read at all when it is over, so a 10 GB "PDF" costs one stat
+        stats.files += 1
+        yield failed(source, "too_large", f"{source}: {size:,} bytes, over max_file_bytes "
+                     f"({limits.max_file_bytes:,})")
         return
     try:
         data = path.read_bytes()
@@ -126,6 +153,6 @@ def iter_documents(inputs: Iterable[str], options: LoadOptions | None = None,
                    stats: ReadStats | None = None) -> Iterator[LoadedDocument]:
     """Documents for every input path, folder or glob, lazily: each file is read when the consumer
     asks for its documents, never before."""
-    options = options or LoadOptions()
+    options = (options or LoadOptions()).resolved()
     for path in iter_paths(inputs, options.include, options.exclude, options.hidden):
         yield from load_path(path, options, stats)

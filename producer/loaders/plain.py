@@ -1,7 +1,12 @@
 """Plain text and Markdown: the encoding is detected, not assumed.
 
 Strict UTF-8 is tried first because it is both the common case and self-validating (bytes of
-another encoding almost never form valid UTF-8 by accident); anything else goes to
+another encoding almost never form valid UTF-8 by accident); a UTF-16 BOM means UTF-16. Then
+cp1252, when it decodes cleanly to plausible Latin text: on short files (an invoice line of
+100-300 bytes) charset-normalizer has too little evidence and picks look-alikes such as mac_latin2
+(issue 14.2), while cp1252 (a superset of latin-1's printable range) is by far the most common
+legacy encoding of Western text. Shift-JIS is checked next for the same reason (charset-normalizer
+takes short Japanese for cp949): its decoding must contain real kana. Anything else goes to
 charset-normalizer, which weighs every candidate codec by how coherent the decoded text reads.
 """
 
@@ -18,8 +23,50 @@ from producer.loaders.base import Extracted
 SAMPLE_BYTES = 256 * 1024
 
 
+#: Non-letter characters cp1252 text really uses; ``‚`` (0x82), ``ƒ``, ``ˆ``, ``Š``... are left out
+#: because Shift-JIS lead bytes decode to them.
+_LATIN_PUNCT = frozenset("€„…†‡‰‹‘’“”•–—˜™›«»°§©®±·¹²³µ¶º¿¡\xa0ª×÷¼½¾")
+
+
+def _plausible_latin(text: str) -> bool:
+    """Whether a cp1252 decoding reads like Western text rather than another encoding's bytes:
+    no control characters, few non-ASCII characters, and those are letters or usual punctuation."""
+    if any((ord(c) < 32 and c not in "\t\n\r\f") for c in text):
+        return False
+    non_ascii = [c for c in text if ord(c) > 127]
+    visible = sum(1 for c in text if not c.isspace())
+    if not non_ascii or visible == 0 or len(non_ascii) > 0.4 * visible:
+        return False
+    good = sum(1 for c in non_ascii if (c.isalpha() and c not in "ŠŒŽšœžŸƒ") or c in _LATIN_PUNCT)
+    return good >= 0.9 * len(non_ascii)
+
+
+def _plausible_japanese(text: str) -> bool:
+    """Full-width kana (not the half-width range other CJK bytes fall into) make Shift-JIS sure."""
+    non_ascii = [c for c in text if ord(c) > 127]
+    kana = sum(1 for c in non_ascii if "\u3040" <= c <= "\u30ff")
+    return bool(non_ascii) and kana >= 0.2 * len(non_ascii)
+
+
+def _legacy(data: bytes, final: bool) -> str | None:
+    """cp1252 or Shift-JIS when the bytes decode strictly and plausibly (see the module docstring)."""
+    for codec, plausible in (("cp1252", _plausible_latin), ("shift_jis", _plausible_japanese)):
+        try:
+            text = codecs.getincrementaldecoder(codec)().decode(data, final=final)
+        except UnicodeDecodeError:
+            continue
+        if plausible(text):
+            return codec
+    return None
+
+
 def decode(data: bytes) -> tuple[str, str]:
     """``(text, encoding)`` of ``data``; ``DocumentError('undecodable')`` when no codec fits."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "utf_16"
+        except UnicodeDecodeError:
+            pass
     if data.startswith(codecs.BOM_UTF8):
         try:
             return data[len(codecs.BOM_UTF8):].decode("utf-8"), "utf_8_sig"
@@ -29,6 +76,9 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf_8"
     except UnicodeDecodeError:
         pass
+    legacy = _legacy(data, final=True)
+    if legacy is not None:
+        return data.decode(legacy), legacy
     best = from_bytes(data).best()
     if best is None:
         raise DocumentError("undecodable", "not text in any encoding charset-normalizer knows (binary file?)")
@@ -42,11 +92,16 @@ def detect_stream_encoding(sample: bytes) -> str:
     """
     if sample.startswith(codecs.BOM_UTF8):
         return "utf_8_sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf_16"
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
         return "utf_8"
     except UnicodeDecodeError:
         pass
+    legacy = _legacy(sample, final=False)
+    if legacy is not None:
+        return legacy
     best = from_bytes(sample).best()
     if best is None:
         raise DocumentError("undecodable", "not text in any encoding charset-normalizer knows (binary file?)")

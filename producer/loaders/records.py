@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from docqueue.errors import DocumentError
-from producer.loaders.base import LoadedDocument, LoadOptions, clean_text, clean_value, failed, sha256_hex
+from producer.loaders.base import Limits, LoadedDocument, LoadOptions, clean_text, clean_value, failed, sha256_hex
 from producer.loaders.plain import SAMPLE_BYTES, detect_stream_encoding
 
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
@@ -37,6 +37,11 @@ def _row_document(source: str, row: int, text: Any, row_id: Any, meta: dict[str,
         return failed(source, "missing_text_field",
                       f"{source} row {row}: no string field {options.text_field!r} (see --text-field)",
                       source_row=row, external_id=external_id, meta=clean_value(meta))
+    limits = options.limits or Limits()
+    if len(text) > limits.max_document_chars or (len(text) * 4 > limits.max_file_bytes and \
+            len(text.encode("utf-8", "replace")) > limits.max_file_bytes):
+        return failed(source, "too_large", f"{source} row {row}: {len(text):,} characters, over "
+                      f"max_document_chars/max_file_bytes", source_row=row, external_id=external_id)
     return LoadedDocument(source=source, text=clean_text(text), sha256=sha256_hex(text.encode("utf-8", "replace")),
                           meta=clean_value(meta), source_row=row, external_id=external_id)
 

@@ -30,6 +30,28 @@ def _not_a_docx(data: bytes, e: Exception) -> DocumentError:
     return DocumentError("corrupt_docx", f"not a readable .docx ({type(e).__name__}: {e})")
 
 
+#: A member inflating more than this many times, when it is also big, is a bomb, not a document.
+MAX_RATIO = 200
+_RATIO_MIN_BYTES = 10 * 1024 * 1024
+
+
+def check_expansion(data: bytes, max_expanded_bytes: int) -> None:
+    """Refuse a zip bomb from its central directory, before python-docx inflates anything: the
+    sizes the zip declares are what ``zipfile`` will let each member inflate to."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError):
+        return  # not a zip: extract() reports it as corrupt or encrypted
+    total = sum(m.file_size for m in members)
+    if total > max_expanded_bytes:
+        raise DocumentError("decompression_bomb", f"inflates to {total:,} bytes, over max_expanded_bytes "
+                            f"({max_expanded_bytes:,})")
+    for m in members:
+        if m.file_size > _RATIO_MIN_BYTES and m.file_size > MAX_RATIO * max(m.compress_size, 1):
+            raise DocumentError("decompression_bomb", f"member {m.filename!r} inflates "
+                                f"{m.file_size // max(m.compress_size, 1)}x to {m.file_size:,} bytes")
+
+
 def _table_lines(table: Table) -> Iterator[str]:
     for row in table.rows:
         cells, seen = [], set()
