@@ -135,10 +135,6 @@ class Settings(BaseSettings):
     max_expanded_bytes: int = Field(
         default=256 * 1024 * 1024, ge=1,
         description="A .docx whose zip members total more uncompressed bytes is a decompression_bomb.")
-    parse_timeout_s: float = Field(
-        default=30.0, gt=0, description="PDF/DOCX/HTML parsing longer than this fails as parse_timeout.")
-    parse_memory_mb: int = Field(
-        default=2048, ge=64, description="Address-space cap (RLIMIT_AS) of the parser child process, MiB.")
 
     task_time_limit: int = Field(default=1800, ge=10, description="Hard limit for one message, seconds.")
     visibility_timeout_override: int | None = Field(
