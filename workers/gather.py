@@ -15,9 +15,11 @@ Delivery guarantees are those of the message Celery handed over:
   timeout, like Celery's own messages;
 * when processing fails, every pulled message is put back on its queue at once (``reject`` with
   requeue) and is delivered again normally, with its own retries;
-* a message this code does not fully understand (another task, not JSON, a Celery retry waiting for
-  its countdown, an invalid envelope) is put back untouched and gathering stops, so Celery's own
-  consumer deals with it the usual way (refusing pickle, logging malformed messages).
+* poison never gets here: ``Queue.get`` goes through ``docqueue.transport``, which dead-letters an
+  item that is not a valid envelope (not JSON, pickle, wrong shape) where it is popped;
+* a valid message this code does not take (another task, a Celery retry waiting for its countdown,
+  docqueue kwargs that do not validate) is put back untouched and gathering stops, so Celery's own
+  consumer runs it the usual way (the task dead-letters invalid kwargs with their error).
 
 celery-batches does this in the consumer instead, but it pins ``celery<5.7``; this needs only kombu.
 """
