@@ -34,10 +34,12 @@ class BatchSummary:
 
     @property
     def state(self) -> str:
-        """queued (nothing started), running, finished (every job ended), cancelled (ended, some cancelled)."""
+        """queued (no job running or done yet), running, finished (every job ended), cancelled (ended,
+        some cancelled)."""
         unfinished = sum(self.counts.get(s, 0) for s in UNFINISHED)
         if unfinished:
-            started = self.total - unfinished + self.counts.get(JobStatus.running.value, 0)
+            # failures alone do not mean a worker started: unreadable files fail at submit time
+            started = self.counts.get(JobStatus.running.value, 0) + self.counts.get(JobStatus.succeeded.value, 0)
             return "running" if started else "queued"
         return "cancelled" if self.counts.get(JobStatus.cancelled.value) else "finished"
 

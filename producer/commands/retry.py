@@ -23,19 +23,56 @@ from producer.batching import Sized, estimate_tokens
 from producer.submit import _enqueue, _mark_queued, _size_cap
 
 
+def _reopen(engine: Any, batch: str, failed: bool, cancelled: bool, kinds: tuple[str, ...]) -> tuple[int, int]:
+    """Put the chosen finished jobs back to ``pending`` (their outcome cleared); returns (reopened,
+    skipped). A document that failed while it was being read (attempts 0: not_found, corrupt_pdf...)
+    is skipped: running the model again cannot help, submitting the fixed file does."""
+    chosen = []
+    if failed or kinds:
+        rule = col(Job.status) == JobStatus.failed.value
+        chosen.append(sa.and_(rule, col(Job.error_kind).in_(kinds)) if kinds else rule)
+    if cancelled:
+        chosen.append(col(Job.status) == JobStatus.cancelled.value)
+    if not chosen:
+        return 0, 0
+    selected = sa.and_(col(Job.batch_id) == batch, sa.or_(*chosen))
+    with engine.begin() as conn:
+        skipped = conn.execute(sa.select(sa.func.count()).where(selected, col(Job.attempts) == 0,
+                                                                col(Job.status) == JobStatus.failed.value)).scalar()
+        reopened = conn.execute(
+            sa.update(Job).where(selected, sa.or_(col(Job.attempts) > 0, col(Job.status) != JobStatus.failed.value))
+            .values(status=JobStatus.pending.value, error_kind=None, error_message=None, finished_at=None,
+                    result=None, model_id=None, model_revision=None)).rowcount
+    return int(reopened), int(skipped or 0)
+
+
 @click.command("retry")
 @click.argument("batch")
+@click.option("--failed", is_flag=True, envvar="DOCQUEUE_RETRY_FAILED", show_envvar=True,
+              help="Also run the jobs that failed in a worker again.")
+@click.option("--cancelled", is_flag=True, envvar="DOCQUEUE_RETRY_CANCELLED", show_envvar=True,
+              help="Also run the cancelled jobs.")
+@click.option("--kind", "kinds", multiple=True, envvar="DOCQUEUE_RETRY_KIND", show_envvar=True,
+              help="Also run the failed jobs with this error kind (repeatable; implies --failed for those kinds).")
 @click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
               help="Machine-readable output on stdout.")
 @click.pass_obj
-def retry(obj: Any, batch: str, as_json: bool) -> None:
-    """Re-enqueue a batch's pending and queued jobs (after a broker failure or a purged queue)."""
+def retry(obj: Any, batch: str, failed: bool, cancelled: bool, kinds: tuple[str, ...], as_json: bool) -> None:
+    """Re-enqueue a batch's pending and queued jobs (after a broker failure or a purged queue), and
+    with --failed/--cancelled/--kind its failed or cancelled ones, through the normal batching path."""
     engine, settings = obj.engine, obj.settings
     with engine.connect() as conn:
         row = conn.execute(sa.select(col(Batch.task), col(Batch.params)).where(col(Batch.id) == batch)).one_or_none()
         if row is None:
             raise click.ClickException(f"no batch {batch!r} in this database")
         task, params = row
+    try:
+        check_broker(obj.broker_url, settings)  # before reopening anything
+    except Exception as e:
+        click.echo(f"docqueue: broker failed, nothing re-enqueued for batch {batch}: {mask_url(str(e))}", err=True)
+        sys.exit(4)
+    reopened, skipped = _reopen(engine, batch, failed, cancelled, kinds)
+    with engine.connect() as conn:
         jobs = conn.execute(
             sa.select(col(Job.id), col(Job.status), col(Document.text))
             .join(Document, col(Document.id) == col(Job.document_id))
@@ -44,17 +81,19 @@ def retry(obj: Any, batch: str, as_json: bool) -> None:
             .order_by(col(Document.position))
         ).all()
     sized = [Sized(job_id, estimate_tokens(text or "", _size_cap(task, settings))) for job_id, _, text in jobs]
-    pending = sum(1 for _, status, _ in jobs if status == JobStatus.pending.value)
+    pending = sum(1 for _, status, _ in jobs if status == JobStatus.pending.value) - reopened
     try:
-        check_broker(obj.broker_url, settings)
         messages = _enqueue(obj.app, task, batch, params or {}, sized, settings) if sized else 0
     except Exception as e:  # the broker is still (or again) unusable: one line, as submit says it
         click.echo(f"docqueue: broker failed, nothing re-enqueued for batch {batch}: {mask_url(str(e))}", err=True)
         sys.exit(4)
     _mark_queued(engine, [s.job_id for s in sized])
     if as_json:
-        click.echo(json.dumps({"batch": batch, "pending": pending, "queued": len(sized) - pending,
-                               "jobs": len(sized), "messages": messages}))
+        click.echo(json.dumps({"batch": batch, "pending": pending, "queued": len(sized) - pending - reopened,
+                               "reopened": reopened, "skipped_unreadable": skipped, "jobs": len(sized),
+                               "messages": messages}))
     else:
         click.echo(f"re-enqueued {len(sized)} jobs of batch {batch} ({pending} pending, "
-                   f"{len(sized) - pending} queued) in {messages} messages")
+                   f"{len(sized) - pending - reopened} queued, {reopened} failed/cancelled reopened) in {messages} "
+                   "messages" + (f"; {skipped} that failed while being read were skipped (submit the fixed files)"
+                                 if skipped else ""))

@@ -28,7 +28,8 @@ def test_cancelled_jobs_are_skipped_and_batches_lists_states(database_url: str, 
     for i in range(3):
         (inbox / f"inv{i}.txt").write_text(f"Invoice {i}: amount due ${i}0.00, payable within 30 days.")
     labels = ["--labels", "contract,invoice"]
-    cancelled = cli_json(env, "submit", "classify", str(inbox), *labels, "--json")["batch"]
+    cancelled = cli_json(env, "submit", "classify", str(inbox), str(tmp_path / "missing.txt"), *labels,
+                         "--json")["batch"]
     kept = cli_json(env, "submit", "classify", str(inbox / "inv0.txt"), *labels, "--force", "--json")["batch"]
     assert {b["batch"]: b["state"] for b in _batches(env)} == {cancelled: "queued", kept: "queued"}
 
@@ -39,11 +40,18 @@ def test_cancelled_jobs_are_skipped_and_batches_lists_states(database_url: str, 
     wait_until(lambda: cli_json(env, "status", kept, "--json")["succeeded"] == 1, what="the other batch done")
 
     status = cli_json(env, "status", cancelled, "--json")
-    assert (status["cancelled"], status["succeeded"], status["queued"]) == (3, 0, 0)
+    assert (status["cancelled"], status["succeeded"], status["queued"], status["failed"]) == (3, 0, 0, 1)
     rows = results_jsonl(env, cancelled)
-    assert {r["status"] for r in rows} == {"cancelled"} and all(r["result"] is None for r in rows)
+    assert sorted(r["status"] for r in rows) == ["cancelled"] * 3 + ["failed"]
+    assert all(r["result"] is None for r in rows)
     assert [b["batch"] for b in _batches(env, "--status", "cancelled")] == [cancelled]
     assert [b["batch"] for b in _batches(env, "--status", "finished")] == [kept]
+
+    # retry after all: the cancelled jobs run; the file that was never read is skipped, not re-run
+    again = cli_json(env, "retry", cancelled, "--cancelled", "--failed", "--json")
+    assert (again["reopened"], again["skipped_unreadable"], again["jobs"]) == (3, 1, 3)
+    wait_until(lambda: cli_json(env, "status", cancelled, "--json")["succeeded"] == 3, what="retried jobs")
+    assert cli_json(env, "status", cancelled, "--json")["failed"] == 1
     assert _batches(env, "--since", "2099-01-01") == []
     assert cli(env, "cancel", "no-such-batch", check=False).returncode == 1
 
