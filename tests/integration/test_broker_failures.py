@@ -154,7 +154,7 @@ def test_redis_dies_mid_submit_then_retry(own_redis: OwnRedis, sqlite_url: str, 
             break
         time.sleep(0.5)
     assert status == {"batch": batch, "total": 200, "pending": 0, "queued": 0, "running": 0,
-                      "succeeded": 200, "failed": 0}
+                      "succeeded": 200, "failed": 0, "cancelled": 0, "rejected": 0}
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT max(attempts) FROM job WHERE batch_id = :b"), {"b": batch}).scalar() == 1
     assert redis.Redis(port=own_redis.port, password=PASSWORD).ping()
