@@ -1,7 +1,9 @@
 """SIGKILL the worker's whole process tree, three times, during a 1,000-document batch on
-PostgreSQL: every document ends with exactly one outcome, none is left running or queued, and
-recovery comes from the heartbeat reaper in seconds, not from Redis' visibility timeout (left at
-its default of over an hour here, so nothing else could bring the jobs back)."""
+PostgreSQL: every document ends with exactly one outcome, none is left running or queued. The jobs
+the dead worker was running come back through the heartbeat reaper in seconds (measured); a message
+it had reserved but not started yet has no heartbeat and comes back through Redis' visibility
+timeout, set to 30 s here (safe: a re-delivered message of a job still running elsewhere is left
+alone, its heartbeat is fresh)."""
 
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ def test_three_kills_lose_nothing_and_recover_in_seconds(pg_url: str, clean_redi
                                                         start_worker) -> None:
     env = service_env(clean_redis, pg_url, tmp_path, DOCQUEUE_HEARTBEAT_INTERVAL_S="1",
                       DOCQUEUE_HEARTBEAT_TIMEOUT_S="5", DOCQUEUE_REAPER_INTERVAL_S="2",
-                      DOCQUEUE_BATCH_MAX_DOCS="10")
+                      DOCQUEUE_BATCH_MAX_DOCS="10", DOCQUEUE_VISIBILITY_TIMEOUT="30")
     cli(env, "db", "upgrade")
     rows = tmp_path / "rows.jsonl"
     clause = "The Supplier shall deliver the goods described in Schedule {i} within {d} days of the order. "
