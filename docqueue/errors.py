@@ -26,6 +26,8 @@ LOADER_ERROR_KINDS: dict[str, str] = {
     "corrupt_csv": "the CSV is malformed beyond one row; the rest of the file is skipped",
     "too_large": "the file (max_file_bytes) or its extracted text (max_document_chars) is over the limit",
     "decompression_bomb": "a .docx whose members inflate beyond max_expanded_bytes or by a suspicious ratio",
+    "parse_timeout": "parsing the PDF/DOCX took longer than parse_timeout_s (the parser child is killed)",
+    "parse_memory": "parsing the PDF/DOCX needed more memory than parse_memory_mb",
 }
 
 

@@ -135,6 +135,14 @@ class Settings(BaseSettings):
     max_expanded_bytes: int = Field(
         default=256 * 1024 * 1024, ge=1,
         description="A .docx whose zip members total more uncompressed bytes is a decompression_bomb.")
+    parse_timeout_s: float = Field(
+        default=60.0, ge=0,
+        description="Seconds one PDF/DOCX may take to parse (in a guarded child process) before it fails as "
+        "parse_timeout; 0 parses in the producer itself, unguarded.")
+    parse_memory_mb: int = Field(
+        default=2048, ge=0,
+        description="MiB of memory a PDF/DOCX parse may take beyond the idle parser's before it fails as "
+        "parse_memory (0: no limit).")
 
     task_time_limit: int = Field(default=1800, ge=10, description="Hard limit for one message, seconds.")
     visibility_timeout_override: int | None = Field(

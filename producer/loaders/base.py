@@ -52,13 +52,17 @@ class Limits:
     max_file_bytes: int = 64 * 1024 * 1024
     max_document_chars: int = 16_000_000
     max_expanded_bytes: int = 256 * 1024 * 1024
+    #: PDF/DOCX are parsed in a guarded child with these budgets (0 s: in-process, unguarded).
+    parse_timeout_s: float = 60.0
+    parse_memory_mb: int = 2048
 
     @classmethod
     def from_settings(cls) -> Limits:
         from docqueue.settings import get_settings
 
         s = get_settings()
-        return cls(s.max_file_bytes, s.max_document_chars, s.max_expanded_bytes)
+        return cls(s.max_file_bytes, s.max_document_chars, s.max_expanded_bytes, s.parse_timeout_s,
+                   s.parse_memory_mb)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from docqueue.errors import DocumentError
-from producer.loaders import markup, pdf, plain, records, word
+from producer.loaders import guard, markup, pdf, plain, records, word
 from producer.loaders.base import (
     CountingReader,
     Extracted,
@@ -78,7 +78,10 @@ def load_bytes(data: bytes, source: str, suffix: str, meta: dict[str, Any], dept
     try:
         if suffix == ".docx":
             word.check_expansion(data, limits.max_expanded_bytes)
-        extracted = extractor(data)
+        if suffix in guard.GUARDED_SUFFIXES and limits.parse_timeout_s > 0:
+            extracted = guard.extract(suffix, data, limits.parse_timeout_s, limits.parse_memory_mb)
+        else:
+            extracted = extractor(data)
     except DocumentError as e:
         yield from_error(source, e, sha256=digest, meta=meta)
         return

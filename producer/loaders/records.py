@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import sys
+from collections import deque
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -77,19 +78,86 @@ def _dialect(sample: str, suffix: str, text_field: str) -> type[csv.Dialect] | c
     return sniffed if text_field in header else csv.excel
 
 
+class _RecordTooLong(Exception):
+    """Raised inside the line feed: a quoted field ran on past any document's size."""
+
+
+def _strict_records(text: IO[str], dialect: type[csv.Dialect] | csv.Dialect,
+                    max_chars: int) -> Iterator[tuple[int, list[str] | str]]:
+    """``(first line, cells)`` per record, or ``(first line, reason)`` for a record that breaks the
+    quoting.
+
+    csv's default (non-strict) mode keeps reading after a stray quote, so one broken row swallows
+    the rows after it into its text. Strict mode raises instead; the lines of the broken record,
+    after its first, are then read again as records of their own: one bad row costs itself only.
+    """
+    pending: deque[tuple[int, str]] = deque()
+    lines = enumerate(text, start=1)
+    consumed: list[tuple[int, str]] = []
+    size = 0
+
+    def feed() -> Iterator[str]:
+        nonlocal size
+        while True:
+            item = pending.popleft() if pending else next(lines, None)
+            if item is None:
+                return
+            consumed.append(item)
+            size += len(item[1])
+            if size > max_chars:
+                raise _RecordTooLong
+            yield item[1]
+
+    while True:
+        # doublequote: RFC 4180's "" escape. The sniffer often guesses False, which turns a stray quote
+        # into plain text instead of an error, and strict mode then catches nothing.
+        reader = csv.reader(feed(), dialect, strict=True, doublequote=True)
+        while True:
+            consumed.clear()
+            size = 0
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                reason = f"broken quoting ({e})"
+            except _RecordTooLong:
+                reason = f"a quoted field runs on for over {max_chars:,} characters without closing"
+            else:
+                yield consumed[0][0], cells
+                continue
+            yield consumed[0][0], reason
+            pending.extendleft(reversed(consumed[1:]))
+            break
+
+
 def _csv_rows(text: IO[str], sample: str, source: str, suffix: str,
               options: LoadOptions) -> Iterator[LoadedDocument]:
-    reader = csv.DictReader(text, dialect=_dialect(sample, suffix, options.text_field))
-    fields = reader.fieldnames or []
+    limits = options.limits or Limits()
+    records = _strict_records(text, _dialect(sample, suffix, options.text_field), limits.max_document_chars + 1)
+    header_line, header = next(records, (1, []))
+    if isinstance(header, str):
+        yield failed(source, "corrupt_csv", f"{source} line {header_line}: the header row has {header}")
+        return
+    fields = header
     if options.text_field not in fields:
         yield failed(source, "missing_text_field", f"{source}: no column {options.text_field!r} "
                      f"(columns: {', '.join(map(str, fields)) or 'none'}); choose one with --text-field")
         return
-    for row_no, row in enumerate(reader, start=1):
-        extra = row.pop(None, None)  # cells beyond the header
+    row_no = 0
+    for line_no, cells in records:
+        if not cells:
+            continue  # a blank line, as csv.DictReader skips them
+        row_no += 1
+        if isinstance(cells, str):
+            yield failed(source, "invalid_row", f"{source} line {line_no} (row {row_no}): {cells}; "
+                         "the row is skipped, the rows after it are read", source_row=row_no)
+            continue
+        # as csv.DictReader: missing cells are None, cells beyond the header go to "_extra"
+        row: dict[str, str | None] = dict(zip(fields, [*cells, *[None] * (len(fields) - len(cells))], strict=False))
         meta: dict[str, Any] = {k: v for k, v in row.items() if k not in (options.text_field, options.id_field)}
-        if extra:
-            meta["_extra"] = extra
+        if len(cells) > len(fields):
+            meta["_extra"] = cells[len(fields):]  # cells beyond the header
         yield _row_document(source, row_no, row.get(options.text_field) or "",
                             row.get(options.id_field) if options.id_field else None, meta, options)
 

@@ -120,3 +120,66 @@ def test_deeply_nested_html_is_linear(tmp_path: Path) -> None:
     assert time.monotonic() - started < 5  # BeautifulSoup: minutes
     assert doc.error_kind is None
     assert doc.text.startswith("Start")
+
+
+# --------------------------------------------------------------------- parse budgets (issue 15.1)
+def _docx_with_paragraphs(count: int) -> bytes:
+    """A valid .docx whose body holds ``count`` paragraphs (written as XML: python-docx's
+    add_paragraph is too slow for this many)."""
+    import io
+    import random
+
+    from tests.formats import builders as b
+
+    template = zipfile.ZipFile(io.BytesIO(b.docx_bytes(["x"])))
+    rng = random.Random(15)
+    words = ["invoice", "contract", "party", "term", "payment", "notice", "clause", "agreement", "law"]
+    body = "".join("<w:p><w:r><w:t>" + " ".join(f"{rng.choice(words)}{rng.randrange(10**6)}" for _ in range(20))
+                   + "</w:t></w:r></w:p>" for _ in range(count))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for item in template.infolist():
+            data = template.read(item)
+            if item.filename == "word/document.xml":
+                xml = data.decode()
+                at = xml.index("<w:body>") + len("<w:body>")
+                data = (xml[:at] + body + xml[at:]).encode()
+            z.writestr(item, data)
+    return out.getvalue()
+
+
+def test_pdf_over_the_parse_time_budget_fails_alone(tmp_path: Path) -> None:
+    """The parser child is killed when late; the next PDF is parsed by a fresh one."""
+    from tests.formats import builders as b
+
+    (tmp_path / "a-slow.pdf").write_bytes(
+        b.pdf_bytes([[f"Page {i} line {j} of the long report." for j in range(40)] for i in range(400)]))
+    (tmp_path / "b-small.pdf").write_bytes(b.pdf_bytes([["One short page."]]))
+    (tmp_path / "c-note.txt").write_text("a note")
+    limits = Limits(parse_timeout_s=0.5)
+    docs = {Path(d.source).name: d for d in iter_documents([str(tmp_path)], LoadOptions(limits=limits))}
+    assert docs["a-slow.pdf"].error_kind == "parse_timeout"
+    assert "parse_timeout_s (0.5 s)" in docs["a-slow.pdf"].error_message
+    assert (docs["b-small.pdf"].error_kind, docs["b-small.pdf"].text) == (None, "One short page.")
+    assert docs["c-note.txt"].text == "a note"
+
+
+def test_docx_over_the_parse_memory_budget_fails_alone(tmp_path: Path) -> None:
+    """25 MB of document XML (under the expansion limits) needs far more than 50 MiB to parse:
+    parse_memory, and the file after it is read."""
+    from tests.formats import builders as b
+
+    (tmp_path / "a-huge.docx").write_bytes(_docx_with_paragraphs(100_000))
+    (tmp_path / "b-small.docx").write_bytes(b.docx_bytes(["A small memo."]))
+    limits = Limits(parse_memory_mb=50)
+    docs = {Path(d.source).name: d for d in iter_documents([str(tmp_path)], LoadOptions(limits=limits))}
+    assert docs["a-huge.docx"].error_kind == "parse_memory"
+    assert (docs["b-small.docx"].error_kind, docs["b-small.docx"].text) == (None, "A small memo.")
+
+
+def test_parse_budget_zero_parses_in_process(tmp_path: Path) -> None:
+    from tests.formats import builders as b
+
+    (tmp_path / "m.docx").write_bytes(b.docx_bytes(["A small memo."]))
+    (doc,) = iter_documents([str(tmp_path)], LoadOptions(limits=Limits(parse_timeout_s=0)))
+    assert doc.text == "A small memo."

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from producer.loaders import LoadOptions, ReadStats, iter_documents, iter_paths, load_path, page_of
+from producer.loaders.base import Limits
 from tests.formats import builders as b
 
 FRENCH = ("Le présent contrat est conclu entre la société Dupont, représentée par son gérant, et Mme Hélène "
@@ -175,6 +176,31 @@ def test_csv_without_the_text_column(tmp_path: Path) -> None:
     path = b.write(tmp_path / "export.csv", b.csv_bytes([{"id": "1", "message": "hello"}]))
     (doc,) = load_one(path)
     assert doc.error_kind == "missing_text_field" and "message" in doc.error_message
+
+
+def test_csv_row_with_broken_quoting_is_invalid_not_merged(tmp_path: Path) -> None:
+    """A stray quote in row 2 used to swallow rows 3-5 into row 2's text; now row 2 alone fails,
+    with its line number, and every row after it is read as itself."""
+    path = b.write(tmp_path / "export.csv", (
+        b'id,text\n1,"first row"\n2,"broken quote here\n3,"third"\n4,"fourth, with\na newline"\n'
+        b'5,fifth\n6,"runaway quote\n7,seven\n'))
+    docs = load_one(path, id_field="id")
+    assert [(d.external_id, d.text, d.error_kind) for d in docs] == [
+        ("1", "first row", None), (None, "", "invalid_row"), ("3", "third", None),
+        ("4", "fourth, with\na newline", None), ("5", "fifth", None), (None, "", "invalid_row"),
+        ("7", "seven", None)]
+    assert "line 3" in docs[1].error_message and "line 8" in docs[5].error_message
+    assert docs[1].source_row == 2
+
+
+def test_csv_runaway_quote_is_bounded(tmp_path: Path) -> None:
+    """An unclosed quote is read no further than a document may be long, then the lines are re-read."""
+    lines = "".join(f"{i},row {i}\n" for i in range(3, 400))
+    path = b.write(tmp_path / "export.csv", f'id,text\n1,one\n2,"never closed\n{lines}'.encode())
+    docs = load_one(path, id_field="id", limits=Limits(max_document_chars=200))
+    assert [d.error_kind for d in docs[:3]] == [None, "invalid_row", None]
+    assert "without closing" in docs[1].error_message
+    assert [d.external_id for d in docs[2:]] == [str(i) for i in range(3, 400)]
 
 
 def test_jsonl_rows_and_bad_lines(tmp_path: Path) -> None:
