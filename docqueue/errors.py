@@ -30,6 +30,14 @@ LOADER_ERROR_KINDS: dict[str, str] = {
     "parse_memory": "parsing the PDF/DOCX needed more memory than parse_memory_mb",
 }
 
+#: ``error_kind`` of a document whose submission named a model this worker cannot or may not run.
+MODEL_ERROR_KINDS: dict[str, str] = {
+    "model_not_allowed": "params.model is neither configured, nor in DOCQUEUE_ALLOWED_MODELS, nor a path inside "
+                         "DOCQUEUE_MODEL_DIRS (the same message whatever is on the worker's disk)",
+    "model_unavailable": "the model is allowed but not on this worker (not downloaded, wrong path)",
+    "too_many_models": "the worker process already holds its most resident models",
+}
+
 
 class DocqueueError(Exception):
     """Root of every error docqueue raises on purpose."""

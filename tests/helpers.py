@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,3 +46,8 @@ def wait_until(predicate: Any, timeout: float = 120, interval: float = 0.2, what
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+#: Settings for in-process engine tests that load models from pytest's temporary folders and name
+#: hub ids freely: the allow-list (workers/model_policy.py) has its own tests.
+TRUSTED_MODELS: dict[str, Any] = {"model_dirs": [tempfile.gettempdir()], "allowed_models": ["*"]}

@@ -25,6 +25,7 @@ from workers.engines.review import load_review_engine
 from workers.engines.seq2seq import Seq2SeqModel, is_seq2seq
 from workers.engines.summarize import AbstractiveSummarizer, ExtractiveSummarizer
 from workers.engines.translate import ResidentModels, Translator
+from workers.model_policy import ModelPolicy
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class Registry:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.policy = ModelPolicy(settings)
         self._engines: dict[tuple[str, str, str | None], TaskEngine] = {}
         self._encoders: dict[tuple[str, str | None], SentenceEncoder] = {}
         self._lock = threading.RLock()
@@ -104,9 +106,12 @@ class Registry:
         message's ``params``).
 
         A model named by a submission that cannot be loaded is a per-document error (the batch's
-        other messages, and other batches, go on); the configured model was checked at start.
+        other messages, and other batches, go on); the configured model was checked at start. A
+        model the worker does not allow (:mod:`workers.model_policy`) is never opened.
         """
         default_spec, default_rev = default_model(self.settings, task, params or {})
+        if model and model != default_spec:
+            self.policy.check(model)
         spec, rev = (model, revision) if model else (default_spec, default_rev)
         key = (task, spec, rev)
         with self._lock:

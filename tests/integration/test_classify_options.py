@@ -32,7 +32,7 @@ def _ledgar(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
 
 
 def test_classify_options_end_to_end(sqlite_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
-    env = service_env(clean_redis, sqlite_url, tmp_path)
+    env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_MODEL_DIRS=str(tmp_path))
     start_worker(env)
     inbox, examples, expected = _ledgar(tmp_path)
 

@@ -114,3 +114,28 @@ def test_bad_documents_fail_alone_and_long_batch_ids_work_on_both_databases(
     numeric = next(r for r in rows if r["document"] == "numeric-text")
     assert "text: Input should be a valid string" in numeric["error"]["message"]
     assert {r["id"] for r in rows if r["status"] == "succeeded"} == {"good-1", "good-2"}  # external ids kept
+
+
+def test_a_message_cannot_probe_the_workers_disk_through_params_model(sqlite_url: str, clean_redis: str,
+                                                                       tmp_path: Path, start_worker) -> None:
+    """/etc/passwd (a file), /root (a folder) and a missing path used to fail with three different
+    messages; now all get the same model_not_allowed, and a path inside DOCQUEUE_MODEL_DIRS that
+    does not exist is the ordinary model_unavailable."""
+    models = tmp_path / "models"
+    models.mkdir()
+    env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_MODEL_DIRS=str(models))
+    start_worker(env)
+    client = redis.Redis.from_url(clean_redis)
+    specs = {"probe-file": "/etc/passwd", "probe-dir": "/root", "probe-missing": str(tmp_path / "nothing-here"),
+             "probe-hub": "someone/else-model", "allowed-dir": str(models / "not-downloaded")}
+    for batch, spec in specs.items():
+        kwargs = {"v": 1, "batch": batch, "params": {"labels": ["a", "b"], "engine": "fine-tuned", "model": spec},
+                  "documents": [{"id": "d1", "text": "Invoice 991: amount due $120.00."}]}
+        client.lpush("classify", foreign_message("docqueue.classify", "classify", kwargs))
+    wait_until(lambda: all(cli_json(env, "status", b, "--json")["failed"] == 1 for b in specs), timeout=120,
+               what="every probe answered")
+    errors = {b: results_jsonl(env, b)[0]["error"] for b in specs}
+    refused = {b: e for b, e in errors.items() if b != "allowed-dir"}
+    assert {e["kind"] for e in refused.values()} == {"model_not_allowed"}
+    assert len({e["message"].replace(repr(specs[b]), "SPEC") for b, e in refused.items()}) == 1
+    assert errors["allowed-dir"]["kind"] == "model_unavailable"

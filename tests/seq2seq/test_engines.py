@@ -16,6 +16,7 @@ from docqueue.errors import DocumentError
 from docqueue.models_catalog import start_check
 from docqueue.settings import Settings, get_settings
 from tests.conftest import FIXTURES
+from tests.helpers import TRUSTED_MODELS
 from tests.seq2seq.conftest import long_english
 from tests.tiny_models import CONTEXT
 from workers.engines.chunking import pack, split_paragraphs, split_sentences
@@ -31,7 +32,7 @@ SPANISH = "El contrato fue firmado hoy por ambas partes y entra en vigor de inme
 
 
 def _settings(**kw: Any) -> Settings:
-    return get_settings(device="cpu", **kw)
+    return get_settings(device="cpu", **{**TRUSTED_MODELS, **kw})
 
 
 @pytest.fixture

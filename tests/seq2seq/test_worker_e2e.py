@@ -25,7 +25,7 @@ def test_translate_and_summarize_batches_through_a_worker(sqlite_url: str, clean
                                                           start_worker, tiny_models: dict[str, Path]) -> None:
     pairs = {"en-de": str(tiny_models["marian"]), "fr-de": str(tmp_path / "missing-opus-mt-fr-de")}
     env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_SUMMARIZE_MODEL=str(tiny_models["bart"]),
-                      DOCQUEUE_TRANSLATE_MODELS=json.dumps(pairs))
+                      DOCQUEUE_TRANSLATE_MODELS=json.dumps(pairs), DOCQUEUE_MODEL_DIRS=str(tmp_path))
     start_worker(env, queues="summarize,translate")
     inbox = tmp_path / "inbox"
     inbox.mkdir()

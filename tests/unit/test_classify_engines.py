@@ -18,6 +18,7 @@ from docqueue.models_catalog import classify_engine, configured_models, locate
 from docqueue.names import CLASSIFY
 from docqueue.settings import get_settings
 from tests.conftest import FIXTURES
+from tests.helpers import TRUSTED_MODELS
 from tests.tiny_classifiers import CLS_LABELS, NLI_LABELS, build_distilbert_cls, build_minilm_cls
 from workers.engines.classify import ZeroShotEmbeddingClassifier
 from workers.engines.classify_common import classification
@@ -36,7 +37,7 @@ TEXTS = {
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    return Registry(get_settings(device="cpu"))
+    return Registry(get_settings(device="cpu", **TRUSTED_MODELS))
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +304,7 @@ def test_engine_rule_reads_the_label_names_of_the_head() -> None:
 
 
 def test_a_message_asking_for_nli_without_a_model_gets_the_configured_nli_model(nli_dir: Path) -> None:
-    registry = Registry(get_settings(device="cpu", classify_nli_model=str(nli_dir)))
+    registry = Registry(get_settings(device="cpu", classify_nli_model=str(nli_dir), **TRUSTED_MODELS))
     engine = registry.get(CLASSIFY, params={"engine": "nli", "labels": ["a", "b"]})
     assert isinstance(engine, NLIZeroShotClassifier) and engine.model_id == str(nli_dir)
     assert isinstance(registry.get(CLASSIFY, params={"labels": ["a", "b"]}), ZeroShotEmbeddingClassifier)

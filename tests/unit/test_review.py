@@ -18,6 +18,7 @@ from docqueue.errors import DocumentError
 from docqueue.names import REVIEW
 from docqueue.settings import get_settings
 from tests.conftest import FIXTURES
+from tests.helpers import TRUSTED_MODELS
 from tests.tiny_classifiers import build_distilbert_cls
 from workers.engines.review import ContractReviewer
 from workers.engines.review.categories import CATEGORIES
@@ -45,7 +46,7 @@ TEXTS = {name: (CUAD / name).read_text(encoding="utf-8") for name in NAMES}
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    return Registry(get_settings(device="cpu"))
+    return Registry(get_settings(device="cpu", **TRUSTED_MODELS))
 
 
 @pytest.fixture(scope="module")
