@@ -73,10 +73,19 @@ def test_messages_the_producer_publishes_follow_the_schemas(sqlite_url: str, cle
     assert seen["classify"][0]["params"]["multi_label"] is True
     assert seen["review"][0]["params"]["categories"] == ["Governing Law", "Cap on Liability"]
     assert {m["params"]["engine"] for m in seen["summarize"]} == {"abstractive", "extractive"}
-    # the envelope of the README / the foreign-publisher test follows the same schema
-    _decode(foreign_message("docqueue.translate", "translate", {
-        "v": 1, "batch": "b-1", "params": {"to": "de", "from": "auto"},
-        "documents": [{"id": "1", "text": "Bonjour", "metadata": {"k": "v"}}]}, correlation_id="req-9"), "translate")
+    # the envelope of the README / the foreign-publisher test follows the same schema, in both body forms
+    kwargs = {"v": 1, "batch": "b-1", "params": {"to": "de", "from": "auto"},
+              "documents": [{"id": "1", "text": "Bonjour", "metadata": {"k": "v"}}]}
+    for raw_body in (False, True):
+        assert _decode(foreign_message("docqueue.translate", "translate", kwargs, "req-9", raw_body),
+                       "translate") == kwargs
+    # and the schema refuses what the worker dead-letters: a pickle body, a task of another queue
+    envelope = json.loads(foreign_message("docqueue.translate", "translate", kwargs))
+    for broken in ({**envelope, "content-type": "application/x-python-serialize"},
+                   {**envelope, "headers": {**envelope["headers"], "task": "celery.chord_unlock"}},
+                   {k: v for k, v in envelope.items() if k != "properties"}):
+        with pytest.raises(jsonschema.ValidationError):
+            _validate("envelope", broken)
 
 
 def _view_rows(sqlite_url: str, batch: str) -> list[sqlite3.Row]:

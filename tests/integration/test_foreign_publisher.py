@@ -20,10 +20,12 @@ from tests.helpers import cli, cli_json, results_jsonl, wait_until
 pytestmark = pytest.mark.integration
 
 
-def foreign_message(task: str, queue: str, kwargs: dict, correlation_id: str | None = None) -> bytes:
+def foreign_message(task: str, queue: str, kwargs: dict, correlation_id: str | None = None,
+                    raw_body: bool = False) -> bytes:
     """Exactly what a non-Python publisher would LPUSH onto the list named after the queue
     (docqueue/contract/envelope.schema.json). ``correlation_id``: the publisher's own request id,
-    else the task id as Celery does."""
+    else the task id as Celery does. ``raw_body``: the body as JSON text, without ``body_encoding``
+    (the other form the schema allows) instead of base64."""
     task_id = str(uuid.uuid4())
     body = [[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     envelope = {
@@ -36,6 +38,9 @@ def foreign_message(task: str, queue: str, kwargs: dict, correlation_id: str | N
                        "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
                        "delivery_info": {"exchange": "", "routing_key": queue}},
     }
+    if raw_body:
+        envelope["body"] = json.dumps(body)
+        del envelope["properties"]["body_encoding"]
     return json.dumps(envelope).encode()
 
 

@@ -52,9 +52,9 @@ def view_rows(database_url: str, batch: str) -> list[dict[str, Any]]:
 
 
 def _publish(client: redis.Redis, batch: str, documents: list[dict[str, Any]], params: dict[str, Any] | None = None,
-             correlation_id: str | None = None) -> None:
+             correlation_id: str | None = None, raw_body: bool = False) -> None:
     kwargs = {"v": 1, "batch": batch, "params": params or {"labels": LABELS}, "documents": documents}
-    client.lpush("classify", foreign_message("docqueue.classify", "classify", kwargs, correlation_id))
+    client.lpush("classify", foreign_message("docqueue.classify", "classify", kwargs, correlation_id, raw_body))
 
 
 def _finished(env: dict[str, str], batch: str, total: int) -> bool:
@@ -99,8 +99,9 @@ def test_inline_documents_keep_ids_conflict_reuse_and_read_through_the_view(
     wait_until(lambda: client.llen("classify") == 0 and client.hlen("unacked") == 0, what="re-delivery consumed")
     assert len(view_rows(database_url, "crm-7")) == 4  # still one conflict, nothing ran again
 
-    # an identical text in another batch reuses the result; a typo in params fails every document
-    _publish(client, "crm-8", [{"id": "x-1", "text": INVOICE}])
+    # an identical text in another batch reuses the result (this message's body is raw JSON text, not
+    # base64: the other form the envelope schema allows); a typo in params fails every document
+    _publish(client, "crm-8", [{"id": "x-1", "text": INVOICE}], raw_body=True)
     _publish(client, "crm-9", [{"id": "y-1", "text": INVOICE}, {"id": "y-2", "text": AGREEMENT}],
              params={"labels": LABELS, "mutli_label": True})
     wait_until(lambda: _finished(env, "crm-8", 1) and _finished(env, "crm-9", 2), what="reuse and typo batches")
