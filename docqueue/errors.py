@@ -39,6 +39,17 @@ MODEL_ERROR_KINDS: dict[str, str] = {
 }
 
 
+#: Error kinds a document of an inline (foreign) message can fail with before any model runs; each
+#: is one failed job in its batch, and the rest of the message goes on (README, "Integrating through
+#: the queue"). Engines add their own per-document kinds (``empty_document``, ...).
+INLINE_ERROR_KINDS: dict[str, str] = {
+    "invalid_document": "the document is not {id, text[, metadata]} with a 1-512 character id and string text",
+    "duplicate_document": "the id appears earlier in the same message; only the first is processed",
+    "conflict": "the batch already holds this id with a different text; the first text and its result are kept",
+    "invalid_params": "params has a key the task does not know (or a value of the wrong type or range)",
+}
+
+
 class DocqueueError(Exception):
     """Root of every error docqueue raises on purpose."""
 

@@ -81,3 +81,6 @@ class Job(SQLModel, table=True):
                                     description="Hash of the task parameters (model excluded): the reuse key.")
     reused_from: str | None = Field(default=None, max_length=32,
                                     description="Job whose result was copied instead of running the model.")
+    correlation_id: str | None = Field(
+        default=None, max_length=255,
+        description="properties.correlation_id of the envelope that brought an inline document (migration 0005).")

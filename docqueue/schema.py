@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from docqueue.errors import MessageError
+from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
 
 ENVELOPE_VERSION = 1
 
@@ -55,6 +56,26 @@ BATCH_ID_MAX_LENGTH = 128
 DOCUMENT_ID_MAX_LENGTH = 512
 #: Batch ids appear in commands, file names (outboxes) and URLs: letters, digits and ``._:-``.
 BATCH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+
+#: The ``params`` each task understands (docqueue/contract/<task>.message.schema.json lists them with
+#: their types). Anything else is refused (``invalid_params``) instead of silently ignored: a typo such
+#: as ``mutli_label`` would otherwise run with the default and look like a bad model.
+MODEL_PARAMS: tuple[str, ...] = ("model", "model_revision")
+TASK_PARAMS: dict[str, frozenset[str]] = {
+    CLASSIFY: frozenset({"labels", "descriptions", "examples", "engine", "multi_label", "threshold", "template",
+                         *MODEL_PARAMS}),
+    SUMMARIZE: frozenset({"engine", "language", "sentences", "num_beams", "max_length", "min_length",
+                          "length_penalty", "no_repeat_ngram_size", *MODEL_PARAMS}),
+    TRANSLATE: frozenset({"to", "from", "num_beams", *MODEL_PARAMS}),
+    REVIEW: frozenset({"categories", "min_score", *MODEL_PARAMS}),
+}
+
+
+def unknown_params(task: str, params: dict[str, Any]) -> list[str]:
+    """The keys of ``params`` that ``task`` does not understand, sorted."""
+    known = TASK_PARAMS.get(task, frozenset())
+    return sorted(k for k in params if k not in known)
 
 
 class InlineDocument(BaseModel):
@@ -125,13 +146,19 @@ class TaskMessage(BaseModel):
     documents: tuple[InlineDocument, ...] = ()
     #: Documents of ``documents`` that cannot run; filled by validation, never sent by a publisher.
     rejected: tuple[RejectedDocument, ...] = Field(default=(), exclude=True)
+    #: The envelope's ``properties.correlation_id``, set by the worker from the delivery (never a
+    #: kwarg): kept on the jobs of inline documents so a publisher finds its own request id again.
+    correlation_id: str | None = Field(default=None, max_length=255, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
     def _split_documents(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            if "rejected" in data:
-                raise ValueError("'rejected' is not a message field")
+            for internal in ("rejected", "correlation_id"):
+                if internal in data:
+                    raise ValueError(f"{internal!r} is not a message field"
+                                     + (" (set properties.correlation_id of the envelope)"
+                                        if internal == "correlation_id" else ""))
             if "documents" in data:
                 good, rejected = split_documents(data["documents"])
                 data = {**data, "documents": good, "rejected": rejected}
@@ -148,12 +175,17 @@ class TaskMessage(BaseModel):
         return self
 
     @classmethod
-    def decode(cls, kwargs: dict[str, Any]) -> TaskMessage:
-        """Validate a received message; one clear error for anything malformed."""
+    def decode(cls, kwargs: dict[str, Any], correlation_id: str | None = None) -> TaskMessage:
+        """Validate a received message; one clear error for anything malformed. ``correlation_id``
+        comes from the envelope (``properties.correlation_id``); one that is not a short string is
+        dropped rather than failing a message whose documents are fine."""
         try:
-            return cls.model_validate(kwargs)
+            message = cls.model_validate(kwargs)
         except ValidationError as e:
             raise MessageError(f"invalid docqueue message: {e}") from e
+        if isinstance(correlation_id, str) and 0 < len(correlation_id) <= 255:
+            message = message.model_copy(update={"correlation_id": correlation_id})
+        return message
 
 
 def new_id() -> str:

@@ -414,18 +414,28 @@ def _rejected_messages(obj: Context, batch: str) -> int:
 
 # ---------------------------------------------------------------------------------------- results
 CSV_FIELDS = ("document", "document_id", "status", "task", "result", "error", "model")
+CSV_EXTRA = ("metadata", "row", "id", "page_offsets", "reused_from", "correlation_id")
 
 
 @main.command()
 @click.argument("batch")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "table"]), default="jsonl",
-              envvar="DOCQUEUE_RESULTS_FORMAT", show_envvar=True, help="Output format.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "table", "parquet"]), default="jsonl",
+              envvar="DOCQUEUE_RESULTS_FORMAT", show_envvar=True,
+              help="Output format; parquet needs -o and the optional extra docqueue[parquet] (pyarrow).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), envvar="DOCQUEUE_RESULTS_OUTPUT",
               show_envvar=True, help="Write to this file instead of stdout.")
 @pass_ctx
 def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
     """Every document's outcome: result, or the specific error."""
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet writes a binary file: name it with -o FILE")
     rows = iter_results(obj.engine, batch)
+    if fmt == "parquet":
+        assert output is not None
+        from producer.export import write_parquet
+
+        write_parquet(rows, output)
+        return
     if fmt == "table":
         Console().print(results_table(list(rows), limit=10**9))
         return
@@ -436,8 +446,7 @@ def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
             for row in rows:
                 stream.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
-            writer = csv.DictWriter(stream, fieldnames=[*CSV_FIELDS, "metadata", "row", "id", "page_offsets",
-                                                        "reused_from"], extrasaction="ignore")
+            writer = csv.DictWriter(stream, fieldnames=[*CSV_FIELDS, *CSV_EXTRA], extrasaction="ignore")
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v

@@ -38,7 +38,8 @@ def iter_results(engine: Engine, batch_id: str, page: int = 1000) -> Iterator[di
     batch_counts(engine, batch_id)  # raises for an unknown batch
     columns: list[Any] = [Document.id, Document.source, Document.meta, Job.id, Job.status, Job.task, Job.result,
                           Job.error_kind, Job.error_message, Job.model_id, Job.model_revision,
-                          Document.source_row, Document.external_id, Document.page_offsets, Job.reused_from]
+                          Document.source_row, Document.external_id, Document.page_offsets, Job.reused_from,
+                          Job.correlation_id]
     query = (
         sa.select(*columns)
         .join(Job, col(Job.document_id) == col(Document.id))
@@ -49,7 +50,7 @@ def iter_results(engine: Engine, batch_id: str, page: int = 1000) -> Iterator[di
         result = conn.execution_options(yield_per=page).execute(query)
         for row in result:
             (doc_id, source, meta, _job_id, status, task, payload, error_kind, error_message,
-             model_id, model_revision, source_row, external_id, page_offsets, reused_from) = row
+             model_id, model_revision, source_row, external_id, page_offsets, reused_from, correlation_id) = row
             out: dict[str, Any] = {
                 "document": source,
                 "document_id": doc_id,
@@ -63,7 +64,7 @@ def iter_results(engine: Engine, batch_id: str, page: int = 1000) -> Iterator[di
                 out["metadata"] = meta
             # provenance where the source has it: export row and id, PDF page starts, reuse
             for key, value in (("row", source_row), ("id", external_id), ("page_offsets", page_offsets),
-                               ("reused_from", reused_from)):
+                               ("reused_from", reused_from), ("correlation_id", correlation_id)):
                 if value is not None:
                     out[key] = value
             yield out

@@ -23,12 +23,12 @@ from sqlmodel import col
 
 from docqueue.models import Batch, Document, Job, utcnow
 from docqueue.names import REVIEW, queue_name, task_name
+from docqueue.reuse import ReuseKey, find_reusable, job_fields
 from docqueue.schema import JobStatus, TaskMessage, new_id
 from docqueue.secrets import mask_url
 from docqueue.settings import Settings
 from producer.batching import Sized, estimate_tokens, plan_batches
 from producer.loaders import LoadedDocument
-from producer.reuse import ReuseKey, find_reusable, job_fields
 
 #: Redis commands buffered before the publish pipeline is flushed.
 PUBLISH_PIPELINE = 500

@@ -141,7 +141,7 @@ class Gatherer:
         if not (isinstance(body, list) and len(body) == 3 and not body[0] and isinstance(body[1], dict)):
             return None
         try:
-            return TaskMessage.decode(body[1])
+            return TaskMessage.decode(body[1], correlation_id=(raw.properties or {}).get("correlation_id"))
         except MessageError:
             return None
 

@@ -18,7 +18,7 @@ import torch
 from sqlalchemy.engine import Engine
 
 from docqueue.errors import DocumentError
-from docqueue.schema import TaskMessage
+from docqueue.schema import TASK_PARAMS, TaskMessage, unknown_params
 from workers import results
 from workers.engines import Outcome, TaskEngine
 from workers.registry import Registry
@@ -124,7 +124,7 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
     """
     report = RunReport(messages=len(messages))
     inline = [m for m in messages if not m.jobs]
-    inline_ids = iter(results.materialize_inline_many(db, task, inline) if inline else [])
+    inline_ids = iter(results.materialize_inline_many(db, task, inline, registry.settings) if inline else [])
     per_message = [m.jobs if m.jobs else next(inline_ids) for m in messages]
     params_of: dict[str, dict[str, Any]] = {}
     for message, ids in zip(messages, per_message, strict=True):
@@ -159,6 +159,13 @@ def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob]
     model = params.get("model")
     revision = params.get("model_revision")
     ids = [j.job_id for j in jobs]
+    unknown = unknown_params(task, params)
+    if unknown:
+        # A typo (``mutli_label``) must not run with the default and look like a bad model: every
+        # document of the message fails with the reason, like any other invalid parameter.
+        error = DocumentError("invalid_params", f"unknown parameter(s) for {task}: {', '.join(unknown)} "
+                              f"(known: {', '.join(sorted(TASK_PARAMS[task]))})")
+        return results.RecordGroup([(i, error) for i in ids], None, None)
     try:
         engine = registry.get(task, str(model) if model else None, str(revision) if revision else None,
                               params=params)

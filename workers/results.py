@@ -20,7 +20,9 @@ from sqlmodel import col
 
 from docqueue.errors import ConfigurationError, DocumentError
 from docqueue.models import Batch, Document, Job, utcnow
-from docqueue.schema import JobStatus, TaskMessage, derived_id
+from docqueue.reuse import ReuseKey, find_reusable, job_fields
+from docqueue.schema import JobStatus, TaskMessage, derived_id, unknown_params
+from docqueue.settings import Settings
 
 _UNFINISHED = (JobStatus.pending.value, JobStatus.queued.value, JobStatus.running.value)
 
@@ -134,53 +136,128 @@ def _insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[st
         raise ConfigurationError(f"docqueue supports SQLite and PostgreSQL, not {dialect}")
 
 
-def materialize_inline(engine: Engine, task: str, message: TaskMessage) -> tuple[str, ...]:
+def materialize_inline(engine: Engine, task: str, message: TaskMessage, settings: Settings | None = None
+                       ) -> tuple[str, ...]:
     """Store the inline documents of an external publisher's message; return their job ids.
 
     Ids derive from (batch, document id), so a re-delivered message maps onto the same rows.
     """
-    return materialize_inline_many(engine, task, [message])[0]
+    return materialize_inline_many(engine, task, [message], settings)[0]
 
 
-def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMessage]) -> list[tuple[str, ...]]:
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+def _stored_digests(conn: Connection, doc_ids: Sequence[str]) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for start in range(0, len(doc_ids), 900):  # SQLite's bound-parameter limit
+        rows = conn.execute(sa.select(col(Document.id), col(Document.sha256))
+                            .where(col(Document.id).in_(doc_ids[start:start + 900])))
+        found.update({doc_id: digest for doc_id, digest in rows})
+    return found
+
+
+def _conflict_rows(batch: str, task: str, doc: dict[str, Any], stored: str | None, now: Any,
+                   correlation_id: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A failed ``conflict`` job (and its document row) for an id the batch already holds with other
+    text. Its ids derive from the new text's hash, so a re-delivered conflicting message adds nothing."""
+    key = (batch, doc["external_id"], task, doc["sha256"])
+    doc_id = derived_id("conflict-document", *key)
+    reason = (f"document {doc['external_id']!r} is already in batch {batch!r} with a different text "
+              f"(sha256 {str(stored)[:12]}..., this one {doc['sha256'][:12]}...); the first text and its "
+              "outcome are kept: send changed text under a new document id or in a new batch")
+    document = {**doc, "id": doc_id, "text": ""}
+    job = {"id": derived_id("conflict-job", *key), "batch_id": batch, "document_id": doc_id, "task": task,
+           "status": JobStatus.failed.value, "attempts": 0, "created_at": now, "finished_at": now,
+           "error_kind": "conflict", "error_message": reason, "correlation_id": correlation_id,
+           "params_hash": None, "reused_from": None, "result": None, "model_id": None, "model_revision": None}
+    return document, job
+
+
+def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMessage],
+                            settings: Settings | None = None) -> list[tuple[str, ...]]:
     """:func:`materialize_inline` for several messages in one transaction (a gathered trickle of
-    one-document messages pays for one commit, not one each); job ids per message, in order."""
+    one-document messages pays for one commit, not one each); job ids per message, in order.
+
+    * **Reuse** (with ``settings``, as workers call it): a new document whose text already has a
+      succeeded result for this task, parameters and model gets that result at once, as the
+      producer does at submit time (``docqueue.reuse``); its job id is still returned, and claiming
+      skips it because it is finished.
+    * **Idempotency**: the same (batch, id) with the same text maps onto the existing rows (a no-op
+      that keeps their outcome). With a *different* text it is a ``conflict``: the first text and
+      its outcome stay, and the new one is a failed job of its own saying why. The check runs after
+      the insert, inside the transaction, so two workers racing with different texts cannot both win.
+    """
     now = utcnow()
     batches: dict[str, dict[str, Any]] = {}
-    docs: list[dict[str, Any]] = []
-    jobs: list[dict[str, Any]] = []
-    per_message: list[tuple[str, ...]] = []
-    for message in messages:
+    entries: list[tuple[int, dict[str, Any], dict[str, Any]]] = []  # (message index, document, job)
+    failed_now: list[tuple[dict[str, Any], dict[str, Any]]] = []  # rejected documents: (document, job)
+    for index, message in enumerate(messages):
         assert message.batch is not None  # guaranteed by TaskMessage validation
         batches.setdefault(message.batch, {"id": message.batch, "task": task, "params": message.params,
                                            "model": None, "created_at": now})
-        ids = []
+        key = ReuseKey.of(settings, task, message.params) if settings is not None else None
+        rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for position, doc in enumerate(message.documents):
             doc_id = derived_id(message.batch, doc.id)
             job_id = derived_id(message.batch, doc.id, task)  # same rule as message_job_ids
             text = doc.text.replace("\x00", "")
-            docs.append({"id": doc_id, "batch_id": message.batch, "position": position, "source": doc.id,
-                         "sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(), "text": text,
-                         "meta": doc.metadata, "created_at": now, "external_id": doc.id})
-            jobs.append({"id": job_id, "batch_id": message.batch, "document_id": doc_id, "task": task,
-                         "status": JobStatus.queued.value, "attempts": 0, "created_at": now,
-                         "finished_at": None, "error_kind": None, "error_message": None})
-            ids.append(job_id)
+            rows.append(({"id": doc_id, "batch_id": message.batch, "position": position, "source": doc.id,
+                          "sha256": _sha256(text), "text": text, "meta": doc.metadata, "created_at": now,
+                          "external_id": doc.id},
+                         {"id": job_id, "batch_id": message.batch, "document_id": doc_id, "task": task,
+                          "status": JobStatus.queued.value, "attempts": 0, "created_at": now,
+                          "finished_at": None, "error_kind": None, "error_message": None,
+                          "correlation_id": message.correlation_id, "params_hash": key.params_hash if key else None,
+                          "reused_from": None, "result": None, "model_id": None, "model_revision": None}))
+        if key is not None and rows and not unknown_params(task, message.params):
+            with engine.connect() as conn:
+                hits = find_reusable(conn, key, [d["sha256"] for d, _ in rows if d["text"].strip()])
+            for document, job in rows:
+                hit = hits.get(document["sha256"])
+                if hit is not None and hit.job_id != job["id"]:
+                    job.update(job_fields(key, hit), status=JobStatus.succeeded.value, finished_at=now)
+        entries.extend((index, document, job) for document, job in rows)
         for bad in message.rejected:  # failed at once, so the batch accounts for them too
-            key = (message.batch, bad.id or f"#{bad.position}", task, bad.kind, bad.fingerprint, str(bad.position))
-            doc_id = derived_id("rejected-document", *key)
-            docs.append({"id": doc_id, "batch_id": message.batch, "position": bad.position,
-                         "source": bad.id or f"(document #{bad.position} without a usable id)", "sha256": None,
-                         "text": "", "meta": {}, "created_at": now, "external_id": bad.id})
-            jobs.append({"id": derived_id("rejected-job", *key), "batch_id": message.batch, "document_id": doc_id,
-                         "task": task, "status": JobStatus.failed.value, "attempts": 0, "created_at": now,
-                         "finished_at": now, "error_kind": bad.kind, "error_message": bad.reason})
-        per_message.append(tuple(ids))
+            rkey = (message.batch, bad.id or f"#{bad.position}", task, bad.kind, bad.fingerprint, str(bad.position))
+            doc_id = derived_id("rejected-document", *rkey)
+            failed_now.append((
+                {"id": doc_id, "batch_id": message.batch, "position": bad.position,
+                 "source": bad.id or f"(document #{bad.position} without a usable id)", "sha256": None,
+                 "text": "", "meta": {}, "created_at": now, "external_id": bad.id},
+                {"id": derived_id("rejected-job", *rkey), "batch_id": message.batch, "document_id": doc_id,
+                 "task": task, "status": JobStatus.failed.value, "attempts": 0, "created_at": now,
+                 "finished_at": now, "error_kind": bad.kind, "error_message": bad.reason,
+                 "correlation_id": message.correlation_id, "params_hash": None, "reused_from": None,
+                 "result": None, "model_id": None, "model_revision": None}))
+    kept: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     with engine.begin() as conn:
         _insert_ignoring_duplicates(conn, Batch, list(batches.values()))
-        _insert_ignoring_duplicates(conn, Document, docs)
-        _insert_ignoring_duplicates(conn, Job, jobs)
-    return per_message
+        _insert_ignoring_duplicates(conn, Document, _first_per_id([d for _, d, _ in entries]))
+        stored = _stored_digests(conn, sorted({d["id"] for _, d, _ in entries}))
+        for index, document, job in entries:
+            if stored.get(document["id"]) == document["sha256"]:
+                kept.append((index, document, job))
+            else:
+                failed_now.append(_conflict_rows(document["batch_id"], task, document, stored.get(document["id"]),
+                                                 now, job["correlation_id"]))
+        _insert_ignoring_duplicates(conn, Job, _first_per_id([j for _, _, j in kept]))
+        _insert_ignoring_duplicates(conn, Document, _first_per_id([d for d, _ in failed_now]))
+        _insert_ignoring_duplicates(conn, Job, _first_per_id([j for _, j in failed_now]))
+    per_message: list[list[str]] = [[] for _ in messages]
+    for index, _, job in kept:
+        per_message[index].append(job["id"])
+    return [tuple(ids) for ids in per_message]
+
+
+def _first_per_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per id, the first: when gathered messages repeat a document, the first message's text
+    is the one stored, and the others are compared against it (deterministically, on both databases)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        seen.setdefault(row["id"], row)
+    return list(seen.values())
 
 
 def fail_unfinished(engine: Engine, job_ids: Sequence[str], kind: str, message: str) -> int:

@@ -84,7 +84,7 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
     @app.task(name=name, bind=True, base=DocqueueTask, settings=settings, task_type=task_type)
     def run(self: Task, **kwargs: Any) -> int:
         try:
-            message = TaskMessage.decode(kwargs)
+            message = TaskMessage.decode(kwargs, correlation_id=self.request.correlation_id)
         except MessageError as e:
             # It can never succeed, so retrying would only loop: keep it where someone will see it.
             _dead_letter(self, task_type, kwargs, e)

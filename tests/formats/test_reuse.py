@@ -20,9 +20,9 @@ from docqueue.errors import DocumentError
 from docqueue.models import Job
 from docqueue.names import queue_name
 from docqueue.queue import make_celery
+from docqueue.reuse import params_hash
 from docqueue.settings import Settings, get_settings
 from producer.loaders import iter_documents
-from producer.reuse import params_hash
 from producer.submit import SubmitReport, submit_batch
 from tests.formats import builders as b
 from workers import results

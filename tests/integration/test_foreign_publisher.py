@@ -20,8 +20,12 @@ from tests.helpers import cli, cli_json, results_jsonl, wait_until
 pytestmark = pytest.mark.integration
 
 
-def foreign_message(task: str, queue: str, kwargs: dict) -> bytes:
-    """Exactly what a non-Python publisher would LPUSH onto the list named after the queue."""
+def foreign_message(task: str, queue: str, kwargs: dict, correlation_id: str | None = None,
+                    raw_body: bool = False) -> bytes:
+    """Exactly what a non-Python publisher would LPUSH onto the list named after the queue
+    (docqueue/contract/envelope.schema.json). ``correlation_id``: the publisher's own request id,
+    else the task id as Celery does. ``raw_body``: the body as JSON text, without ``body_encoding``
+    (the other form the schema allows) instead of base64."""
     task_id = str(uuid.uuid4())
     body = [[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     envelope = {
@@ -30,9 +34,13 @@ def foreign_message(task: str, queue: str, kwargs: dict) -> bytes:
         "content-type": "application/json",
         "headers": {"lang": "java", "task": task, "id": task_id, "root_id": task_id, "parent_id": None,
                     "group": None, "retries": 0, "eta": None, "expires": None, "timelimit": [None, None]},
-        "properties": {"correlation_id": task_id, "delivery_mode": 2, "priority": 0, "body_encoding": "base64",
-                       "delivery_tag": str(uuid.uuid4()), "delivery_info": {"exchange": "", "routing_key": queue}},
+        "properties": {"correlation_id": correlation_id or task_id, "delivery_mode": 2, "priority": 0,
+                       "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+                       "delivery_info": {"exchange": "", "routing_key": queue}},
     }
+    if raw_body:
+        envelope["body"] = json.dumps(body)
+        del envelope["properties"]["body_encoding"]
     return json.dumps(envelope).encode()
 
 

@@ -46,8 +46,11 @@ def _publish(redis_url: str, batch: str, n: int, first: int = 0, **options: obje
         app.conf.accept_content = ["json", "pickle"]
     with app.producer_or_acquire() as producer:
         for i in range(first, first + n):
+            # Trailing spaces make each text unique (the tokenizer drops them): an identical text would
+            # reuse an earlier result (docqueue.reuse) instead of being gathered, which is tested here.
+            text = SENTENCES[i % len(SENTENCES)] + " " * (i // len(SENTENCES))
             message = TaskMessage(batch=batch, params={"labels": LABELS},
-                                  documents=(InlineDocument(id=f"msg-{i}", text=SENTENCES[i % len(SENTENCES)]),))
+                                  documents=(InlineDocument(id=f"msg-{i}", text=text),))
             app.send_task(task_name("classify"), kwargs=message.model_dump(mode="json"), queue="classify",
                           producer=producer, **options)
 

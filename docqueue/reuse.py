@@ -6,6 +6,9 @@ task, a hash of the parameters (the model named apart), and the model: the one t
 (``DOCQUEUE_<TASK>_MODEL``). A match is an earlier *succeeded* job; its result is copied onto the
 new job, which is marked ``reused_from`` the job that really ran the model. One query per chunk of
 documents, through the index on ``document.sha256``, keeps a big re-submission cheap.
+
+It lives in the core because both sides reuse: the producer at submit time, the worker for the
+inline documents a foreign publisher sends (``workers.results.materialize_inline_many``).
 """
 
 from __future__ import annotations
