@@ -324,10 +324,27 @@ class ScheduleRunner:
         with self.engine.begin() as conn:
             conn.execute(sa.update(ScheduleRun).where(col(ScheduleRun.id) == run.id).values(
                 outcome=run.outcome, batch_id=run.batch_id, documents=run.documents, detail=run.detail))
+            if run.outcome in (SKIPPED, NOTHING_NEW) and run.trigger == "schedule":
+                self._collapse_idle(conn, run)
         log.info("schedule %s: %s run for %s: %s%s%s", schedule.name, trigger, due.isoformat(), run.outcome,
                  f" batch {run.batch_id} ({run.documents} documents)" if run.batch_id else "",
                  f" ({run.detail})" if run.detail else "")
         return run
+
+    @staticmethod
+    def _collapse_idle(conn: Any, run: ScheduleRun) -> None:
+        """An inbox looked at every few seconds finds nothing most of the time: of a streak of on-time
+        runs with the same idle outcome and detail only the newest row is kept, so the table grows with
+        the work done, not with the clock (catch-up and manual runs are all kept). The rows deleted are
+        of due times the cursor has passed."""
+        previous = conn.execute(
+            sa.select(col(ScheduleRun.id), col(ScheduleRun.outcome), col(ScheduleRun.detail),
+                      col(ScheduleRun.trigger))
+            .where(col(ScheduleRun.schedule_id) == run.schedule_id, col(ScheduleRun.id) != run.id,
+                   col(ScheduleRun.due_at) < run.due_at)
+            .order_by(col(ScheduleRun.due_at).desc()).limit(1)).one_or_none()
+        if previous is not None and tuple(previous[1:]) == (run.outcome, run.detail, run.trigger):
+            conn.execute(sa.delete(ScheduleRun).where(col(ScheduleRun.id) == previous[0]))
 
     def _unfinished_previous(self, schedule: Schedule, run_id: str) -> tuple[str, int] | None:
         with self.engine.connect() as conn:
@@ -404,8 +421,11 @@ class ScheduleRunner:
         """Outbox and move the files of this schedule's finished batches; how many files. Each file is
         claimed (submitted -> finishing) first, so two beats never handle the same file."""
         with self.engine.connect() as conn:
+            # documents is set once the run has stored the file's documents: before that, a batch with
+            # no jobs yet would look finished
             batches = list(conn.execute(sa.select(col(InboxFile.batch_id)).distinct().where(
-                col(InboxFile.schedule_id) == schedule.id, col(InboxFile.state) == "submitted")).scalars())
+                col(InboxFile.schedule_id) == schedule.id, col(InboxFile.state) == "submitted",
+                col(InboxFile.documents).is_not(None))).scalars())
         handled = 0
         for batch in batches:
             with self.engine.connect() as conn:
@@ -416,7 +436,8 @@ class ScheduleRunner:
                 files = [InboxFile.model_validate(r._mapping) for r in conn.execute(
                     sa.select(InboxFile).where(col(InboxFile.batch_id) == batch,
                                                col(InboxFile.schedule_id) == schedule.id,
-                                               col(InboxFile.state) == "submitted"))]
+                                               col(InboxFile.state) == "submitted",
+                                               col(InboxFile.documents).is_not(None)))]
             for f in files:
                 with self.engine.begin() as conn:
                     mine = conn.execute(sa.update(InboxFile).where(col(InboxFile.id) == f.id,
@@ -429,15 +450,9 @@ class ScheduleRunner:
 
     def _finish_file(self, schedule: Schedule, f: InboxFile) -> None:
         notes: list[str] = []
-        if f.first_position is None or f.documents is None:
-            rows: list[dict[str, Any]] = []
-            state = "failed"
-            notes.append("its documents were not recorded (the run stopped while reading it)")
-        else:
-            rows = list(iter_results(self.engine, f.batch_id, positions=(f.first_position,
-                                                                         f.first_position + f.documents)))
-            ok = all(r["status"] == JobStatus.succeeded.value for r in rows)
-            state = "done" if ok else "failed"
+        first, n = f.first_position or 0, f.documents or 0
+        rows = list(iter_results(self.engine, f.batch_id, positions=(first, first + n)))
+        state = "done" if all(r["status"] == JobStatus.succeeded.value for r in rows) else "failed"
         if schedule.outbox:
             try:
                 self._write_outbox(Path(schedule.outbox), schedule, f, rows, state)

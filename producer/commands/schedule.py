@@ -390,6 +390,9 @@ beat = click.command("beat")(_with(_SERVE_OPTIONS, pass_ctx(_beat)))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--every", type=DURATION, default="5s", envvar="DOCQUEUE_WATCH_EVERY", show_envvar=True,
               help="How often the folder is looked at.")
+@click.option("--overlap", type=click.Choice(OVERLAP_POLICIES), default="skip", envvar="DOCQUEUE_OVERLAP",
+              show_envvar=True, help="skip: new files wait while the previous batch is unfinished; allow: they are "
+                                     "submitted at once, batch after batch.")
 @click.option("--name", envvar="DOCQUEUE_WATCH_NAME", show_envvar=True,
               help="Name of the watch's schedule row, which remembers the files taken [default: watch-<hash of "
                    "folder and task>]; the same name later goes on where it stopped.")
@@ -407,7 +410,8 @@ def _watch_command(spec: TaskSpec) -> None:
         name = group.params["name"] or "watch-" + hashlib.sha256(
             f"{folder.resolve()}\x00{spec.name}".encode()).hexdigest()[:12]
         fresh = _new_schedule(obj, spec, name, [str(folder.resolve())], task_options,
-                              {"every": group.params["every"], "catch_up": "last", **inbox}, foreground=True)
+                              {"every": group.params["every"], "overlap": group.params["overlap"], "catch_up": "last",
+                               **inbox}, foreground=True)
         with obj.engine.begin() as conn:
             found = conn.execute(sa.select(col(Schedule.id), col(Schedule.foreground))
                                  .where(col(Schedule.name) == name)).one_or_none()
