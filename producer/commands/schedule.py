@@ -206,7 +206,8 @@ def schedule_group() -> None:
     (each new file processed once)."""
 
 
-@schedule_group.group("add", cls=ArgumentFirstGroup, context_settings={"show_default": True})
+@schedule_group.group("add", cls=ArgumentFirstGroup, context_settings={"show_default": True},
+                      short_help="Add a schedule: NAME, --cron or --every, TASK SOURCE... [submit options].")
 @click.argument("name")
 @click.option("--cron", envvar="DOCQUEUE_SCHEDULE_CRON", show_envvar=True,
               help="Cron expression, 5 fields (minute hour day month weekday), e.g. '0 2 * * *'.")
@@ -261,7 +262,7 @@ for _spec in TASK_SPECS.values():
     _add_command(_spec)
 
 
-@schedule_group.command("list")
+@schedule_group.command("list", short_help="Every schedule: its last run, that run's batch, its next run.")
 @click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
               help="Machine-readable output on stdout (one object per line).")
 @pass_ctx
@@ -280,13 +281,14 @@ def schedule_list(obj: Context, as_json: bool) -> None:
         last = r["last_run"]
         state = "paused" if r["paused"] else "watch" if r["watch"] else "active"
         table.add_row(r["name"], r["task"], r["when"], state,
-                      f"{last['fired_at'][:19]} {last['outcome']}" if last else "-",
+                      f"{last['fired_at'][:19].replace('T', ' ')} {last['outcome']}" if last else "-",
                       f"{last['batch']} ({last['batch_state']})" if last and last["batch"] else "-",
-                      "-" if r["next_run"] is None else r["next_run"][:19] + (" (overdue)" if r["overdue"] else ""))
+                      "-" if r["next_run"] is None
+                      else r["next_run"][:19].replace("T", " ") + (" (overdue)" if r["overdue"] else ""))
     Console().print(table)
 
 
-@schedule_group.command("remove")
+@schedule_group.command("remove", short_help="Remove a schedule, its runs and its memory of files.")
 @click.argument("name")
 @pass_ctx
 def schedule_remove(obj: Context, name: str) -> None:
@@ -299,7 +301,7 @@ def schedule_remove(obj: Context, name: str) -> None:
     click.echo(f"removed schedule {name} ({runs} runs, {files} remembered files)")
 
 
-@schedule_group.command("run")
+@schedule_group.command("run", short_help="Run a schedule now, on this machine.")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
               help="Machine-readable output on stdout.")
@@ -331,7 +333,7 @@ def _set_paused(obj: Context, name: str, paused: bool) -> None:
     click.echo(f"schedule {name} {'paused' if paused else 'resumed'}")
 
 
-@schedule_group.command("pause")
+@schedule_group.command("pause", short_help="Stop firing a schedule until resumed.")
 @click.argument("name")
 @pass_ctx
 def schedule_pause(obj: Context, name: str) -> None:
@@ -339,7 +341,7 @@ def schedule_pause(obj: Context, name: str) -> None:
     _set_paused(obj, name, True)
 
 
-@schedule_group.command("resume")
+@schedule_group.command("resume", short_help="Fire a paused schedule again (from now).")
 @click.argument("name")
 @pass_ctx
 def schedule_resume(obj: Context, name: str) -> None:
