@@ -508,7 +508,11 @@ class DatabaseScheduler(beat.Scheduler):
         """Nothing to load: the table is read on every tick."""
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        return self.runner.tick(only=self.only, max_interval=float(self.max_interval))
+        try:
+            return self.runner.tick(only=self.only, max_interval=float(self.max_interval))
+        except Exception:  # the database away for a moment: beat keeps going and looks again
+            log.exception("beat: cannot read the schedules; trying again in %ss", self.max_interval)
+            return float(self.max_interval)
 
     def sync(self) -> None:
         """Nothing to write: each run is committed as it happens."""
