@@ -33,6 +33,9 @@ class Batch(SQLModel, table=True):
     params: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
     model: str | None = Field(default=None, max_length=512)
     created_at: datetime = Field(default_factory=utcnow)
+    schedule_id: str | None = Field(
+        default=None, max_length=32, index=True,
+        description="The schedule whose run made this batch (no foreign key: a removed schedule's batches stay).")
 
 
 class Document(SQLModel, table=True):
@@ -84,3 +87,76 @@ class Job(SQLModel, table=True):
     correlation_id: str | None = Field(
         default=None, max_length=255,
         description="properties.correlation_id of the envelope that brought an inline document (migration 0005).")
+
+
+# ------------------------------------------------------------------------------------------ schedules
+class Schedule(SQLModel, table=True):
+    """A submission run by ``docqueue beat`` on a cron expression or a fixed interval.
+
+    ``params`` are exactly the params ``submit <task>`` would send; ``load_options`` the source options
+    (include/exclude/hidden/text_field/id_field/force). ``cursor_at`` is the latest due time already
+    handled (fired, skipped or dropped by the catch-up policy): the beat's only memory, so a beat that
+    restarts, or a second beat, knows what is left to do.
+    """
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=128, sa_column_kwargs={"unique": True})
+    task: str = Field(max_length=32)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
+    sources: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONType, nullable=False))
+    load_options: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
+    cron: str | None = Field(default=None, max_length=128)
+    every_s: float | None = None
+    timezone: str = Field(default="UTC", max_length=64, description="Zone the cron expression is read in.")
+    catch_up: str = Field(default="last", max_length=8, description="none | last | all (misfire policy).")
+    overlap: str = Field(default="skip", max_length=8, description="skip | allow (previous batch unfinished).")
+    paused: bool = False
+    foreground: bool = Field(default=False, description="Run by `docqueue watch`; `docqueue beat` leaves it alone.")
+    settle_s: float = Field(default=5.0, description="A file younger than this (mtime) waits for a later run.")
+    move_done: str | None = Field(default=None, max_length=2048)
+    move_failed: str | None = Field(default=None, max_length=2048)
+    outbox: str | None = Field(default=None, max_length=2048)
+    created_at: datetime = Field(default_factory=utcnow)
+    cursor_at: datetime | None = None
+
+
+class ScheduleRun(SQLModel, table=True):
+    """One due time of a schedule and what came of it. Unique per (schedule, due time): the database's
+    own guard that a run is fired once, behind the beats' Redis lock."""
+
+    __tablename__ = "schedule_run"
+    __table_args__ = (sa.UniqueConstraint("schedule_id", "due_at", name="uq_schedule_run_due"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    schedule_id: str = Field(max_length=32, index=True)
+    due_at: datetime
+    fired_at: datetime = Field(default_factory=utcnow)
+    trigger: str = Field(max_length=16, description="schedule | catch-up | manual")
+    outcome: str = Field(max_length=16, description="running | submitted | skipped | nothing_new | error")
+    batch_id: str | None = Field(default=None, max_length=BATCH_ID_MAX_LENGTH)
+    documents: int = 0
+    detail: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+
+
+class InboxFile(SQLModel, table=True):
+    """A file a schedule has taken (path + content), so each new file is processed once; what became
+    of it (moved, written to the outbox) once its batch finished."""
+
+    __tablename__ = "inbox_file"
+    __table_args__ = (sa.UniqueConstraint("schedule_id", "file_key", name="uq_inbox_file_key"),
+                      sa.Index("ix_inbox_file_schedule_state", "schedule_id", "state"))
+
+    id: str = Field(primary_key=True, max_length=32)
+    schedule_id: str = Field(max_length=32)
+    file_key: str = Field(max_length=64, description="sha256 of path and content sha256: the 'seen' key.")
+    path: str = Field(max_length=2048)
+    relpath: str = Field(max_length=2048, description="Path under the source folder: names outbox and moved files.")
+    sha256: str = Field(max_length=64)
+    size: int = 0
+    batch_id: str = Field(max_length=BATCH_ID_MAX_LENGTH, index=True)
+    first_position: int | None = Field(default=None, description="Position of its first document in the batch.")
+    documents: int | None = Field(default=None, description="Documents read from it (an export: one per row).")
+    state: str = Field(default="submitted", max_length=16, description="submitted | finishing | done | failed")
+    detail: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None

@@ -182,6 +182,20 @@ class Settings(BaseSettings):
         "(shown, not replayable).")
     dlq_max_entries: int = Field(default=10_000, ge=10, description="Dead letters kept; the oldest go first.")
 
+    # --- schedules (docqueue beat / watch) ---
+    beat_max_interval_s: float = Field(
+        default=5.0, gt=0, le=300, description="Longest a beat sleeps between two looks at the schedule table "
+        "(a schedule added or resumed is seen within this; finished inbox batches are moved and written out too).")
+    schedule_lock_ttl_s: int = Field(
+        default=3600, ge=10, description="Expiry of the Redis lock that keeps a second beat from firing the same "
+        "(schedule, due time); the run's database row keeps guarding it after the lock expires.")
+    schedule_misfire_grace_s: float = Field(
+        default=60.0, ge=0, description="A run fired this late is still on time; a later one is a misfire, handled "
+        "by the schedule's --catch-up policy.")
+    schedule_catch_up_max: int = Field(
+        default=100, ge=1, description="With --catch-up all: the most missed runs fired when a beat comes back "
+        "(the newest ones; older ones are dropped and logged).")
+
     @field_validator("device")
     @classmethod
     def _check_device(cls, v: str) -> str:

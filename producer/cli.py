@@ -21,20 +21,19 @@ from sqlalchemy.engine import Engine
 
 from docqueue import db, deadletter
 from docqueue.broker import BrokerUnavailableError, check_broker, redis_client, stop_embedded_redis
-from docqueue.contract_categories import canonical_category
 from docqueue.errors import DocqueueError
 from docqueue.models_catalog import configured_models, local_copy_hint
-from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TASK_TYPES, TRANSLATE, queue_name
+from docqueue.names import TASK_TYPES, queue_name
 from docqueue.schema import JobStatus, new_id
 from docqueue.secrets import install_log_masking, mask_url
 from docqueue.settings import Settings
-from producer.classify_options import classify_params
 from producer.context import Context, err_console, pass_ctx
 from producer.loaders import ReadStats, iter_documents
 from producer.queries import BatchNotFoundError, batch_counts, iter_results
 from producer.render import models_table, results_table, summary_table
 from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progress
 from producer.submit import PublishError, SubmitReport, submit_batch
+from producer.taskopts import TASK_SPECS, TaskSpec
 from producer.worker_check import WORKER_CHECK_OPTIONS, ConsumerWatch, check_before_submit, no_worker_timeout
 
 
@@ -208,174 +207,19 @@ def _with_common(f: Any) -> Any:
     return f
 
 
-@submit.command("classify")
-@_with_common
-@click.option("--labels", envvar="DOCQUEUE_LABELS", show_envvar=True,
-              help="Comma-separated candidate labels, e.g. 'contract,invoice,news,email'.")
-@click.option("--labels-file", envvar="DOCQUEUE_LABELS_FILE", show_envvar=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Labels with descriptions: JSON {label: description} or lines 'label: description'.")
-@click.option("--examples", "examples_file", envvar="DOCQUEUE_EXAMPLES", show_envvar=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help='Few-shot: JSONL of labelled examples {"text": ..., "label": ...} that steer the embedding '
-                   "engine (no training). Without --labels, their labels are the label set.")
-@click.option("--engine", type=click.Choice(["auto", "embedding", "nli", "fine-tuned"]), default="auto",
-              envvar="DOCQUEUE_CLASSIFY_ENGINE", show_envvar=True,
-              help="auto: what the model is (sentence encoder -> embedding, entailment head -> nli, other "
-                   "classification head -> fine-tuned). nli without --model uses DOCQUEUE_CLASSIFY_NLI_MODEL.")
-@click.option("--model", envvar="DOCQUEUE_SUBMIT_MODEL", show_envvar=True,
-              help="Model for this submission (HF id in the HF cache, or local path) [default: the worker's "
-                   "DOCQUEUE_CLASSIFY_MODEL].")
-@click.option("--model-revision", envvar="DOCQUEUE_SUBMIT_MODEL_REVISION", show_envvar=True,
-              help="Revision (branch, tag or commit) of --model.")
-@click.option("--multi-label", is_flag=True, envvar="DOCQUEUE_MULTI_LABEL", show_envvar=True,
-              help="Each label judged on its own: 'labels' lists every label scoring at least --threshold.")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), envvar="DOCQUEUE_THRESHOLD", show_envvar=True,
-              default=None, help="With --multi-label: the score a label needs to be listed [default: 0.5].")
-@click.option("--template", envvar="DOCQUEUE_TEMPLATE", show_envvar=True,
-              help="Hypothesis for each label, {} marks the label [default: 'Type of document: {}.'; "
-                   "nli: 'This example is {}.'].")
-@pass_ctx
-def submit_classify(obj: Context, paths: tuple[str, ...], wait: bool, timeout: float, as_json: bool,
-                    labels: str | None, labels_file: Path | None, examples_file: Path | None, engine: str,
-                    model: str | None, model_revision: str | None, multi_label: bool, threshold: float | None,
-                    template: str | None) -> None:
-    """Classify files, folders (recursive) and globs: zero-shot over your labels, few-shot with your
-    examples, or with a fine-tuned classifier's own labels."""
-    params = classify_params(labels=labels, labels_file=labels_file, examples_file=examples_file, engine=engine,
-                             model=model, model_revision=model_revision, multi_label=multi_label,
-                             threshold=threshold, template=template,
-                             nli_model=obj.settings.classify_nli_model,
-                             max_examples=obj.settings.classify_max_examples)
-    _run_submit(obj, CLASSIFY, paths, params, wait, as_json, timeout)
+def _submit_command(spec: TaskSpec) -> click.Command:
+    """``submit <task>``: the common options, then the task's own (producer/taskopts.py)."""
+
+    def command(obj: Context, paths: tuple[str, ...], wait: bool, timeout: float, as_json: bool,
+                **options: Any) -> None:
+        _run_submit(obj, spec.name, paths, spec.build(obj.settings, options), wait, as_json, timeout)
+
+    command.__doc__ = spec.help
+    return submit.command(spec.name)(_with_common(spec.apply(pass_ctx(command))))
 
 
-_model_options = [
-    click.option("--model", envvar="DOCQUEUE_SUBMIT_MODEL", show_envvar=True, default=None,
-                 help="Model for this batch (HF id in the worker's HF cache, or a path on the worker) "
-                      "[default: the worker's configured model]."),
-    click.option("--model-revision", envvar="DOCQUEUE_SUBMIT_MODEL_REVISION", show_envvar=True, default=None,
-                 help="Revision (branch, tag or commit) of --model."),
-]
-
-
-def _with_model(f: Any) -> Any:
-    for decorator in reversed(_model_options):
-        f = decorator(f)
-    return f
-
-
-def _model_params(model: str | None, model_revision: str | None) -> dict[str, Any]:
-    if model_revision and not model:
-        raise click.UsageError("--model-revision needs --model")
-    return {k: v for k, v in (("model", model), ("model_revision", model_revision)) if v}
-
-
-def _language_code(value: str | None, name: str, allow_auto: bool = False) -> str | None:
-    if value is None:
-        return None
-    code = value.strip().lower()
-    if (allow_auto and code == "auto") or (len(code) == 2 and code.isalpha() and code.isascii()):
-        return code
-    raise click.BadParameter(f"{value!r} is not an ISO 639-1 code (two letters, e.g. en, de)"
-                             + (" or 'auto'" if allow_auto else ""), param_hint=name)
-
-
-@submit.command("summarize")
-@_with_common
-@_with_model
-@click.option("--engine", type=click.Choice(["extractive", "abstractive"]), default=None,
-              envvar="DOCQUEUE_SUMMARIZE_ENGINE", show_envvar=True,
-              help="extractive: the document's key sentences, offline on MiniLM; abstractive: a seq2seq model "
-                   "writes the summary (needs DOCQUEUE_SUMMARIZE_MODEL on the worker) [default: extractive].")
-@click.option("--sentences", type=click.IntRange(1, 100), default=3, envvar="DOCQUEUE_SUMMARIZE_SENTENCES",
-              show_envvar=True, help="Extractive: sentences in the summary.")
-@click.option("--beams", type=click.IntRange(1, 16), default=None, envvar="DOCQUEUE_SUMMARIZE_BEAMS",
-              show_envvar=True, help="Abstractive: beam search width [default: the model's].")
-@click.option("--max-length", type=click.IntRange(4, 2048), default=None, envvar="DOCQUEUE_SUMMARIZE_MAX_LENGTH",
-              show_envvar=True, help="Abstractive: most tokens in the summary [default: the model's].")
-@click.option("--min-length", type=click.IntRange(0, 2048), default=None, envvar="DOCQUEUE_SUMMARIZE_MIN_LENGTH",
-              show_envvar=True, help="Abstractive: fewest tokens in the summary [default: the model's].")
-@click.option("--length-penalty", type=float, default=None, envvar="DOCQUEUE_SUMMARIZE_LENGTH_PENALTY",
-              show_envvar=True, help="Abstractive: >1 favours longer summaries, <1 shorter [default: the model's].")
-@click.option("--language", default="en", envvar="DOCQUEUE_SUMMARIZE_LANGUAGE", show_envvar=True,
-              help="Language of the documents (ISO 639-1), for finding sentence boundaries.")
-@pass_ctx
-def submit_summarize(obj: Context, paths: tuple[str, ...], wait: bool, timeout: float, as_json: bool,
-                     model: str | None, model_revision: str | None, engine: str | None, sentences: int,
-                     beams: int | None, max_length: int | None, min_length: int | None,
-                     length_penalty: float | None, language: str) -> None:
-    """Summarise files, folders and globs; long documents are summarised chunk by chunk, then the
-    chunk summaries again (map-reduce)."""
-    params: dict[str, Any] = {"engine": engine or obj.settings.summarize_engine,
-                              "language": _language_code(language, "--language")}
-    if params["engine"] == "extractive":
-        params["sentences"] = sentences
-    else:
-        options = {"num_beams": beams, "max_length": max_length, "min_length": min_length,
-                   "length_penalty": length_penalty}
-        params.update({k: v for k, v in options.items() if v is not None})
-    params.update(_model_params(model, model_revision))
-    _run_submit(obj, SUMMARIZE, paths, params, wait, as_json, timeout)
-
-
-@submit.command("translate")
-@_with_common
-@_with_model
-@click.option("--to", "target", required=True, envvar="DOCQUEUE_TRANSLATE_TO", show_envvar=True,
-              help="Target language, ISO 639-1 (e.g. de).")
-@click.option("--from", "source", default="auto", envvar="DOCQUEUE_TRANSLATE_FROM", show_envvar=True,
-              help="Source language, ISO 639-1, or 'auto' to detect it per document on the worker.")
-@click.option("--beams", type=click.IntRange(1, 16), default=None, envvar="DOCQUEUE_TRANSLATE_BEAMS",
-              show_envvar=True, help="Beam search width [default: the model's].")
-@pass_ctx
-def submit_translate(obj: Context, paths: tuple[str, ...], wait: bool, timeout: float, as_json: bool,
-                     model: str | None, model_revision: str | None, target: str, source: str,
-                     beams: int | None) -> None:
-    """Translate files, folders and globs, keeping paragraphs; the model is chosen per language pair
-    (DOCQUEUE_TRANSLATE_MODELS on the worker) unless --model names one."""
-    params: dict[str, Any] = {"to": _language_code(target, "--to"),
-                              "from": _language_code(source, "--from", allow_auto=True)}
-    if beams is not None:
-        params["num_beams"] = beams
-    params.update(_model_params(model, model_revision))
-    _run_submit(obj, TRANSLATE, paths, params, wait, as_json, timeout)
-
-
-def _parse_categories(value: str | None) -> list[str] | None:
-    if not value:
-        return None
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if canonical_category(n) is None]
-    if unknown:
-        raise click.BadParameter(f"not CUAD categories: {', '.join(unknown)} (see README, review)",
-                                 param_hint="--categories")
-    return list(dict.fromkeys(str(canonical_category(n)) for n in names))
-
-
-@submit.command("review")
-@_with_common
-@_with_model
-@click.option("--categories", envvar="DOCQUEUE_REVIEW_CATEGORIES", show_envvar=True,
-              help="Comma-separated CUAD categories to report clauses for, e.g. 'Governing Law,Cap on Liability' "
-                   "[default: all 41]; fields and risks always use every category.")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=None, envvar="DOCQUEUE_REVIEW_MIN_SCORE",
-              show_envvar=True, help="Report clauses scoring at least this instead of the calibrated "
-                                     "per-category thresholds (lower: more recall, less precision).")
-@pass_ctx
-def submit_review(obj: Context, paths: tuple[str, ...], wait: bool, timeout: float, as_json: bool,
-                  model: str | None, model_revision: str | None, categories: str | None,
-                  min_score: float | None) -> None:
-    """Review contracts: clauses in the 41 CUAD categories with character offsets, key fields (parties,
-    dates, governing law, renewal) and risk flags."""
-    params: dict[str, Any] = {}
-    wanted = _parse_categories(categories)
-    if wanted:
-        params["categories"] = wanted
-    if min_score is not None:
-        params["min_score"] = min_score
-    params.update(_model_params(model, model_revision))
-    _run_submit(obj, REVIEW, paths, params, wait, as_json, timeout)
+for _spec in TASK_SPECS.values():
+    _submit_command(_spec)
 
 
 # ----------------------------------------------------------------------------------------- status
@@ -579,9 +423,10 @@ def broker_stop(obj: Context) -> None:
 from producer.commands.batches import batches, cancel, purge  # noqa: E402
 from producer.commands.dlq import dlq_group  # noqa: E402
 from producer.commands.retry import retry  # noqa: E402
+from producer.commands.schedule import beat, schedule_group, watch  # noqa: E402
 from producer.commands.workers import workers  # noqa: E402
 
-for command in (dlq_group, batches, cancel, purge, retry, workers):
+for command in (dlq_group, batches, cancel, purge, retry, workers, schedule_group, beat, watch):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,8 +33,10 @@ def batch_counts(engine: Engine, batch_id: str) -> dict[str, Any]:
     return {"batch": batch_id, "task": task, "total": sum(counts.values()), **counts}
 
 
-def iter_results(engine: Engine, batch_id: str, page: int = 1000) -> Iterator[dict[str, Any]]:
-    """One dict per document of the batch, in submission order, streamed page by page."""
+def iter_results(engine: Engine, batch_id: str, page: int = 1000,
+                 positions: tuple[int, int] | None = None) -> Iterator[dict[str, Any]]:
+    """One dict per document of the batch, in submission order, streamed page by page; only those at
+    positions ``[start, stop)`` when given (the documents of one inbox file)."""
     batch_counts(engine, batch_id)  # raises for an unknown batch
     columns: list[Any] = [Document.id, Document.source, Document.meta, Job.id, Job.status, Job.task, Job.result,
                           Job.error_kind, Job.error_message, Job.model_id, Job.model_revision,
@@ -46,6 +48,9 @@ def iter_results(engine: Engine, batch_id: str, page: int = 1000) -> Iterator[di
         .where(col(Job.batch_id) == batch_id)
         .order_by(col(Document.position))
     )
+    if positions is not None:
+        query = query.where(col(Document.batch_id) == batch_id, col(Document.position) >= positions[0],
+                            col(Document.position) < positions[1])
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=page).execute(query)
         for row in result:

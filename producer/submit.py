@@ -80,6 +80,7 @@ def submit_batch(
     on_progress: Callable[[SubmitReport], None] | None = None,
     force: bool = False,
     batch_id: str | None = None,
+    schedule_id: str | None = None,
 ) -> SubmitReport:
     """Store ``documents`` as one batch of ``task`` jobs and enqueue them in micro-batches.
 
@@ -88,15 +89,17 @@ def submit_batch(
     parameters and model gets that result at once (``reused_from``), unless ``force``.
 
     ``batch_id`` lets the caller name the batch before anything happens (so a crash still tells the
-    user which batch). Raises :class:`PublishError` when the broker fails for good: reading stops,
-    and the chunk's jobs stay ``pending``.
+    user which batch); ``schedule_id`` records the schedule whose run this is. Raises
+    :class:`PublishError` when the broker fails for good: reading stops, and the chunk's jobs stay
+    ``pending``.
     """
     key = ReuseKey.of(settings, task, params)
     report = SubmitReport(batch_id=batch_id or new_id())
     with engine.begin() as conn:
         conn.execute(
             sa.insert(Batch),
-            [{"id": report.batch_id, "task": task, "params": params, "model": None, "created_at": utcnow()}],
+            [{"id": report.batch_id, "task": task, "params": params, "model": None, "created_at": utcnow(),
+              "schedule_id": schedule_id}],
         )
     for chunk in _chunks(documents, chunk_size):
         now = utcnow()

@@ -1,0 +1,215 @@
+"""Each task's ``submit`` options and how they become the JSON ``params`` of its messages.
+
+Kept apart from any one command so ``submit <task>``, ``schedule add NAME ... <task>`` and
+``docqueue watch DIR <task>`` take the same options with the same help and turn them into the same
+params: a schedule stores exactly the params its submit would send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from docqueue.contract_categories import canonical_category
+from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.settings import Settings
+from producer.classify_options import classify_params
+
+Decorator = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task's options (Click decorators, outermost first) and its params builder."""
+
+    name: str
+    help: str
+    options: tuple[Decorator, ...]
+    build: Callable[[Settings, dict[str, Any]], dict[str, Any]]
+
+    def apply(self, f: Any) -> Any:
+        for decorator in reversed(self.options):
+            f = decorator(f)
+        return f
+
+    def option_names(self) -> set[str]:
+        """Names of the keyword arguments these options hand to a command (what ``build`` reads)."""
+        probe = self.apply(click.command()(lambda **_: None))
+        return {p.name for p in probe.params if p.name and p.expose_value}
+
+
+def model_params(model: str | None, model_revision: str | None) -> dict[str, Any]:
+    if model_revision and not model:
+        raise click.UsageError("--model-revision needs --model")
+    return {k: v for k, v in (("model", model), ("model_revision", model_revision)) if v}
+
+
+def language_code(value: str | None, name: str, allow_auto: bool = False) -> str | None:
+    if value is None:
+        return None
+    code = value.strip().lower()
+    if (allow_auto and code == "auto") or (len(code) == 2 and code.isalpha() and code.isascii()):
+        return code
+    raise click.BadParameter(f"{value!r} is not an ISO 639-1 code (two letters, e.g. en, de)"
+                             + (" or 'auto'" if allow_auto else ""), param_hint=name)
+
+
+def parse_categories(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if canonical_category(n) is None]
+    if unknown:
+        raise click.BadParameter(f"not CUAD categories: {', '.join(unknown)} (see README, review)",
+                                 param_hint="--categories")
+    return list(dict.fromkeys(str(canonical_category(n)) for n in names))
+
+
+MODEL_OPTIONS = (
+    click.option("--model", envvar="DOCQUEUE_SUBMIT_MODEL", show_envvar=True, default=None,
+                 help="Model for this batch (HF id in the worker's HF cache, or a path on the worker) "
+                      "[default: the worker's configured model]."),
+    click.option("--model-revision", envvar="DOCQUEUE_SUBMIT_MODEL_REVISION", show_envvar=True, default=None,
+                 help="Revision (branch, tag or commit) of --model."),
+)
+
+# ---------------------------------------------------------------------------------------- classify
+CLASSIFY_OPTIONS = (
+    click.option("--labels", envvar="DOCQUEUE_LABELS", show_envvar=True,
+                 help="Comma-separated candidate labels, e.g. 'contract,invoice,news,email'."),
+    click.option("--labels-file", envvar="DOCQUEUE_LABELS_FILE", show_envvar=True,
+                 type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                 help="Labels with descriptions: JSON {label: description} or lines 'label: description'."),
+    click.option("--examples", "examples_file", envvar="DOCQUEUE_EXAMPLES", show_envvar=True,
+                 type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                 help='Few-shot: JSONL of labelled examples {"text": ..., "label": ...} that steer the embedding '
+                      "engine (no training). Without --labels, their labels are the label set."),
+    click.option("--engine", type=click.Choice(["auto", "embedding", "nli", "fine-tuned"]), default="auto",
+                 envvar="DOCQUEUE_CLASSIFY_ENGINE", show_envvar=True,
+                 help="auto: what the model is (sentence encoder -> embedding, entailment head -> nli, other "
+                      "classification head -> fine-tuned). nli without --model uses DOCQUEUE_CLASSIFY_NLI_MODEL."),
+    click.option("--model", envvar="DOCQUEUE_SUBMIT_MODEL", show_envvar=True,
+                 help="Model for this submission (HF id in the HF cache, or local path) [default: the worker's "
+                      "DOCQUEUE_CLASSIFY_MODEL]."),
+    click.option("--model-revision", envvar="DOCQUEUE_SUBMIT_MODEL_REVISION", show_envvar=True,
+                 help="Revision (branch, tag or commit) of --model."),
+    click.option("--multi-label", is_flag=True, envvar="DOCQUEUE_MULTI_LABEL", show_envvar=True,
+                 help="Each label judged on its own: 'labels' lists every label scoring at least --threshold."),
+    click.option("--threshold", type=click.FloatRange(0.0, 1.0), envvar="DOCQUEUE_THRESHOLD", show_envvar=True,
+                 default=None, help="With --multi-label: the score a label needs to be listed [default: 0.5]."),
+    click.option("--template", envvar="DOCQUEUE_TEMPLATE", show_envvar=True,
+                 help="Hypothesis for each label, {} marks the label [default: 'Type of document: {}.'; "
+                      "nli: 'This example is {}.']."),
+)
+
+
+def _classify(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
+    return classify_params(labels=o["labels"], labels_file=o["labels_file"], examples_file=o["examples_file"],
+                           engine=o["engine"], model=o["model"], model_revision=o["model_revision"],
+                           multi_label=o["multi_label"], threshold=o["threshold"], template=o["template"],
+                           nli_model=settings.classify_nli_model, max_examples=settings.classify_max_examples)
+
+
+# --------------------------------------------------------------------------------------- summarize
+SUMMARIZE_OPTIONS = (
+    *MODEL_OPTIONS,
+    click.option("--engine", type=click.Choice(["extractive", "abstractive"]), default=None,
+                 envvar="DOCQUEUE_SUMMARIZE_ENGINE", show_envvar=True,
+                 help="extractive: the document's key sentences, offline on MiniLM; abstractive: a seq2seq model "
+                      "writes the summary (needs DOCQUEUE_SUMMARIZE_MODEL on the worker) [default: extractive]."),
+    click.option("--sentences", type=click.IntRange(1, 100), default=3, envvar="DOCQUEUE_SUMMARIZE_SENTENCES",
+                 show_envvar=True, help="Extractive: sentences in the summary."),
+    click.option("--beams", type=click.IntRange(1, 16), default=None, envvar="DOCQUEUE_SUMMARIZE_BEAMS",
+                 show_envvar=True, help="Abstractive: beam search width [default: the model's]."),
+    click.option("--max-length", type=click.IntRange(4, 2048), default=None,
+                 envvar="DOCQUEUE_SUMMARIZE_MAX_LENGTH", show_envvar=True,
+                 help="Abstractive: most tokens in the summary [default: the model's]."),
+    click.option("--min-length", type=click.IntRange(0, 2048), default=None,
+                 envvar="DOCQUEUE_SUMMARIZE_MIN_LENGTH", show_envvar=True,
+                 help="Abstractive: fewest tokens in the summary [default: the model's]."),
+    click.option("--length-penalty", type=float, default=None, envvar="DOCQUEUE_SUMMARIZE_LENGTH_PENALTY",
+                 show_envvar=True, help="Abstractive: >1 favours longer summaries, <1 shorter [default: the model's]."),
+    click.option("--language", default="en", envvar="DOCQUEUE_SUMMARIZE_LANGUAGE", show_envvar=True,
+                 help="Language of the documents (ISO 639-1), for finding sentence boundaries."),
+)
+
+
+def _summarize(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {"engine": o["engine"] or settings.summarize_engine,
+                              "language": language_code(o["language"], "--language")}
+    if params["engine"] == "extractive":
+        params["sentences"] = o["sentences"]
+    else:
+        options = {"num_beams": o["beams"], "max_length": o["max_length"], "min_length": o["min_length"],
+                   "length_penalty": o["length_penalty"]}
+        params.update({k: v for k, v in options.items() if v is not None})
+    params.update(model_params(o["model"], o["model_revision"]))
+    return params
+
+
+# --------------------------------------------------------------------------------------- translate
+TRANSLATE_OPTIONS = (
+    *MODEL_OPTIONS,
+    click.option("--to", "target", required=True, envvar="DOCQUEUE_TRANSLATE_TO", show_envvar=True,
+                 help="Target language, ISO 639-1 (e.g. de)."),
+    click.option("--from", "source", default="auto", envvar="DOCQUEUE_TRANSLATE_FROM", show_envvar=True,
+                 help="Source language, ISO 639-1, or 'auto' to detect it per document on the worker."),
+    click.option("--beams", type=click.IntRange(1, 16), default=None, envvar="DOCQUEUE_TRANSLATE_BEAMS",
+                 show_envvar=True, help="Beam search width [default: the model's]."),
+)
+
+
+def _translate(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {"to": language_code(o["target"], "--to"),
+                              "from": language_code(o["source"], "--from", allow_auto=True)}
+    if o["beams"] is not None:
+        params["num_beams"] = o["beams"]
+    params.update(model_params(o["model"], o["model_revision"]))
+    return params
+
+
+# ------------------------------------------------------------------------------------------ review
+REVIEW_OPTIONS = (
+    *MODEL_OPTIONS,
+    click.option("--categories", envvar="DOCQUEUE_REVIEW_CATEGORIES", show_envvar=True,
+                 help="Comma-separated CUAD categories to report clauses for, e.g. 'Governing Law,Cap on "
+                      "Liability' [default: all 41]; fields and risks always use every category."),
+    click.option("--min-score", type=click.FloatRange(0, 1), default=None, envvar="DOCQUEUE_REVIEW_MIN_SCORE",
+                 show_envvar=True, help="Report clauses scoring at least this instead of the calibrated "
+                                        "per-category thresholds (lower: more recall, less precision)."),
+)
+
+
+def _review(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    wanted = parse_categories(o["categories"])
+    if wanted:
+        params["categories"] = wanted
+    if o["min_score"] is not None:
+        params["min_score"] = o["min_score"]
+    params.update(model_params(o["model"], o["model_revision"]))
+    return params
+
+
+TASK_SPECS: dict[str, TaskSpec] = {
+    CLASSIFY: TaskSpec(CLASSIFY, "Classify files, folders (recursive) and globs: zero-shot over your labels, "
+                       "few-shot with your examples, or with a fine-tuned classifier's own labels.",
+                       CLASSIFY_OPTIONS, _classify),
+    SUMMARIZE: TaskSpec(SUMMARIZE, "Summarise files, folders and globs; long documents are summarised chunk by "
+                        "chunk, then the chunk summaries again (map-reduce).", SUMMARIZE_OPTIONS, _summarize),
+    TRANSLATE: TaskSpec(TRANSLATE, "Translate files, folders and globs, keeping paragraphs; the model is chosen "
+                        "per language pair (DOCQUEUE_TRANSLATE_MODELS on the worker) unless --model names one.",
+                        TRANSLATE_OPTIONS, _translate),
+    REVIEW: TaskSpec(REVIEW, "Review contracts: clauses in the 41 CUAD categories with character offsets, key "
+                     "fields (parties, dates, governing law, renewal) and risk flags.", REVIEW_OPTIONS, _review),
+}
+
+
+def split_task_options(spec: TaskSpec, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(task options, the rest)`` of a command's keyword arguments."""
+    names = spec.option_names()
+    return {k: v for k, v in kwargs.items() if k in names}, {k: v for k, v in kwargs.items() if k not in names}
