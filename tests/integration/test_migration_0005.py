@@ -33,7 +33,7 @@ def test_upgrade_and_downgrade_of_the_results_view(database_url: str) -> None:
         conn.execute(sa.text("INSERT INTO job (id, batch_id, document_id, task, status, attempts, created_at, result) "
                              "VALUES ('j1', 'old', 'd1', 'classify', 'succeeded', 1, CURRENT_TIMESTAMP, "
                              "'{\"label\": \"a\"}')"))
-    db.upgrade(database_url)
+    db.upgrade(database_url, "0005")
     assert db.current_revision(engine) == "0005" and _state(database_url) == (True, True)
     with engine.connect() as conn:
         row = conn.execute(sa.text("SELECT batch_id, document, status, correlation_id, task "
@@ -46,3 +46,8 @@ def test_upgrade_and_downgrade_of_the_results_view(database_url: str) -> None:
     assert _state(database_url) == (False, False)
     db.upgrade(database_url)
     assert _state(database_url) == (True, True)
+    # from the head down again: later revisions that rebuild ``batch`` on SQLite (0006) keep the view
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    assert db.current_revision(engine) == "0005" and _state(database_url) == (True, True)

@@ -81,9 +81,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("batch") as batch:
-        batch.drop_index("ix_batch_schedule_id")
-        batch.drop_column("schedule_id")
+    if op.get_bind().dialect.name == "sqlite":
+        # Native DROP COLUMN (SQLite 3.35+): alembic's batch mode would rebuild ``batch``, which
+        # fails on its rows' foreign keys and on the results view (0005) that reads it.
+        op.drop_index("ix_batch_schedule_id", table_name="batch")
+        op.execute("ALTER TABLE batch DROP COLUMN schedule_id")
+    else:
+        with op.batch_alter_table("batch") as batch:
+            batch.drop_index("ix_batch_schedule_id")
+            batch.drop_column("schedule_id")
     op.drop_index("ix_inbox_file_batch_id", table_name="inbox_file")
     op.drop_index("ix_inbox_file_schedule_state", table_name="inbox_file")
     op.drop_index("ix_schedule_run_schedule_id", table_name="schedule_run")
