@@ -33,6 +33,11 @@ class Batch(SQLModel, table=True):
     params: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
     model: str | None = Field(default=None, max_length=512)
     created_at: datetime = Field(default_factory=utcnow)
+    webhook_url: str | None = Field(default=None, max_length=2048,
+                                    description="POST the batch-finished event here (docqueue.webhooks).")
+    webhook_documents: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False,
+                                                                       server_default=sa.false()),
+                                    description="Also POST each document's event to webhook_url.")
 
 
 class Document(SQLModel, table=True):

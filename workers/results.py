@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,13 +88,14 @@ class RecordGroup:
     model_revision: str | None
 
 
-def record_groups(engine: Engine, groups: Sequence[RecordGroup]) -> int:
+def record_groups(engine: Engine, groups: Sequence[RecordGroup], now: datetime | None = None) -> int:
     """Store the outcomes of every group in one transaction; returns how many jobs were updated.
 
     Each row is written only if its job is still unfinished, so a duplicate delivery that raced
-    this one cannot store a second outcome.
+    this one cannot store a second outcome. Every row written gets ``finished_at = now``: that is how
+    the completion events (``docqueue.events``) tell the jobs this call finished from the others.
     """
-    now = utcnow()
+    now = now or utcnow()
     ok: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
     for group in groups:
@@ -116,7 +117,7 @@ def record_groups(engine: Engine, groups: Sequence[RecordGroup]) -> int:
             updated += conn.execute(stmt, ok).rowcount
         if bad:
             stmt = sa.update(Job).where(*guard).values(
-                status=JobStatus.failed.value, error_kind=sa.bindparam("kind"),
+                status=JobStatus.failed.value, error_kind=sa.bindparam("kind"), result=None,
                 error_message=sa.bindparam("msg"), **common)
             updated += conn.execute(stmt, bad).rowcount
     return updated
@@ -142,10 +143,17 @@ def materialize_inline(engine: Engine, task: str, message: TaskMessage) -> tuple
     return materialize_inline_many(engine, task, [message])[0]
 
 
-def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMessage]) -> list[tuple[str, ...]]:
+def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMessage],
+                            now: datetime | None = None, rejected_ids: list[str] | None = None
+                            ) -> list[tuple[str, ...]]:
     """:func:`materialize_inline` for several messages in one transaction (a gathered trickle of
-    one-document messages pays for one commit, not one each); job ids per message, in order."""
-    now = utcnow()
+    one-document messages pays for one commit, not one each); job ids per message, in order.
+
+    Rejected documents are stored failed with ``finished_at = now`` (their completion events are
+    told apart by it, as in :func:`record_groups`); their job ids are appended to ``rejected_ids``.
+    A message's ``webhook`` is stored on its batch."""
+    now = now or utcnow()
+    webhooks: dict[str, tuple[str, bool]] = {}
     batches: dict[str, dict[str, Any]] = {}
     docs: list[dict[str, Any]] = []
     jobs: list[dict[str, Any]] = []
@@ -153,7 +161,10 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
     for message in messages:
         assert message.batch is not None  # guaranteed by TaskMessage validation
         batches.setdefault(message.batch, {"id": message.batch, "task": task, "params": message.params,
-                                           "model": None, "created_at": now})
+                                           "model": None, "created_at": now, "webhook_url": None,
+                                           "webhook_documents": False})
+        if message.webhook:
+            webhooks[message.batch] = (message.webhook, message.webhook_documents)
         ids = []
         for position, doc in enumerate(message.documents):
             doc_id = derived_id(message.batch, doc.id)
@@ -172,24 +183,31 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
             docs.append({"id": doc_id, "batch_id": message.batch, "position": bad.position,
                          "source": bad.id or f"(document #{bad.position} without a usable id)", "sha256": None,
                          "text": "", "meta": {}, "created_at": now, "external_id": bad.id})
+            if rejected_ids is not None:
+                rejected_ids.append(derived_id("rejected-job", *key))
             jobs.append({"id": derived_id("rejected-job", *key), "batch_id": message.batch, "document_id": doc_id,
                          "task": task, "status": JobStatus.failed.value, "attempts": 0, "created_at": now,
                          "finished_at": now, "error_kind": bad.kind, "error_message": bad.reason})
         per_message.append(tuple(ids))
     with engine.begin() as conn:
         _insert_ignoring_duplicates(conn, Batch, list(batches.values()))
+        for batch_id, (url, per_document) in webhooks.items():  # the last message naming one wins
+            conn.execute(sa.update(Batch).where(col(Batch.id) == batch_id)
+                         .values(webhook_url=url, webhook_documents=per_document))
         _insert_ignoring_duplicates(conn, Document, docs)
         _insert_ignoring_duplicates(conn, Job, jobs)
     return per_message
 
 
-def fail_unfinished(engine: Engine, job_ids: Sequence[str], kind: str, message: str) -> int:
+def fail_unfinished(engine: Engine, job_ids: Sequence[str], kind: str, message: str,
+                    now: datetime | None = None) -> int:
     """Give up on jobs that could not be processed, so the batch finishes and says why."""
     with engine.begin() as conn:
         return conn.execute(
             sa.update(Job)
             .where(col(Job.id).in_(job_ids), col(Job.status).in_(_UNFINISHED))
-            .values(status=JobStatus.failed.value, error_kind=kind, error_message=message, finished_at=utcnow())
+            .values(status=JobStatus.failed.value, error_kind=kind, error_message=message,
+                    finished_at=now or utcnow())
         ).rowcount
 
 
