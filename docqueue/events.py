@@ -167,7 +167,9 @@ class EventSink:
         if self.redis is not None:
             yield self.redis
             return
-        with self.app.connection_for_write() as conn:
+        # the app's connection pool: a fresh connection (connection_for_write) costs tens of ms, more
+        # than the XADDs of a whole message (ops/bench/events_overhead.py)
+        with self.app.pool.acquire(block=True) as conn:
             yield conn.default_channel.client
 
     def publish(self, events: Sequence[Event], client: RedisClient | None = None) -> None:
