@@ -53,3 +53,20 @@ def test_only_absolute_http_urls_are_webhooks(url: str) -> None:
     with pytest.raises(ValueError, match="http:// or https://"):
         check_url(url)
     assert check_url(" https://hooks.example.org/docqueue?t=1 ") == "https://hooks.example.org/docqueue?t=1"
+
+
+def test_inline_messages_may_name_a_webhook_and_others_look_as_before() -> None:
+    from docqueue.errors import MessageError
+    from docqueue.schema import TaskMessage
+
+    inline = TaskMessage.decode({"v": 1, "batch": "b", "documents": [{"id": "d", "text": "t"}],
+                                 "webhook": "https://hooks.example.org/x", "webhook_documents": True})
+    assert (inline.webhook, inline.webhook_documents) == ("https://hooks.example.org/x", True)
+    assert inline.model_dump(mode="json")["webhook"] == "https://hooks.example.org/x"
+    # without a webhook the message is exactly what workers of the previous release accept
+    assert set(TaskMessage(batch="b", jobs=("j",)).model_dump(mode="json")) == {"v", "batch", "params", "jobs",
+                                                                                "documents"}
+    with pytest.raises(MessageError, match="http:// or https://"):
+        TaskMessage.decode({"batch": "b", "documents": [{"id": "d", "text": "t"}], "webhook": "mailto:a@b"})
+    with pytest.raises(MessageError, match="'webhook' belongs in messages with inline 'documents'"):
+        TaskMessage.decode({"batch": "b", "jobs": ["j"], "webhook": "https://hooks.example.org/x"})
