@@ -36,6 +36,11 @@ class Batch(SQLModel, table=True):
     schedule_id: str | None = Field(
         default=None, max_length=32, index=True,
         description="The schedule whose run made this batch (no foreign key: a removed schedule's batches stay).")
+    webhook_url: str | None = Field(default=None, max_length=2048,
+                                    description="POST the batch-finished event here (docqueue.webhooks).")
+    webhook_documents: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False,
+                                                                       server_default=sa.false()),
+                                    description="Also POST each document's event to webhook_url.")
 
 
 class Document(SQLModel, table=True):

@@ -11,6 +11,7 @@ from celery import Celery
 from docqueue import transport
 from docqueue.names import TASK_TYPES, queue_name, task_name
 from docqueue.settings import Settings
+from docqueue.webhooks import DELIVER_TASK, WEBHOOK_QUEUE
 
 
 def make_celery(settings: Settings, broker_url: str) -> Celery:
@@ -32,7 +33,8 @@ def make_celery(settings: Settings, broker_url: str) -> Celery:
         # Results go to the database (workers.results), not to a Celery result backend.
         task_ignore_result=True,
         result_backend=None,
-        task_routes={task_name(t): {"queue": queue_name(t)} for t in TASK_TYPES},
+        task_routes={**{task_name(t): {"queue": queue_name(t)} for t in TASK_TYPES},
+                     DELIVER_TASK: {"queue": WEBHOOK_QUEUE}},
         task_create_missing_queues=True,
         # At-least-once: ack after the work is recorded; a killed child puts the message back.
         task_acks_late=True,

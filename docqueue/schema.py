@@ -18,10 +18,20 @@ import time
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from docqueue.errors import MessageError
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.webhooks import URL_MAX_LENGTH, check_url
 
 ENVELOPE_VERSION = 1
 
@@ -144,11 +154,32 @@ class TaskMessage(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     jobs: tuple[str, ...] = ()
     documents: tuple[InlineDocument, ...] = ()
+    #: Inline messages only: POST the batch-finished event (and with ``webhook_documents`` each
+    #: document's event) to this URL, signed (``docqueue.webhooks``). Stored on the batch; the last
+    #: message naming one wins.
+    webhook: str | None = Field(default=None, max_length=URL_MAX_LENGTH)
+    webhook_documents: bool = False
     #: Documents of ``documents`` that cannot run; filled by validation, never sent by a publisher.
     rejected: tuple[RejectedDocument, ...] = Field(default=(), exclude=True)
     #: The envelope's ``properties.correlation_id``, set by the worker from the delivery (never a
     #: kwarg): kept on the jobs of inline documents so a publisher finds its own request id again.
     correlation_id: str | None = Field(default=None, max_length=255, exclude=True)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_webhook(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Messages without a webhook look exactly as before these fields existed, so workers of the
+        # previous release (extra="forbid") still accept what a new producer or reaper sends.
+        data: dict[str, Any] = handler(self)
+        if data.get("webhook") is None:
+            data.pop("webhook", None)
+        if not data.get("webhook_documents"):
+            data.pop("webhook_documents", None)
+        return data
+
+    @field_validator("webhook")
+    @classmethod
+    def _check_webhook(cls, v: str | None) -> str | None:
+        return None if v is None else check_url(v)
 
     @model_validator(mode="before")
     @classmethod
@@ -172,6 +203,9 @@ class TaskMessage(BaseModel):
             raise ValueError("a message carries either 'jobs' or 'documents' (exactly one, non-empty)")
         if (self.documents or self.rejected) and not self.batch:
             raise ValueError("a message with inline 'documents' needs a 'batch' id")
+        if self.jobs and (self.webhook or self.webhook_documents):
+            raise ValueError("'webhook' belongs in messages with inline 'documents' (a submitted batch stores "
+                             "its webhook in the database)")
         return self
 
     @classmethod

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -195,6 +195,31 @@ class Settings(BaseSettings):
     schedule_catch_up_max: int = Field(
         default=100, ge=1, description="With --catch-up all: the most missed runs fired when a beat comes back "
         "(the newest ones; older ones are dropped and logged).")
+    # --- completion events (Redis stream) and webhooks ---
+    events_maxlen: int = Field(
+        default=100_000, ge=100, description="Entries the docqueue:events stream keeps (XADD MAXLEN ~: "
+        "approximate, trimmed a whole node at a time, so Redis does it cheaply); older events go first.")
+    events_result_max_bytes: int = Field(
+        default=64 * 1024, ge=0, description="A document event carries the job's result when its JSON is at most "
+        "this many bytes; a bigger one is left out (result_omitted: true; read it with docqueue results).")
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks signing secret, 'whsec_' + base64 of the key; the webhooks "
+        "worker refuses to start without it (no unsigned webhook ever leaves).")
+    webhook_max_tries: int = Field(default=8, ge=1, le=100, description="POSTs of one webhook before it is given up.")
+    webhook_backoff_s: float = Field(
+        default=5.0, ge=0, description="Delay before the 2nd POST of a webhook; doubled for each further try.")
+    webhook_backoff_max_s: float = Field(default=600.0, ge=0, description="Longest delay between two POSTs.")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Seconds one POST may take.")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        from docqueue.webhooks import parse_secret
+
+        parse_secret(v.get_secret_value())  # raises ValueError with what is wrong
+        return v
 
     @field_validator("device")
     @classmethod

@@ -70,15 +70,16 @@ def list_batches(engine: Engine, *, since: datetime | None = None, state: str | 
     return [b for b in found if b.state == state] if state else found
 
 
-def cancel_batch(engine: Engine, batch_id: str) -> int:
+def cancel_batch(engine: Engine, batch_id: str, now: datetime | None = None) -> int:
     """Mark the batch's unfinished jobs cancelled; returns how many. A job a worker is running right
     now is cancelled too: its outcome, when it comes, is not stored (outcomes are written only over
-    unfinished jobs, ``workers.results``)."""
+    unfinished jobs, ``workers.results``). Every job cancelled gets ``finished_at = now`` (how its
+    completion event is found, ``docqueue.events``)."""
     batch_counts(engine, batch_id)  # raises for an unknown batch
     with engine.begin() as conn:
         return int(conn.execute(
             sa.update(Job).where(col(Job.batch_id) == batch_id, col(Job.status).in_(UNFINISHED))
-            .values(status=JobStatus.cancelled.value, finished_at=utcnow(), error_kind=None,
+            .values(status=JobStatus.cancelled.value, finished_at=now or utcnow(), error_kind=None,
                     error_message="cancelled by docqueue cancel")).rowcount)
 
 

@@ -27,6 +27,7 @@ from docqueue.names import TASK_TYPES, queue_name
 from docqueue.schema import JobStatus, new_id
 from docqueue.secrets import install_log_masking, mask_url
 from docqueue.settings import Settings
+from docqueue.webhooks import WEBHOOK_QUEUE
 from producer.context import Context, err_console, pass_ctx
 from producer.loaders import ReadStats, iter_documents
 from producer.queries import BatchNotFoundError, batch_counts, iter_results
@@ -34,7 +35,14 @@ from producer.render import models_table, results_table, summary_table
 from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progress
 from producer.submit import PublishError, SubmitReport, submit_batch
 from producer.taskopts import TASK_SPECS, TaskSpec
-from producer.worker_check import WORKER_CHECK_OPTIONS, ConsumerWatch, check_before_submit, no_worker_timeout
+from producer.webhook_opts import WEBHOOK_OPTIONS, webhook_options
+from producer.worker_check import (
+    WORKER_CHECK_OPTIONS,
+    ConsumerWatch,
+    check_before_submit,
+    coverage_warning,
+    no_worker_timeout,
+)
 
 
 def _quiet_closed_stdout() -> None:
@@ -110,6 +118,7 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
                 as_json: bool, timeout: float) -> None:
     settings, engine, app = obj.settings, obj.engine, obj.app
     load_options, force = source_options()
+    webhook_url, webhook_documents = webhook_options()
     stats = ReadStats()
     try:  # before any row is written: a broker we cannot use must not leave a batch behind
         check_broker(obj.broker_url, settings)
@@ -117,6 +126,11 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
         click.echo(f"docqueue: {e}; nothing was stored", err=True)
         sys.exit(BROKER_EXIT)
     check_before_submit(obj.broker_url, queue_name(task), err_console.print)
+    if webhook_url:
+        warning = coverage_warning(obj.broker_url, WEBHOOK_QUEUE)
+        if warning:
+            err_console.print(f"warning: {warning}; the webhook waits until a `docqueue worker --queues webhooks` "
+                              "runs")
     batch_id = new_id()
     if not as_json:
         click.echo(f"batch {batch_id}", err=True)
@@ -132,7 +146,8 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
         try:
             report = submit_batch(settings=settings, engine=engine, app=app, task=task, documents=documents,
                                   params=params, on_progress=on_progress, force=force, batch_id=batch_id,
-                                  chunk_size=settings.submit_chunk_size)
+                                  chunk_size=settings.submit_chunk_size, webhook_url=webhook_url,
+                                  webhook_documents=webhook_documents, events=obj.events)
         except PublishError as e:
             bar.stop()
             click.echo(
@@ -198,6 +213,7 @@ _common_submit_options = [
                  help="Machine-readable output on stdout."),
     *WORKER_CHECK_OPTIONS,  # --require-worker, --no-worker-timeout (producer/worker_check.py)
     *SOURCE_OPTIONS,  # --include/--exclude/--hidden/--text-field/--id-field/--force (producer/sourceopts.py)
+    *WEBHOOK_OPTIONS,  # --webhook/--webhook-documents (producer/webhook_opts.py)
 ]
 
 
@@ -303,7 +319,8 @@ def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
 # ----------------------------------------------------------------------------------------- worker
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--queues", "-Q", envvar="DOCQUEUE_QUEUES", show_envvar=True, default=",".join(TASK_TYPES),
-              help="Comma-separated task queues to consume.")
+              help="Comma-separated queues to consume: task queues, and 'webhooks' (webhook deliveries; no "
+              "model is loaded for it, and it is not in the default so model workers never POST).")
 @click.option("--concurrency", "-c", envvar="DOCQUEUE_CONCURRENCY", show_envvar=True, type=int, default=0,
               help="Worker processes, each with its own resident model; 0: one single-threaded process per "
               "core on the CPU (the fastest there), one on a GPU.")
@@ -321,9 +338,10 @@ def worker(obj: Context, queues: str, concurrency: int, device: str | None, pool
 
     Extra arguments after `--` go to `celery worker` as they are (e.g. `-- --max-tasks-per-child 100`).
     """
-    unknown = sorted(set(q.strip() for q in queues.split(",")) - set(TASK_TYPES))
+    known = (*TASK_TYPES, WEBHOOK_QUEUE)
+    unknown = sorted(set(q.strip() for q in queues.split(",")) - set(known))
     if unknown:
-        raise click.UsageError(f"unknown queue(s) {', '.join(unknown)}; known: {', '.join(TASK_TYPES)}")
+        raise click.UsageError(f"unknown queue(s) {', '.join(unknown)}; known: {', '.join(known)}")
     env = dict(os.environ)
     env["REDIS_URL"] = obj.broker_url
     env["DATABASE_URL"] = obj.settings.database_url
@@ -422,11 +440,12 @@ def broker_stop(obj: Context) -> None:
 # ------------------------------------------------------------------------- command groups (modules)
 from producer.commands.batches import batches, cancel, purge  # noqa: E402
 from producer.commands.dlq import dlq_group  # noqa: E402
+from producer.commands.events import events  # noqa: E402
 from producer.commands.retry import retry  # noqa: E402
 from producer.commands.schedule import beat, schedule_group, watch  # noqa: E402
 from producer.commands.workers import workers  # noqa: E402
 
-for command in (dlq_group, batches, cancel, purge, retry, workers, schedule_group, beat, watch):
+for command in (dlq_group, batches, cancel, purge, retry, workers, events, schedule_group, beat, watch):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

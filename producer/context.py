@@ -12,7 +12,8 @@ from rich.console import Console
 from sqlalchemy.engine import Engine
 
 from docqueue import db
-from docqueue.broker import resolve_broker_url
+from docqueue.broker import redis_client, resolve_broker_url
+from docqueue.events import EventSink
 from docqueue.queue import make_celery
 from docqueue.settings import Settings, get_settings
 
@@ -50,6 +51,12 @@ class Context:
         if self._broker_url is None:
             self._broker_url = resolve_broker_url(self.settings, announce=lambda m: err_console.print(m))
         return self._broker_url
+
+    @property
+    def events(self) -> EventSink:
+        """Completion events through a plain Redis client with short timeouts (``docqueue.events``)."""
+        return EventSink(self.app, self.settings,
+                         redis=redis_client(self.broker_url, timeout=self.settings.broker_connect_timeout_s))
 
     @property
     def app(self) -> Celery:

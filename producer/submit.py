@@ -21,6 +21,7 @@ from celery import Celery
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
+from docqueue.events import EventSink, close_batch, emit_finished, open_batch
 from docqueue.models import Batch, Document, Job, utcnow
 from docqueue.names import REVIEW, queue_name, task_name
 from docqueue.reuse import ReuseKey, find_reusable, job_fields
@@ -81,6 +82,9 @@ def submit_batch(
     force: bool = False,
     batch_id: str | None = None,
     schedule_id: str | None = None,
+    webhook_url: str | None = None,
+    webhook_documents: bool = False,
+    events: EventSink | None = None,
 ) -> SubmitReport:
     """Store ``documents`` as one batch of ``task`` jobs and enqueue them in micro-batches.
 
@@ -92,15 +96,32 @@ def submit_batch(
     user which batch); ``schedule_id`` records the schedule whose run this is. Raises
     :class:`PublishError` when the broker fails for good: reading stops, and the chunk's jobs stay
     ``pending``.
+
+    Completion events (``docqueue.events``): the batch is marked open while it is stored, so workers
+    that drain its first chunks do not call it finished; documents finished here (unreadable, reused)
+    get their events after their chunk's commit; batch.finished follows from whoever finishes last.
     """
     key = ReuseKey.of(settings, task, params)
     report = SubmitReport(batch_id=batch_id or new_id())
+    sink = events or EventSink(app, settings)
+    open_batch(sink, report.batch_id)
     with engine.begin() as conn:
         conn.execute(
             sa.insert(Batch),
             [{"id": report.batch_id, "task": task, "params": params, "model": None, "created_at": utcnow(),
-              "schedule_id": schedule_id}],
+              "schedule_id": schedule_id, "webhook_url": webhook_url, "webhook_documents": webhook_documents}],
         )
+    try:
+        _store_chunks(settings=settings, engine=engine, app=app, task=task, documents=documents, params=params,
+                      chunk_size=chunk_size, on_progress=on_progress, force=force, key=key, report=report, sink=sink)
+    finally:
+        close_batch(sink, engine, report.batch_id)
+    return report
+
+
+def _store_chunks(*, settings: Settings, engine: Engine, app: Celery, task: str, documents: Iterable[LoadedDocument],
+                  params: dict[str, Any], chunk_size: int, on_progress: Callable[[SubmitReport], None] | None,
+                  force: bool, key: ReuseKey, report: SubmitReport, sink: EventSink) -> None:
     for chunk in _chunks(documents, chunk_size):
         now = utcnow()
         doc_rows: list[dict[str, Any]] = []
@@ -134,13 +155,16 @@ def submit_batch(
         with engine.begin() as conn:
             conn.execute(sa.insert(Document), doc_rows)
             conn.execute(sa.insert(Job), job_rows)
+        done_here = [j["id"] for j in job_rows if j["finished_at"] is not None]
+        if done_here:  # unreadable or reused: finished at submit time, their events come from here
+            emit_finished(sink, engine, finished_at=now, job_ids=done_here)
+        open_batch(sink, report.batch_id)  # refreshed per chunk: a slow reader keeps it open
         report.documents += len(chunk)
         report.messages += _publish_with_retry(app, task, report, params, sized, settings)
         _mark_queued(engine, [s.job_id for s in sized])
         report.queued += len(sized)
         if on_progress is not None:
             on_progress(report)
-    return report
 
 
 def _publish_with_retry(app: Celery, task: str, report: SubmitReport, params: dict[str, Any],

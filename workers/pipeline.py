@@ -18,6 +18,8 @@ import torch
 from sqlalchemy.engine import Engine
 
 from docqueue.errors import DocumentError
+from docqueue.events import EventSink, emit_finished
+from docqueue.models import utcnow
 from docqueue.schema import TASK_PARAMS, TaskMessage, unknown_params
 from workers import results
 from workers.engines import Outcome, TaskEngine
@@ -115,16 +117,22 @@ def _group_key(params: dict[str, Any]) -> str:
 
 
 def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, registry: Registry,
-                     worker: str) -> RunReport:
+                     worker: str, sink: EventSink | None = None) -> RunReport:
     """Process several messages of one task as one batch.
 
     Jobs are claimed in one UPDATE (only unfinished ones), run through the engine once per group
     of messages sharing parameters (and so the model), and every outcome is stored in one
-    transaction, written only where the job is still unfinished.
+    transaction, written only where the job is still unfinished. With a ``sink``, the completion
+    events of the jobs stored (and of batches they finished) follow that commit.
     """
     report = RunReport(messages=len(messages))
     inline = [m for m in messages if not m.jobs]
-    inline_ids = iter(results.materialize_inline_many(db, task, inline, registry.settings) if inline else [])
+    rejected: list[str] = []
+    stored_at = utcnow()
+    inline_ids = iter(results.materialize_inline_many(db, task, inline, registry.settings, now=stored_at,
+                                                      rejected_ids=rejected) if inline else [])
+    if rejected and sink is not None:  # rejected, conflicting, reused: finished as soon as stored
+        emit_finished(sink, db, finished_at=stored_at, job_ids=rejected)
     per_message = [m.jobs if m.jobs else next(inline_ids) for m in messages]
     params_of: dict[str, dict[str, Any]] = {}
     for message, ids in zip(messages, per_message, strict=True):
@@ -148,7 +156,10 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
     with Heartbeat(db, [j.job_id for j in claimed], worker, settings.heartbeat_interval_s):
         for jobs in groups.values():
             recorded.append(_run_group(task, params_of[jobs[0].job_id], jobs, registry, report))
-        report.stored = results.record_groups(db, recorded)
+        finished_at = utcnow()
+        report.stored = results.record_groups(db, recorded, now=finished_at)
+    if sink is not None and report.stored:
+        emit_finished(sink, db, finished_at=finished_at, job_ids=[j.job_id for j in claimed])
     log.info("stored %d outcome(s) for %d job(s) from %d message(s) in %d engine run(s)",
              report.stored, len(claimed), len(messages), report.engine_runs)
     return report
@@ -179,7 +190,8 @@ def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob]
     return results.RecordGroup(list(zip(ids, outcomes, strict=True)), engine.model_id, engine.model_revision)
 
 
-def process_message(*, task: str, kwargs: dict[str, Any], db: Engine, registry: Registry, worker: str) -> int:
+def process_message(*, task: str, kwargs: dict[str, Any], db: Engine, registry: Registry, worker: str,
+                    sink: EventSink | None = None) -> int:
     """Process one message; returns the number of jobs whose outcome this call stored."""
     return process_messages(task=task, messages=[TaskMessage.decode(kwargs)], db=db, registry=registry,
-                            worker=worker).stored
+                            worker=worker, sink=sink).stored

@@ -17,6 +17,7 @@ from docqueue.errors import DocumentError, ModelUnavailableError
 from docqueue.models_catalog import start_check, summarize_default_model
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
+from docqueue.webhooks import WEBHOOK_QUEUE
 from workers.classify_models import load_classify_engine
 from workers.device import forward_token_budget, resolve_device
 from workers.engines import TaskEngine
@@ -82,7 +83,12 @@ def default_model(settings: Settings, task: str, params: Mapping[str, Any]) -> t
 
 def unavailable_reason(settings: Settings, task: str) -> str | None:
     """None when the task's model is on this machine; else one line saying what to do (the same
-    check and words as ``docqueue models list``)."""
+    check and words as ``docqueue models list``). The ``webhooks`` queue needs no model, only the
+    signing secret: no webhook leaves unsigned."""
+    if task == WEBHOOK_QUEUE:
+        return None if settings.webhook_secret else (
+            f"{WEBHOOK_QUEUE}: DOCQUEUE_WEBHOOK_SECRET is not set; set it to 'whsec_' + base64 of 24-64 random "
+            "bytes (the key receivers verify signatures with)")
     return start_check(settings, task)
 
 
@@ -152,7 +158,8 @@ class Registry:
 
     def preload(self, tasks: list[str]) -> None:
         for task in tasks:
-            self.get(task)
+            if task in LOADERS:  # queues without a model (webhooks) load nothing
+                self.get(task)
 
 
 _registry: Registry | None = None

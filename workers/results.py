@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -90,13 +90,14 @@ class RecordGroup:
     model_revision: str | None
 
 
-def record_groups(engine: Engine, groups: Sequence[RecordGroup]) -> int:
+def record_groups(engine: Engine, groups: Sequence[RecordGroup], now: datetime | None = None) -> int:
     """Store the outcomes of every group in one transaction; returns how many jobs were updated.
 
     Each row is written only if its job is still unfinished, so a duplicate delivery that raced
-    this one cannot store a second outcome.
+    this one cannot store a second outcome. Every row written gets ``finished_at = now``: that is how
+    the completion events (``docqueue.events``) tell the jobs this call finished from the others.
     """
-    now = utcnow()
+    now = now or utcnow()
     ok: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
     for group in groups:
@@ -118,7 +119,7 @@ def record_groups(engine: Engine, groups: Sequence[RecordGroup]) -> int:
             updated += conn.execute(stmt, ok).rowcount
         if bad:
             stmt = sa.update(Job).where(*guard).values(
-                status=JobStatus.failed.value, error_kind=sa.bindparam("kind"),
+                status=JobStatus.failed.value, error_kind=sa.bindparam("kind"), result=None,
                 error_message=sa.bindparam("msg"), **common)
             updated += conn.execute(stmt, bad).rowcount
     return updated
@@ -176,7 +177,8 @@ def _conflict_rows(batch: str, task: str, doc: dict[str, Any], stored: str | Non
 
 
 def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMessage],
-                            settings: Settings | None = None) -> list[tuple[str, ...]]:
+                            settings: Settings | None = None, now: datetime | None = None,
+                            rejected_ids: list[str] | None = None) -> list[tuple[str, ...]]:
     """:func:`materialize_inline` for several messages in one transaction (a gathered trickle of
     one-document messages pays for one commit, not one each); job ids per message, in order.
 
@@ -188,15 +190,23 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
       that keeps their outcome). With a *different* text it is a ``conflict``: the first text and
       its outcome stay, and the new one is a failed job of its own saying why. The check runs after
       the insert, inside the transaction, so two workers racing with different texts cannot both win.
+    * **Finished at once** (rejected, conflicting and reused documents) get ``finished_at = now``;
+      their job ids are appended to ``rejected_ids`` so the caller emits their completion events
+      (told apart by that time stamp, as in :func:`record_groups`).
+    * A message's ``webhook`` is stored on its batch.
     """
-    now = utcnow()
+    now = now or utcnow()
+    webhooks: dict[str, tuple[str, bool]] = {}
     batches: dict[str, dict[str, Any]] = {}
     entries: list[tuple[int, dict[str, Any], dict[str, Any]]] = []  # (message index, document, job)
     failed_now: list[tuple[dict[str, Any], dict[str, Any]]] = []  # rejected documents: (document, job)
     for index, message in enumerate(messages):
         assert message.batch is not None  # guaranteed by TaskMessage validation
         batches.setdefault(message.batch, {"id": message.batch, "task": task, "params": message.params,
-                                           "model": None, "created_at": now})
+                                           "model": None, "created_at": now, "webhook_url": None,
+                                           "webhook_documents": False})
+        if message.webhook:
+            webhooks[message.batch] = (message.webhook, message.webhook_documents)
         key = ReuseKey.of(settings, task, message.params) if settings is not None else None
         rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for position, doc in enumerate(message.documents):
@@ -234,6 +244,9 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
     kept: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     with engine.begin() as conn:
         _insert_ignoring_duplicates(conn, Batch, list(batches.values()))
+        for batch_id, (url, per_document) in webhooks.items():  # the last message naming one wins
+            conn.execute(sa.update(Batch).where(col(Batch.id) == batch_id)
+                         .values(webhook_url=url, webhook_documents=per_document))
         _insert_ignoring_duplicates(conn, Document, _first_per_id([d for _, d, _ in entries]))
         stored = _stored_digests(conn, sorted({d["id"] for _, d, _ in entries}))
         for index, document, job in entries:
@@ -245,6 +258,9 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
         _insert_ignoring_duplicates(conn, Job, _first_per_id([j for _, _, j in kept]))
         _insert_ignoring_duplicates(conn, Document, _first_per_id([d for d, _ in failed_now]))
         _insert_ignoring_duplicates(conn, Job, _first_per_id([j for _, j in failed_now]))
+    if rejected_ids is not None:
+        rejected_ids.extend(j["id"] for _, j in failed_now)
+        rejected_ids.extend(j["id"] for _, _, j in kept if j["finished_at"] is not None)  # reused
     per_message: list[list[str]] = [[] for _ in messages]
     for index, _, job in kept:
         per_message[index].append(job["id"])
@@ -260,13 +276,15 @@ def _first_per_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def fail_unfinished(engine: Engine, job_ids: Sequence[str], kind: str, message: str) -> int:
+def fail_unfinished(engine: Engine, job_ids: Sequence[str], kind: str, message: str,
+                    now: datetime | None = None) -> int:
     """Give up on jobs that could not be processed, so the batch finishes and says why."""
     with engine.begin() as conn:
         return conn.execute(
             sa.update(Job)
             .where(col(Job.id).in_(job_ids), col(Job.status).in_(_UNFINISHED))
-            .values(status=JobStatus.failed.value, error_kind=kind, error_message=message, finished_at=utcnow())
+            .values(status=JobStatus.failed.value, error_kind=kind, error_message=message,
+                    finished_at=now or utcnow())
         ).rowcount
 
 

@@ -12,6 +12,8 @@ from sqlalchemy.engine import url as sa_url
 from docqueue import deadletter
 from docqueue.db import get_engine
 from docqueue.errors import MessageError
+from docqueue.events import EventSink, emit_finished
+from docqueue.models import utcnow
 from docqueue.names import TASK_TYPES, queue_name, task_name
 from docqueue.schema import TaskMessage
 from docqueue.settings import Settings
@@ -19,6 +21,7 @@ from workers import results
 from workers.gather import Budget, Gatherer
 from workers.pipeline import process_messages
 from workers.registry import process_registry
+from workers.webhooks import register_webhook_task
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +44,12 @@ class DocqueueTask(Task):
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         try:
             job_ids = results.message_job_ids(self.task_type, TaskMessage.decode(kwargs))
-            n = results.fail_unfinished(get_engine(self.settings.database_url), job_ids, "internal_error",
-                                        f"gave up after {MAX_RETRIES} retries: {type(exc).__name__}: {exc}")
+            db, now = get_engine(self.settings.database_url), utcnow()
+            n = results.fail_unfinished(db, job_ids, "internal_error",
+                                        f"gave up after {MAX_RETRIES} retries: {type(exc).__name__}: {exc}", now=now)
             log.error("task %s failed for good; marked %d job(s) failed", task_id, n)
+            if n:
+                emit_finished(EventSink(self.app, self.settings), db, finished_at=now, job_ids=job_ids)
         except Exception:
             log.exception("task %s failed and its jobs could not be marked failed", task_id)
 
@@ -73,6 +79,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     """One task per task type, each named by the shared contract in ``docqueue.names``."""
     for task_type in TASK_TYPES:
         _register(app, settings, task_type)
+    register_webhook_task(app, settings)
 
 
 def _register(app: Celery, settings: Settings, task_type: str) -> None:
@@ -98,7 +105,8 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
         try:
             report = process_messages(task=task_type, messages=[message, *(g.message for g in pulled)],
                                       db=get_engine(settings.database_url), registry=process_registry(settings),
-                                      worker=f"{self.request.hostname}/{os.getpid()}")
+                                      worker=f"{self.request.hostname}/{os.getpid()}",
+                                      sink=EventSink(self.app, settings))
         except BaseException:
             gatherer.requeue(pulled)
             raise

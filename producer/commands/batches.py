@@ -10,6 +10,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from docqueue.events import emit_finished
+from docqueue.models import utcnow
 from docqueue.schema import JobStatus
 from producer.batch_control import BATCH_STATES, cancel_batch, list_batches, purge_batches
 from producer.context import Context, pass_ctx
@@ -67,7 +69,10 @@ def batches(obj: Context, state: str | None, since: str | None, limit: int, as_j
 def cancel(obj: Context, batch: str, as_json: bool) -> None:
     """Cancel a batch's unfinished jobs: workers skip them, a running one's result is discarded, and
     reuse never copies from them."""
-    n = cancel_batch(obj.engine, batch)
+    now = utcnow()
+    n = cancel_batch(obj.engine, batch, now=now)
+    if n:  # document.finished (cancelled) per job, and batch.finished unless a job still runs elsewhere
+        emit_finished(obj.events, obj.engine, finished_at=now, batch=batch)
     click.echo(json.dumps({"batch": batch, "cancelled": n}) if as_json else f"cancelled {n} job(s) of {batch}")
 
 
