@@ -150,6 +150,16 @@ def resolve_broker_url(settings: Settings, announce: Callable[[str], None] | Non
     return url
 
 
+def existing_broker_url(settings: Settings) -> str:
+    """The broker :func:`resolve_broker_url` would pick, never starting the embedded one: a health
+    check must not start the very server whose absence it should report."""
+    if settings.redis_url:
+        return settings.redis_url
+    if redis_answers(DEFAULT_REDIS_URL):
+        return DEFAULT_REDIS_URL
+    return embedded_url(settings.data_dir)
+
+
 def redis_client(url: str, timeout: float = 5.0) -> redis.Redis:
     """A redis-py client for a broker URL as kombu spells it (``redis+socket://`` included), for the
     docqueue keys that live beside the queues (dead letters, worker records, events)."""

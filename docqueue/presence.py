@@ -12,6 +12,8 @@ carry the refusals, which Celery knows nothing about.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,3 +80,62 @@ def coverage(client: Any, queue: str) -> QueueCoverage:
     workers = live_workers(client)
     return QueueCoverage(queue, sorted(w.node for w in workers if queue in w.queues),
                          {w.node: w.refused[queue] for w in workers if queue in w.refused})
+
+
+def node_host(node: str) -> str:
+    """The host part of a Celery node name (``name@host``); a refusal record's ``(exited)`` dropped."""
+    return node.rpartition("@")[2].removesuffix(" (exited)")
+
+
+def process_alive(pid: int) -> bool:
+    """True when ``pid`` names a process of this PID namespace (signal 0 sends nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class LocalHealth:
+    """The answer of ``docqueue worker --check``: healthy or not, in one line."""
+
+    ok: bool
+    line: str
+
+
+def local_health(client: Any, hostname: str, queues: list[str] | None = None,
+                 alive: Callable[[int], bool] = process_alive) -> LocalHealth:
+    """Is a worker of this host alive and consuming (``queues``: each of them)?
+
+    Alive means: its record is in Redis (refreshed every 10 s, gone 30 s after the last refresh, so a
+    hung or disconnected main process falls out by itself), the record names this host, and its
+    process still exists here (a record outlives a SIGKILL by up to 30 s; the PID check closes that
+    gap). Consuming means: the record lists at least one queue (or every queue asked for); a worker
+    that refused all its queues exits and leaves only a refusal record.
+    """
+    workers = live_workers(client)
+    here = [w for w in workers if node_host(w.node) == hostname]
+    running = [w for w in here if w.queues and not w.node.endswith("(exited)") and alive(w.pid)]
+    if not running:
+        if not here:
+            elsewhere = len(workers)
+            return LocalHealth(False, f"no docqueue worker alive on {hostname}: no record "
+                                      f"{KEY_PREFIX}*@{hostname} in Redis ({elsewhere} worker(s) on other hosts)")
+        gone = [w for w in here if w.queues and not alive(w.pid)]
+        if gone:
+            return LocalHealth(False, f"no docqueue worker alive on {hostname}: {gone[0].node} left a record "
+                                      f"but its process {gone[0].pid} is gone")
+        why = "; ".join(f"{q}: {r}" for w in here for q, r in w.refused.items()) or "no queue"
+        return LocalHealth(False, f"no docqueue worker consuming on {hostname}: it refused its queues ({why})")
+    consumed = {q for w in running for q in w.queues}
+    missing = [q for q in (queues or []) if q not in consumed]
+    if missing:
+        refused = {q: r for w in here for q, r in w.refused.items() if q in missing}
+        why = f" (refused: {'; '.join(f'{q}: {r}' for q, r in refused.items())})" if refused else ""
+        return LocalHealth(False, f"no docqueue worker on {hostname} consumes {','.join(missing)}{why}")
+    described = "; ".join(f"{w.node} consumes {','.join(w.queues)} ({w.device}, {w.processes} process(es))"
+                          for w in running)
+    return LocalHealth(True, f"ok: {described}")

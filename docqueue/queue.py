@@ -47,7 +47,9 @@ def make_celery(settings: Settings, broker_url: str) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         # A child loads its model after the fork; give it time before Celery declares it dead.
         worker_proc_alive_timeout=settings.worker_load_timeout,
-        worker_send_task_events=False,
-        task_send_sent_event=False,
+        # Task events (on by default) are what Flower and `celery events` show; they travel as Redis
+        # PUBLISH on the celeryev fanout, so nothing piles up when nobody listens.
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
     )
     return app

@@ -154,6 +154,11 @@ class Settings(BaseSettings):
         description="MiB of memory a PDF/DOCX parse may take beyond the idle parser's before it fails as "
         "parse_memory (0: no limit).")
 
+    task_events: bool = Field(
+        default=True,
+        description="Workers send Celery task events (task-received/-started/-succeeded/-failed) and submit "
+        "sends task-sent, so Flower and `celery events` see every message; false: only worker heartbeats "
+        "(one fewer Redis PUBLISH per message and state change).")
     task_time_limit: int = Field(default=1800, ge=10, description="Hard limit for one message, seconds.")
     visibility_timeout_override: int | None = Field(
         default=None, ge=1, validation_alias=AliasChoices("DOCQUEUE_VISIBILITY_TIMEOUT"),

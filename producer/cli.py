@@ -330,14 +330,24 @@ def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
               default="prefork", help="prefork: models load in children after the fork; solo: one process.")
 @click.option("--loglevel", "-l", envvar="DOCQUEUE_LOGLEVEL", show_envvar=True, default="info",
               help="Celery log level.")
+@click.option("--check", is_flag=True, envvar="DOCQUEUE_WORKER_CHECK", show_envvar=True,
+              help="Start nothing: exit 0 when a worker on this host is alive and consuming (each of --queues, "
+              "when given), else 1 (2: Redis unreachable) with one line why. The container healthcheck.")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 @pass_ctx
 def worker(obj: Context, queues: str, concurrency: int, device: str | None, pool: str, loglevel: str,
-           celery_args: tuple[str, ...]) -> None:
+           check: bool, celery_args: tuple[str, ...]) -> None:
     """Start a Celery worker whose models load once and stay resident.
 
     Extra arguments after `--` go to `celery worker` as they are (e.g. `-- --max-tasks-per-child 100`).
     """
+    if check:
+        from producer.health import check_local_worker
+
+        ctx = click.get_current_context()
+        given = ctx.get_parameter_source("queues") != click.core.ParameterSource.DEFAULT
+        ctx.exit(check_local_worker(obj.settings, [q.strip() for q in queues.split(",") if q.strip()]
+                                    if given else None))
     known = (*TASK_TYPES, WEBHOOK_QUEUE)
     unknown = sorted(set(q.strip() for q in queues.split(",")) - set(known))
     if unknown:
