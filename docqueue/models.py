@@ -121,6 +121,10 @@ class Schedule(SQLModel, table=True):
     move_done: str | None = Field(default=None, max_length=2048)
     move_failed: str | None = Field(default=None, max_length=2048)
     outbox: str | None = Field(default=None, max_length=2048)
+    webhook_url: str | None = Field(default=None, max_length=2048,
+                                    description="Every run's batch POSTs its batch.finished event here (0007).")
+    webhook_documents: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False,
+                                                                       server_default=sa.false()))
     created_at: datetime = Field(default_factory=utcnow)
     cursor_at: datetime | None = None
 

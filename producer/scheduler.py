@@ -383,7 +383,8 @@ class ScheduleRunner:
             report = submit_batch(settings=self.settings, engine=self.engine, app=self.app, task=schedule.task,
                                   documents=self._documents(files, options, positions), params=schedule.params,
                                   force=bool((schedule.load_options or {}).get("force")), batch_id=batch_id,
-                                  schedule_id=schedule.id, chunk_size=self.settings.submit_chunk_size)
+                                  schedule_id=schedule.id, chunk_size=self.settings.submit_chunk_size,
+                                  webhook_url=schedule.webhook_url, webhook_documents=schedule.webhook_documents)
         except PublishError as e:
             run.batch_id, run.documents, run.outcome = batch_id, e.report.documents, ERROR
             run.detail = (f"broker failed after storing {e.report.documents} documents ({e.pending} not enqueued): "

@@ -45,6 +45,7 @@ from producer.scheduler import (
 )
 from producer.sourceopts import SOURCE_OPTIONS, source_options
 from producer.taskopts import TASK_SPECS, TaskSpec, split_task_options
+from producer.webhook_opts import WEBHOOK_OPTIONS, webhook_options
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
@@ -154,6 +155,7 @@ def _new_schedule(obj: Context, spec: TaskSpec, name: str, sources: list[str], t
         raise click.BadParameter("at least 1s", param_hint="--every")
     params = spec.build(obj.settings, task_options)
     load, force = source_options()
+    webhook_url, webhook_documents = webhook_options()
     absolute = [str(Path(src).absolute()) for src in sources]
     folders = _check_folders(absolute, {k: s.get(k) for k in ("move_done", "move_failed", "outbox")})
     return Schedule(
@@ -162,7 +164,8 @@ def _new_schedule(obj: Context, spec: TaskSpec, name: str, sources: list[str], t
                       "text_field": load.text_field, "id_field": load.id_field, "force": force},
         cron=cron or None, every_s=every, timezone=zone, catch_up=s.get("catch_up") or "last",
         overlap=s.get("overlap") or "skip", settle_s=s["settle"], foreground=foreground, created_at=utcnow(),
-        move_done=folders["move_done"], move_failed=folders["move_failed"], outbox=folders["outbox"])
+        move_done=folders["move_done"], move_failed=folders["move_failed"], outbox=folders["outbox"],
+        webhook_url=webhook_url, webhook_documents=webhook_documents)
 
 
 def _schedule_json(obj: Context, schedule: Schedule) -> dict[str, Any]:
@@ -189,6 +192,7 @@ def _schedule_json(obj: Context, schedule: Schedule) -> dict[str, Any]:
         "params": schedule.params, "catch_up": schedule.catch_up, "overlap": schedule.overlap,
         "paused": schedule.paused, "watch": schedule.foreground, "settle_s": schedule.settle_s,
         "move_done": schedule.move_done, "move_failed": schedule.move_failed, "outbox": schedule.outbox,
+        "webhook_url": schedule.webhook_url, "webhook_documents": schedule.webhook_documents,
         "last_run": None if last is None else {
             "due_at": aware(last.due_at).isoformat(),  # type: ignore[union-attr]
             "fired_at": aware(last.fired_at).isoformat(),  # type: ignore[union-attr]
@@ -254,7 +258,7 @@ def _add_command(spec: TaskSpec) -> None:
     f = _with([click.argument("sources", nargs=-1, required=True),
                click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
                             help="Print the schedule as JSON."),
-               *SOURCE_OPTIONS], f)
+               *SOURCE_OPTIONS, *WEBHOOK_OPTIONS], f)
     schedule_add.command(spec.name, short_help=f"Schedule `submit {spec.name}`.")(f)
 
 
@@ -432,7 +436,7 @@ def _watch_command(spec: TaskSpec) -> None:
     command.__doc__ = f"Watch the folder with `submit {spec.name}`: {spec.help}"
     f = pass_ctx(command)
     f = spec.apply(f)
-    f = _with([*INBOX_OPTIONS, *_SERVE_OPTIONS, *SOURCE_OPTIONS], f)
+    f = _with([*INBOX_OPTIONS, *_SERVE_OPTIONS, *SOURCE_OPTIONS, *WEBHOOK_OPTIONS], f)
     watch.command(spec.name, short_help=f"Watch the folder with `submit {spec.name}`.")(f)
 
 

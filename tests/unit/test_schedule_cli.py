@@ -78,3 +78,28 @@ def test_every_option_has_an_environment_variable_and_help() -> None:
         for p in command.params:
             if isinstance(p, click.Option) and p.name != "help":
                 assert p.envvar and p.show_envvar and p.help, (command.name, p.name)
+
+
+def test_a_schedules_webhook_reaches_the_batch_of_each_run(tmp_path: Path, clean_redis: str) -> None:
+    """issue 12.6: a schedule option, stored with the schedule and put on every run's batch."""
+    import sqlalchemy as sa
+
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "a.txt").write_text("Invoice 7 is due.")
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}", "REDIS_URL": clean_redis,
+           "DOCQUEUE_DATA_DIR": str(tmp_path / "data")}
+    out = _invoke(env, "schedule", "add", "hooked", "--every", "1h", "classify", str(tmp_path / "inbox"),
+                  "--labels", "invoice,news", "--settle", "0s", "--webhook", "http://127.0.0.1:9/hook",
+                  "--webhook-documents", "--json")
+    assert out.exit_code == 0, out.output
+    row = json.loads(out.output)
+    assert (row["webhook_url"], row["webhook_documents"]) == ("http://127.0.0.1:9/hook", True)
+    out = _invoke(env, "schedule", "run", "hooked")
+    assert out.exit_code == 0, out.output
+    engine = sa.create_engine(env["DATABASE_URL"])
+    with engine.connect() as conn:
+        batches = conn.execute(sa.text("SELECT webhook_url, webhook_documents, schedule_id FROM batch")).all()
+    assert [(b[0], bool(b[1]), b[2] is not None) for b in batches] == [("http://127.0.0.1:9/hook", True, True)]
+    bad = _invoke(env, "schedule", "add", "bad", "--every", "1h", "classify", str(tmp_path / "inbox"),
+                  "--labels", "a,b", "--webhook", "ftp://x")
+    assert bad.exit_code != 0 and "http" in bad.output
