@@ -45,6 +45,9 @@ def make_celery(settings: Settings, broker_url: str) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         # A child loads its model after the fork; give it time before Celery declares it dead.
         worker_proc_alive_timeout=settings.worker_load_timeout,
+        # A child whose peak RSS passed the ceiling exits after its task (its result and the ack are
+        # sent first) and a fresh child takes its place; billiard counts KiB (ru_maxrss).
+        worker_max_memory_per_child=settings.worker_max_memory_mb * 1024 or None,
         worker_send_task_events=False,
         task_send_sent_event=False,
     )

@@ -23,9 +23,12 @@ from workers.engines.review.fields import agreement_date, effective_date, extrac
 from workers.engines.review.risks import assess
 from workers.engines.review.scorer import SegmentInfo
 from workers.engines.review.segment import Segment, segment
+from workers.engines.windows import bounded_prefix, has_text
 
 log = logging.getLogger(__name__)
 
+#: Characters of a contract reviewed by default (``DOCQUEUE_ANALYSIS_MAX_CHARS``): about 330 pages.
+DEFAULT_MAX_CHARS = 1_000_000
 #: Score given to a span that a rule found (title line, preamble date); rules are checked in
 #: ``ops/eval/cuad.py`` like everything else.
 RULE_SCORE = 0.9
@@ -212,10 +215,12 @@ def parse_params(params: Mapping[str, Any]) -> tuple[list[int], float | None]:
 class ContractReviewer:
     """Resident engine for the ``review`` task."""
 
-    def __init__(self, scorer: Scorer, model_id: str, model_revision: str | None) -> None:
+    def __init__(self, scorer: Scorer, model_id: str, model_revision: str | None,
+                 max_chars: int = DEFAULT_MAX_CHARS) -> None:
         self.scorer = scorer
         self.model_id = model_id
         self.model_revision = model_revision
+        self.max_chars = max_chars
 
     def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
         try:
@@ -223,7 +228,11 @@ class ContractReviewer:
         except DocumentError as e:
             return [e for _ in texts]
         outcomes: list[Outcome] = [DocumentError("empty_document", "document has no text to review") for _ in texts]
-        segmented = {i: segment(t) for i, t in enumerate(texts) if t.strip()}
+        # a contract is reviewed from its start, up to max_chars (cut at whitespace): offsets, the
+        # preamble rules and "nowhere in the contract" risks need one contiguous text, not samples
+        full = texts
+        texts = [bounded_prefix(t, self.max_chars) for t in texts]
+        segmented = {i: segment(t) for i, t in enumerate(texts) if has_text(t)}
         for i, segs in segmented.items():
             if not segs:
                 outcomes[i] = DocumentError("no_clauses", "no sentence of 8 characters or more to review")
@@ -232,7 +241,10 @@ class ContractReviewer:
         for i, part in zip(live, embedded, strict=True):
             segs = segmented[i]
             try:
-                outcomes[i] = self.review_one(texts[i], segs, part, wanted, min_score)
+                result = self.review_one(texts[i], segs, part, wanted, min_score)
+                if len(texts[i]) < len(full[i]):
+                    result["analysed_chars"] = len(texts[i])
+                outcomes[i] = result
             except Exception as e:  # a rule tripping on one odd contract fails that contract only
                 log.exception("review of document %d failed", i)
                 outcomes[i] = DocumentError("review_failed", f"{type(e).__name__}: {e}")
