@@ -12,6 +12,11 @@ repeating itself, and they are returned in document order. Headings ("AGREEMENT"
 Agreement."), bare numbers and lead-ins ("ESSI agrees as follows:") are not candidates, and
 numbering is stripped from the start of a sentence: in a contract they are the most "central"
 lines (they name the document's topics) yet say nothing on their own.
+
+Both engines read at most ``DOCQUEUE_ANALYSIS_MAX_CHARS`` characters of a document (1,000,000, about
+330 pages): all of a document up to that, else its first half-budget plus windows spread evenly to
+the end (:func:`analysed_sentences`); such a result says ``analysed_chars``. So a 100 MB text costs a
+summary what a 330-page one does, in memory and in time.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ One batch of contracts is segmented, all segments are embedded in one call (the 
 by token budget, so a 100-page contract costs memory in proportion to a batch, not to its length),
 then each contract is scored and assembled on its own: an error in one contract's rules is that
 contract's error only.
+
+A contract is reviewed up to ``DOCQUEUE_ANALYSIS_MAX_CHARS`` characters from its start (1,000,000,
+about 330 pages; cut at whitespace); a longer one's result says ``analysed_chars``. Its start, not a
+sample: offsets, the preamble rules and "nowhere in the contract" risks need one contiguous text.
 """
 
 from __future__ import annotations
