@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "ops" / "bench"))
 
 import sqlalchemy as sa  # noqa: E402
+from sqlmodel import col  # noqa: E402
 from throughput_services import Process, redis_db  # noqa: E402
 
 from docqueue.db import get_engine  # noqa: E402
@@ -80,7 +81,8 @@ def wait_job(url: str, batch: str, timeout: float = 7200) -> tuple[str, str, str
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with get_engine(url).connect() as conn:
-            row = conn.execute(sa.select(Job.status, Job.worker, Job.error_kind).where(Job.batch_id == batch)).first()
+            row = conn.execute(sa.select(col(Job.status), col(Job.worker), col(Job.error_kind))
+                               .where(col(Job.batch_id) == batch)).first()
         if row is not None and row[0] in ("succeeded", "failed"):
             return str(row[0]), str(row[1]), row[2]
         time.sleep(0.5)
@@ -129,17 +131,17 @@ def main() -> None:
                     now = proc_status_kib(child)
                     rows.append((task, chars, elapsed, before, now["VmHWM"] / 1024, now["VmRSS"] / 1024,
                                  status if status == "succeeded" else f"{status} ({kind})"))
-                    print(f"{task:9} {chars / 1e6:6.0f}M chars  {elapsed:7.1f} s  before {before:6.0f} MB  "
+                    print(f"{task:9} {chars / 1e6:6g}M chars  {elapsed:7.1f} s  before {before:6.0f} MB  "
                           f"peak {rows[-1][4]:6.0f} MB  after {rows[-1][5]:6.0f} MB  {rows[-1][6]}", flush=True)
             finally:
                 worker.stop()
     print("\n| task | document | seconds | child RSS before | peak | after | outcome |")
     print("|---|---|---|---|---|---|---|")
     for task, chars, elapsed, before, peak, after, outcome in rows:
-        print(f"| {task} | {chars / 1e6:.0f}M chars | {elapsed:.0f} | {before:.0f} MB | {peak:.0f} MB | "
+        print(f"| {task} | {chars / 1e6:g}M chars | {elapsed:.0f} | {before:.0f} MB | {peak:.0f} MB | "
               f"{after:.0f} MB | {outcome} |")
     worst = max(rows, key=lambda r: r[4] - r[3])
-    print(f"\nbig_document worst_peak_growth_mb={worst[4] - worst[3]:.0f} ({worst[0]}, {worst[1] / 1e6:.0f}M chars) "
+    print(f"\nbig_document worst_peak_growth_mb={worst[4] - worst[3]:.0f} ({worst[0]}, {worst[1] / 1e6:g}M chars) "
           f"max_peak_mb={max(r[4] for r in rows):.0f} max_after_mb={max(r[5] for r in rows):.0f}")
 
 
