@@ -51,5 +51,8 @@ def make_celery(settings: Settings, broker_url: str) -> Celery:
         # PUBLISH on the celeryev fanout, so nothing piles up when nobody listens.
         worker_send_task_events=settings.task_events,
         task_send_sent_event=settings.task_events,
+        # A child whose peak RSS passed the ceiling exits after its task (its result and the ack are
+        # sent first) and a fresh child takes its place; billiard counts KiB (ru_maxrss).
+        worker_max_memory_per_child=settings.worker_max_memory_mb * 1024 or None,
     )
     return app

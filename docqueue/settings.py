@@ -159,6 +159,17 @@ class Settings(BaseSettings):
         description="Workers send Celery task events (task-received/-started/-succeeded/-failed) and submit "
         "sends task-sent, so Flower and `celery events` see every message; false: only worker heartbeats "
         "(one fewer Redis PUBLISH per message and state change).")
+    # --- worker memory: bounded whatever the document size (workers/engines/windows.py) ---
+    analysis_max_chars: int = Field(
+        default=1_000_000, ge=10_000,
+        description="Characters of one document that summarize (sampled: the first half of this, then "
+        "windows spread over the rest) and review (the first this many) read; classify reads its first 8 "
+        "model windows, translate all of it, a window at a time.")
+    worker_max_memory_mb: int = Field(
+        default=4096, ge=0,
+        description="A worker child whose peak RSS passed this many MiB is replaced after its current "
+        "task (Celery's worker_max_memory_per_child; acks_late, so no message is lost); 0: never.")
+
     task_time_limit: int = Field(default=1800, ge=10, description="Hard limit for one message, seconds.")
     visibility_timeout_override: int | None = Field(
         default=None, ge=1, validation_alias=AliasChoices("DOCQUEUE_VISIBILITY_TIMEOUT"),

@@ -36,6 +36,7 @@ class RunReport:
     messages: int = 0
     jobs: int = 0
     engine_runs: int = 0
+    chars: int = 0  # characters of the documents it ran (the worker trims memory after big ones)
     unknown: list[str] = field(default_factory=list)  # job ids this database does not have
 
 
@@ -149,6 +150,7 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
         log.info("%d message(s) for %d job(s): none to run (finished, cancelled or running elsewhere)",
                  len(messages), len(job_ids))
         return report
+    report.chars = sum(len(j.text) for j in claimed)
     groups: dict[str, list[results.ClaimedJob]] = {}
     for job in claimed:
         groups.setdefault(_group_key(params_of[job.job_id]), []).append(job)

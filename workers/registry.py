@@ -39,9 +39,10 @@ def _load_classify(registry: Registry, spec: str, revision: str | None) -> TaskE
 def _load_summarize(registry: Registry, spec: str, revision: str | None) -> TaskEngine:
     """The model decides the engine: a seq2seq model writes summaries, a sentence encoder picks
     sentences (a submission asking for the other engine gets a clear per-document error)."""
+    limit = registry.settings.analysis_max_chars
     if is_seq2seq(spec, revision):
-        return AbstractiveSummarizer(registry.seq2seq(spec, revision))
-    return ExtractiveSummarizer(registry.encoder(spec, revision))
+        return AbstractiveSummarizer(registry.seq2seq(spec, revision), max_chars=limit)
+    return ExtractiveSummarizer(registry.encoder(spec, revision), max_chars=limit)
 
 
 def _load_translate(registry: Registry, spec: str, revision: str | None) -> TaskEngine:

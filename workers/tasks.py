@@ -19,6 +19,7 @@ from docqueue.schema import TaskMessage
 from docqueue.settings import Settings
 from workers import results
 from workers.gather import Budget, Gatherer
+from workers.memory import TRIM_ABOVE_CHARS, release_memory
 from workers.pipeline import process_messages
 from workers.registry import process_registry
 from workers.webhooks import register_webhook_task
@@ -111,6 +112,9 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
             gatherer.requeue(pulled)
             raise
         gatherer.ack(pulled)  # only now: their outcomes are committed
+        if report.chars >= TRIM_ABOVE_CHARS:
+            # the documents' memory is free again, but glibc keeps it; give it back to the OS
+            release_memory()
         if report.unknown:
             own = set(message.jobs) & set(report.unknown)
             if own:

@@ -10,13 +10,16 @@ put back together with its original paragraph layout.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sentencex import segment
 
+from workers.engines.windows import cut_before
+
 #: A blank line (possibly with spaces) separates paragraphs.
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+_NON_SPACE = re.compile(r"\S")
 
 #: Counts the tokens of each text (without special tokens), in one call for speed.
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -30,18 +33,24 @@ class Paragraph:
     separator: str
 
 
+def paragraph_spans(text: str) -> Iterator[tuple[int, int, str]]:
+    """``(start, end, separator)`` of each paragraph, lazily and without copying the text (leading
+    whitespace is skipped, the last paragraph's separator is empty)."""
+    first = _NON_SPACE.search(text)
+    if first is None:
+        return
+    pos = first.start()
+    for m in _PARAGRAPH_BREAK.finditer(text, pos):
+        yield pos, m.start(), m.group()
+        pos = m.end()
+    if pos < len(text):
+        yield pos, len(text), ""
+
+
 def split_paragraphs(text: str) -> list[Paragraph]:
     """Paragraphs with the exact separators between them (``"".join`` of both gives the text back,
     minus leading whitespace)."""
-    text = text.lstrip()
-    paragraphs: list[Paragraph] = []
-    pos = 0
-    for m in _PARAGRAPH_BREAK.finditer(text):
-        paragraphs.append(Paragraph(text[pos : m.start()], m.group()))
-        pos = m.end()
-    if pos < len(text):
-        paragraphs.append(Paragraph(text[pos:], ""))
-    return paragraphs
+    return [Paragraph(text[start:end], sep) for start, end, sep in paragraph_spans(text)]
 
 
 def split_sentences(text: str, language: str = "en") -> list[str]:
@@ -59,8 +68,12 @@ def split_sentences(text: str, language: str = "en") -> list[str]:
 
 def split_sentences_keep_space(text: str, language: str = "en") -> list[tuple[str, str]]:
     """Sentences with the whitespace that followed each, so a paragraph can be rebuilt as written."""
+    return _keep_space(segment(language, text))
+
+
+def _keep_space(pieces: Iterable[str]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    for piece in segment(language, text):
+    for piece in pieces:
         core = piece.strip()
         if not core:
             if out:  # whitespace-only piece: belongs to the previous sentence's gap
@@ -69,6 +82,24 @@ def split_sentences_keep_space(text: str, language: str = "en") -> list[tuple[st
         trailing = piece[len(piece.rstrip()) :]
         out.append((" ".join(core.split()), trailing))
     return out
+
+
+def window_sentences(text: str, start: int, end: int, size: int, language: str = "en"
+                     ) -> Iterator[list[tuple[str, str]]]:
+    """The sentences of ``text[start:end]`` (as :func:`split_sentences_keep_space`), one window of at
+    most about ``size`` characters at a time, so a 100 MB paragraph is never split (or tokenised) in
+    one piece. A window ends after whitespace; its last sentence, when it has more than one, waits for
+    the next window, so windows cut between sentences wherever a window holds a sentence end."""
+    pos = start
+    while pos < end:
+        stop = min(end, cut_before(text, pos, size, after_space=True))
+        piece = text[pos:stop]
+        parts = list(segment(language, piece))
+        if stop < end and len(parts) > 1 and "".join(parts) == piece and len(parts[-1]) < len(piece):
+            stop -= len(parts[-1])
+            parts = parts[:-1]
+        yield _keep_space(parts)
+        pos = stop
 
 
 def split_long(sentence: str, count: TokenCounter, budget: int) -> list[str]:

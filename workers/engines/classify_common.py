@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docqueue.errors import DocumentError
+from workers.engines.windows import has_text
 
 #: The engines a submission may ask for; ``auto`` takes whatever the model is.
 ENGINES = ("auto", "embedding", "nli", "fine-tuned")
@@ -136,4 +137,4 @@ def classification(labels: Sequence[str], scores: Sequence[float], *, multi_labe
 def empty_outcomes(texts: Sequence[str]) -> tuple[list[Any], list[int]]:
     """Outcomes pre-filled with ``empty_document`` errors, and the indexes of texts to classify."""
     outcomes: list[Any] = [DocumentError("empty_document", "document has no text to classify") for _ in texts]
-    return outcomes, [i for i, t in enumerate(texts) if t.strip()]
+    return outcomes, [i for i, t in enumerate(texts) if has_text(t)]

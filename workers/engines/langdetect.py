@@ -11,6 +11,8 @@ from functools import lru_cache
 
 from lingua import LanguageDetector, LanguageDetectorBuilder
 
+from workers.engines.windows import head
+
 #: Detection reads the start of a document only: a few paragraphs settle its language.
 SAMPLE_CHARS = 2000
 
@@ -22,7 +24,7 @@ def _detector() -> LanguageDetector:
 
 def detect_language(text: str) -> str | None:
     """ISO 639-1 code of ``text``'s language, or None when it cannot be told."""
-    sample = text.strip()[:SAMPLE_CHARS]
+    sample = head(text, SAMPLE_CHARS)  # not text.strip(): that would copy a 100 MB text first
     if not sample:
         return None
     language = _detector().detect_language_of(sample)

@@ -24,6 +24,7 @@ from workers.device import inference_dtype
 from workers.engines import Outcome
 from workers.engines.classify_common import check_engine, classification, empty_outcomes, parse_params
 from workers.engines.embedding import ModelRef
+from workers.engines.windows import token_prefix, window_chars
 
 
 def _unavailable(ref: ModelRef, what: str, err: Exception) -> ModelUnavailableError:
@@ -72,10 +73,17 @@ class SequenceClassifierModel:
         self.batch_tokens = batch_tokens
         self.max_windows = max_windows
 
+    def _count(self, texts: Sequence[str]) -> list[int]:
+        return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
     def encode(self, first: Sequence[str],
                second: Sequence[str] | None = None) -> tuple[list[dict[str, list[int]]], list[int]]:
         """Token windows of the texts (or text pairs: only the first is cut), at most
         ``max_windows`` per text; returns the windows and, for each, the index of its text."""
+        # only the characters the first max_windows windows can hold are tokenised (a 100 MB text
+        # would otherwise be tokenised whole, once per label for NLI)
+        size = window_chars(self.max_length)
+        first = [token_prefix(t, self._count, self.max_windows * self.max_length, size) for t in first]
         kwargs: dict[str, Any] = {"truncation": "only_first" if second is not None else True,
                                   "max_length": self.max_length, "return_overflowing_tokens": True}
         enc = self.tokenizer(list(first), list(second), **kwargs) if second is not None else \

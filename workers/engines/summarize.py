@@ -12,6 +12,11 @@ repeating itself, and they are returned in document order. Headings ("AGREEMENT"
 Agreement."), bare numbers and lead-ins ("ESSI agrees as follows:") are not candidates, and
 numbering is stripped from the start of a sentence: in a contract they are the most "central"
 lines (they name the document's topics) yet say nothing on their own.
+
+Both engines read at most ``DOCQUEUE_ANALYSIS_MAX_CHARS`` characters of a document (1,000,000, about
+330 pages): all of a document up to that, else its first half-budget plus windows spread evenly to
+the end (:func:`analysed_sentences`); such a result says ``analysed_chars``. So a 100 MB text costs a
+summary what a 330-page one does, in memory and in time.
 """
 
 from __future__ import annotations
@@ -27,14 +32,44 @@ from workers.engines import Outcome
 from workers.engines.chunking import pack, split_sentences
 from workers.engines.embedding import SentenceEncoder
 from workers.engines.seq2seq import GENERATION_OPTIONS, Seq2SeqModel
+from workers.engines.windows import bounded_counter, has_text, sample_spans, window_chars
 
 ABSTRACTIVE = "abstractive"
 EXTRACTIVE = "extractive"
 ENGINES = (ABSTRACTIVE, EXTRACTIVE)
 
+#: Characters of one document a summary reads by default (``DOCQUEUE_ANALYSIS_MAX_CHARS``).
+DEFAULT_MAX_CHARS = 1_000_000
+
 #: Map-reduce rounds are bounded; the output cap below makes each round shrink, this only guards
 #: against a model whose output length ignores its configuration.
 MAX_ROUNDS = 12
+
+
+def analysed_sentences(text: str, language: str, max_chars: int, size: int) -> tuple[list[str], int]:
+    """The sentences a summary of ``text`` reads, and how many characters they come from.
+
+    All of a document up to ``max_chars``. A longer one is read as its first ``max_chars / 2``
+    characters (where most documents state their point) plus windows of ``size`` spread evenly over
+    the rest, the last reaching the end, so the middle and the conclusion have a voice too, at a cost
+    that does not grow with the document. A sampled window's first and last sentences are cut
+    mid-sentence and left out (the last window keeps its last: it is the document's own end).
+    """
+    spans = sample_spans(text, max_chars, size)
+    sentences: list[str] = []
+    for k, (start, end) in enumerate(spans):
+        part = split_sentences(text[start:end], language)
+        if k > 0 and len(part) > 2:
+            part = part[1:] if end == len(text) else part[1:-1]
+        sentences += part
+    return sentences, sum(end - start for start, end in spans)
+
+
+def _coverage(outcome: dict[str, Any], analysed: int, total: int) -> dict[str, Any]:
+    """Say how much of a document was read, where it was not all of it."""
+    if analysed < total:
+        outcome["analysed_chars"] = analysed
+    return outcome
 
 
 def _language(params: Mapping[str, Any]) -> str:
@@ -76,10 +111,13 @@ class AbstractiveSummarizer:
 
     engine = ABSTRACTIVE
 
-    def __init__(self, model: Seq2SeqModel) -> None:
+    def __init__(self, model: Seq2SeqModel, max_chars: int = DEFAULT_MAX_CHARS) -> None:
         self.model = model
         self.model_id = model.spec
         self.model_revision = model.revision
+        self.max_chars = max_chars
+        self._window = window_chars(model.max_input_tokens)
+        self._count = bounded_counter(model.count_tokens, self._window)
 
     def _map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """Options for intermediate rounds: outputs capped at a third of a chunk, so any two chunk
@@ -92,7 +130,7 @@ class AbstractiveSummarizer:
         return mapped
 
     def _chunks(self, text: str, language: str) -> list[str]:
-        return pack(split_sentences(text, language), self.model.count_tokens, self.model.chunk_budget)
+        return pack(split_sentences(text, language), self._count, self.model.chunk_budget)
 
     def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
         try:
@@ -105,8 +143,12 @@ class AbstractiveSummarizer:
                                    for _ in texts]
         pending: dict[int, list[str]] = {}
         first_level: dict[int, int] = {}
+        analysed: dict[int, int] = {}
         for i, text in enumerate(texts):
-            chunks = self._chunks(text, language) if text.strip() else []
+            if not has_text(text):
+                continue
+            sentences, analysed[i] = analysed_sentences(text, language, self.max_chars, self._window)
+            chunks = pack(sentences, self._count, self.model.chunk_budget)
             if chunks:
                 pending[i] = chunks
                 first_level[i] = len(chunks)
@@ -116,7 +158,8 @@ class AbstractiveSummarizer:
             rounds += 1
             final = [i for i, cs in pending.items() if len(cs) == 1]
             for i, summary in zip(final, self.model.generate([pending[i][0] for i in final], options), strict=True):
-                outcomes[i] = {"summary": summary, "engine": self.engine, "chunks": first_level[i]}
+                outcomes[i] = _coverage({"summary": summary, "engine": self.engine, "chunks": first_level[i]},
+                                        analysed[i], len(texts[i]))
                 del pending[i]
             flat = [(i, c) for i, cs in pending.items() for c in cs]
             outputs = self.model.generate([c for _, c in flat], map_options)
@@ -212,10 +255,11 @@ class ExtractiveSummarizer:
 
     engine = EXTRACTIVE
 
-    def __init__(self, encoder: SentenceEncoder) -> None:
+    def __init__(self, encoder: SentenceEncoder, max_chars: int = DEFAULT_MAX_CHARS) -> None:
         self.encoder = encoder
         self.model_id = encoder.ref.spec
         self.model_revision = encoder.revision
+        self.max_chars = max_chars
 
     def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
         try:
@@ -229,12 +273,18 @@ class ExtractiveSummarizer:
         except DocumentError as e:
             return [e for _ in texts]
         language = _language(params)
-        per_doc = [summary_candidates(split_sentences(t, language)) if t.strip() else [] for t in texts]
+        size = window_chars(self.encoder.max_length)
+        per_doc: list[list[str]] = []
+        analysed: list[int] = []
+        for t in texts:
+            sentences, n = analysed_sentences(t, language, self.max_chars, size) if has_text(t) else ([], 0)
+            per_doc.append(summary_candidates(sentences) if sentences else [])
+            analysed.append(n)
         flat = [s for sents in per_doc for s in sents]
         vectors = self.encoder.encode(flat) if flat else torch.empty(0)
         outcomes: list[Outcome] = []
         offset = 0
-        for sents in per_doc:
+        for sents, n, text in zip(per_doc, analysed, texts, strict=True):
             if not sents:
                 outcomes.append(DocumentError("empty_document", "document has no text to summarise"))
                 continue
@@ -242,5 +292,6 @@ class ExtractiveSummarizer:
             offset += len(sents)
             chosen = mmr_select(doc_vectors, sentence_scores(doc_vectors), k)
             # the whole document is scored in one pass (see sentence_scores): one chunk
-            outcomes.append({"summary": " ".join(sents[i] for i in chosen), "engine": self.engine, "chunks": 1})
+            outcomes.append(_coverage({"summary": " ".join(sents[i] for i in chosen), "engine": self.engine,
+                                       "chunks": 1}, n, len(text)))
         return outcomes

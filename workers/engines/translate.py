@@ -7,8 +7,11 @@ is missing, fails only the documents that need it.
 
 Layout is kept: the text is split into paragraphs (blank lines) and each paragraph into sentences;
 sentences are translated one by one (an over-long one in word-boundary pieces, so a 100-page
-document never exceeds the model's window) in length-sorted batches across all documents, then put
-back with the original whitespace and paragraph breaks.
+document never exceeds the model's window) in length-sorted batches across the message's documents,
+then put back with the original whitespace and paragraph breaks. All of a document is translated, but
+it is read window by window (a few thousand characters, cut between sentences) and generated a group
+of windows at a time, so memory holds one group plus the translation so far, never the whole text
+split or tokenised at once.
 """
 
 from __future__ import annotations
@@ -23,13 +26,18 @@ from typing import Any
 
 from docqueue.errors import DocumentError, ModelUnavailableError
 from workers.engines import Outcome
-from workers.engines.chunking import split_long, split_paragraphs, split_sentences_keep_space
+from workers.engines.chunking import paragraph_spans, split_long, window_sentences
 from workers.engines.langdetect import detect_language
 from workers.engines.seq2seq import Seq2SeqModel
+from workers.engines.windows import bounded_counter, has_text, window_chars
 
 log = logging.getLogger(__name__)
 
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
+
+#: Sentences are generated in groups of about this many windows of text (length-sorted inside a
+#: group): big enough that batches stay full, small enough that a 100 MB document streams.
+GROUP_WINDOWS = 8
 
 ModelLoader = Callable[[str, "str | None"], Seq2SeqModel]
 
@@ -130,7 +138,7 @@ class Translator:
         return spec
 
     def _plan(self, text: str, source: str, target: str) -> _Job:
-        if not text.strip():
+        if not has_text(text):
             raise DocumentError("empty_document", "document has no text to translate")
         if source == "auto":
             detected = self.detect(text)
@@ -184,22 +192,37 @@ class Translator:
 
     def _translate(self, model: Seq2SeqModel, texts: Sequence[str], jobs: Sequence[_Job],
                    params: Mapping[str, Any]) -> list[str]:
-        units: list[_Unit] = []
-        for d, (text, job) in enumerate(zip(texts, jobs, strict=True)):
-            for p, paragraph in enumerate(split_paragraphs(text)):
-                job.paragraphs.append(paragraph.separator)
-                sentences = split_sentences_keep_space(paragraph.text, job.source)
-                lengths = model.count_tokens([s for s, _ in sentences])
-                for (sentence, trailing), n in zip(sentences, lengths, strict=True):
-                    pieces = split_long(sentence, model.count_tokens, model.chunk_budget) \
-                        if n > model.chunk_budget else [sentence]
-                    for k, piece in enumerate(pieces):
-                        units.append(_Unit(d, p, piece, trailing if k == len(pieces) - 1 else " "))
+        """Every document translated in full, streamed: paragraphs and windows are read in order,
+        and the sentences are generated a group at a time (``GROUP_WINDOWS`` windows, length-sorted
+        inside the group), so the working set is a group, not the message; only the output grows
+        with the document."""
+        size = window_chars(model.max_input_tokens)
+        count = bounded_counter(model.count_tokens, size)
         options = {"num_beams": params.get("num_beams")}
-        for unit, output in zip(units, model.generate([u.text for u in units], options), strict=True):
-            unit.output = output
-        rebuilt: list[list[list[str]]] = [[[] for _ in job.paragraphs] for job in jobs]
-        for unit in units:
-            rebuilt[unit.doc][unit.paragraph].append(unit.output + unit.trailing)
+        rebuilt: list[list[list[str]]] = [[] for _ in jobs]
+        pending: list[_Unit] = []
+
+        def flush() -> None:
+            for unit, output in zip(pending, model.generate([u.text for u in pending], options), strict=True):
+                rebuilt[unit.doc][unit.paragraph].append(output + unit.trailing)
+            pending.clear()
+
+        held = 0
+        for d, (text, job) in enumerate(zip(texts, jobs, strict=True)):
+            for p, (start, end, separator) in enumerate(paragraph_spans(text)):
+                job.paragraphs.append(separator)
+                rebuilt[d].append([])
+                for sentences in window_sentences(text, start, end, size, job.source):
+                    lengths = count([s for s, _ in sentences])
+                    for (sentence, trailing), n in zip(sentences, lengths, strict=True):
+                        pieces = split_long(sentence, count, model.chunk_budget) \
+                            if n > model.chunk_budget else [sentence]
+                        for k, piece in enumerate(pieces):
+                            pending.append(_Unit(d, p, piece, trailing if k == len(pieces) - 1 else " "))
+                            held += len(piece)
+                    if held >= GROUP_WINDOWS * size:
+                        flush()
+                        held = 0
+        flush()
         return ["".join("".join(parts).rstrip() + sep for parts, sep in zip(paras, job.paragraphs, strict=True))
                 .rstrip() for paras, job in zip(rebuilt, jobs, strict=True)]

@@ -5,6 +5,10 @@ One batch of contracts is segmented, all segments are embedded in one call (the 
 by token budget, so a 100-page contract costs memory in proportion to a batch, not to its length),
 then each contract is scored and assembled on its own: an error in one contract's rules is that
 contract's error only.
+
+A contract is reviewed up to ``DOCQUEUE_ANALYSIS_MAX_CHARS`` characters from its start (1,000,000,
+about 330 pages; cut at whitespace); a longer one's result says ``analysed_chars``. Its start, not a
+sample: offsets, the preamble rules and "nowhere in the contract" risks need one contiguous text.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from workers.engines.review.fields import agreement_date, effective_date, extrac
 from workers.engines.review.risks import assess
 from workers.engines.review.scorer import SegmentInfo
 from workers.engines.review.segment import Segment, segment
+from workers.engines.windows import bounded_prefix, has_text
 
 log = logging.getLogger(__name__)
 
+#: Characters of a contract reviewed by default (``DOCQUEUE_ANALYSIS_MAX_CHARS``): about 330 pages.
+DEFAULT_MAX_CHARS = 1_000_000
 #: Score given to a span that a rule found (title line, preamble date); rules are checked in
 #: ``ops/eval/cuad.py`` like everything else.
 RULE_SCORE = 0.9
@@ -212,10 +219,12 @@ def parse_params(params: Mapping[str, Any]) -> tuple[list[int], float | None]:
 class ContractReviewer:
     """Resident engine for the ``review`` task."""
 
-    def __init__(self, scorer: Scorer, model_id: str, model_revision: str | None) -> None:
+    def __init__(self, scorer: Scorer, model_id: str, model_revision: str | None,
+                 max_chars: int = DEFAULT_MAX_CHARS) -> None:
         self.scorer = scorer
         self.model_id = model_id
         self.model_revision = model_revision
+        self.max_chars = max_chars
 
     def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
         try:
@@ -223,7 +232,11 @@ class ContractReviewer:
         except DocumentError as e:
             return [e for _ in texts]
         outcomes: list[Outcome] = [DocumentError("empty_document", "document has no text to review") for _ in texts]
-        segmented = {i: segment(t) for i, t in enumerate(texts) if t.strip()}
+        # a contract is reviewed from its start, up to max_chars (cut at whitespace): offsets, the
+        # preamble rules and "nowhere in the contract" risks need one contiguous text, not samples
+        full = texts
+        texts = [bounded_prefix(t, self.max_chars) for t in texts]
+        segmented = {i: segment(t) for i, t in enumerate(texts) if has_text(t)}
         for i, segs in segmented.items():
             if not segs:
                 outcomes[i] = DocumentError("no_clauses", "no sentence of 8 characters or more to review")
@@ -232,7 +245,10 @@ class ContractReviewer:
         for i, part in zip(live, embedded, strict=True):
             segs = segmented[i]
             try:
-                outcomes[i] = self.review_one(texts[i], segs, part, wanted, min_score)
+                result = self.review_one(texts[i], segs, part, wanted, min_score)
+                if len(texts[i]) < len(full[i]):
+                    result["analysed_chars"] = len(texts[i])
+                outcomes[i] = result
             except Exception as e:  # a rule tripping on one odd contract fails that contract only
                 log.exception("review of document %d failed", i)
                 outcomes[i] = DocumentError("review_failed", f"{type(e).__name__}: {e}")

@@ -59,11 +59,11 @@ def load_review_engine(registry: Registry, spec: str, revision: str | None) -> C
                                       max_length=registry.settings.max_tokens_per_document)
         except (OSError, ValueError) as e:
             raise ModelUnavailableError(f"cannot load review classifier {spec!r}: {e}".splitlines()[0]) from e
-        return ContractReviewer(scorer, spec, ref.revision)
+        return ContractReviewer(scorer, spec, ref.revision, max_chars=registry.settings.analysis_max_chars)
     encoder = registry.encoder(spec, revision)
     try:
         prototypes = PrototypeScorer.load(encoder)
     except ValueError as e:
         raise ModelUnavailableError(f"review model {spec!r}: {e}; the shipped prototypes need the encoder they "
                                     f"were built with, or give a fine-tuned classifier with CUAD labels") from e
-    return ContractReviewer(prototypes, spec, encoder.revision)
+    return ContractReviewer(prototypes, spec, encoder.revision, max_chars=registry.settings.analysis_max_chars)

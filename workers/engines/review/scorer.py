@@ -26,6 +26,7 @@ import torch
 
 from workers.engines.embedding import SentenceEncoder
 from workers.engines.review.categories import CATEGORIES
+from workers.engines.windows import token_prefix, window_chars
 
 #: The artifact shipped with the package (CUAD-derived, CC BY 4.0; see data/ATTRIBUTION.md).
 DEFAULT_ARTIFACT = Path(__file__).parent / "data" / "prototypes_minilm.npz"
@@ -221,9 +222,14 @@ class ClassifierScorer:
         """A classifier reads the text itself: the 'embedding' is the text."""
         return list(texts)
 
+    def _count(self, texts: Sequence[str]) -> list[int]:
+        return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
     @torch.inference_mode()
     def probabilities(self, vectors: Sequence[str], infos: Sequence[SegmentInfo]) -> np.ndarray:
-        texts = list(vectors)
+        # a segment is read from its start (truncation); tokenise no more of it than that start
+        size = window_chars(self.max_length)
+        texts = [token_prefix(t, self._count, self.max_length, size) for t in vectors]
         out = np.zeros((len(texts), len(CATEGORIES)), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), self.batch_size):
