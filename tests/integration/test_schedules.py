@@ -81,12 +81,12 @@ def test_beat_worker_inbox_every_2s_two_beats(sqlite_url: str, clean_redis: str,
     beats = [Beat(env, tmp_path / f"beat-{n}.log") for n in range(2)]
     try:
         wait_until(lambda: {p.name for p in done.glob("*.txt")} == {"invoice-1.txt", "contract-1.txt"},
-                   timeout=60, what="the first two files done")
+                   timeout=240, what="the first two files done")
         # files dropped in while beats and worker run: each is taken by one run, once
         _old_file(inbox / "chat-1.txt", TEXTS["chat-1.txt"])
         _old_file(inbox / "empty.txt", "")
         wait_until(lambda: (done / "chat-1.txt").exists() and (failed / "empty.txt").exists()
-                   and (outbox / "empty.txt.json").exists(), timeout=60, what="the later files done")
+                   and (outbox / "empty.txt.json").exists(), timeout=240, what="the later files done")
         time.sleep(4)  # two more due times with nothing new
     finally:
         for b in beats:
@@ -202,10 +202,10 @@ def test_watch_takes_each_new_file_once(sqlite_url: str, clean_redis: str, tmp_p
                                 env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _old_file(inbox / "one.txt", TEXTS["invoice-1.txt"])
-        wait_until(lambda: _rows(sqlite_url, "SELECT count(*) FROM inbox_file")[0][0] == 1, timeout=30,
+        wait_until(lambda: _rows(sqlite_url, "SELECT count(*) FROM inbox_file")[0][0] == 1, timeout=120,
                    what="the first file taken")
         _old_file(inbox / "two.txt", TEXTS["chat-1.txt"])
-        wait_until(lambda: _rows(sqlite_url, "SELECT count(*) FROM inbox_file")[0][0] == 2, timeout=30,
+        wait_until(lambda: _rows(sqlite_url, "SELECT count(*) FROM inbox_file")[0][0] == 2, timeout=120,
                    what="the second file taken")
         time.sleep(2.5)  # more looks at the folder: nothing taken again
     finally:
