@@ -24,6 +24,7 @@ from workers.device import inference_dtype
 from workers.engines import Outcome
 from workers.engines.classify_common import check_engine, classification, empty_outcomes, parse_params
 from workers.engines.embedding import ModelRef
+from workers.metrics import observe_inputs
 
 
 def _unavailable(ref: ModelRef, what: str, err: Exception) -> ModelUnavailableError:
@@ -104,6 +105,7 @@ class SequenceClassifierModel:
                 end += 1
             idx = order[start:end]
             padded = self.tokenizer.pad([windows[i] for i in idx], return_tensors="pt")
+            observe_inputs(padded)
             batch = {k: v.to(self.device) for k, v in padded.items()}
             out[idx] = self.model(**batch).logits.float().cpu()
             start = end
