@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import sys
 import time
@@ -23,6 +24,7 @@ from docqueue import db, deadletter
 from docqueue.broker import BrokerUnavailableError, check_broker, redis_client, stop_embedded_redis
 from docqueue.contract_categories import canonical_category
 from docqueue.errors import DocqueueError
+from docqueue.logs import configure_json_logging, set_log_context
 from docqueue.models_catalog import configured_models, local_copy_hint
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TASK_TYPES, TRANSLATE, queue_name
 from docqueue.schema import JobStatus, new_id
@@ -36,6 +38,8 @@ from producer.render import models_table, results_table, summary_table
 from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progress
 from producer.submit import PublishError, SubmitReport, submit_batch
 from producer.worker_check import WORKER_CHECK_OPTIONS, ConsumerWatch, check_before_submit, no_worker_timeout
+
+log = logging.getLogger("docqueue.submit")
 
 
 def _quiet_closed_stdout() -> None:
@@ -95,6 +99,12 @@ def main(ctx: click.Context, database_url: str | None, redis_url: str | None, da
     """docqueue: batch document processing on Celery + Redis with resident transformer models."""
     install_log_masking()
     ctx.obj = Context(overrides={"database_url": database_url, "redis_url": redis_url, "data_dir": data_dir})
+    try:
+        json_logs = ctx.obj.settings.log_format == "json"
+    except click.UsageError:
+        json_logs = False  # invalid configuration: the command that needs settings says so
+    if json_logs:
+        configure_json_logging(level=logging.INFO)
 
 
 # ----------------------------------------------------------------------------------------- submit
@@ -119,6 +129,7 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
         sys.exit(BROKER_EXIT)
     check_before_submit(obj.broker_url, queue_name(task), err_console.print)
     batch_id = new_id()
+    set_log_context(batch_id)  # JSON log lines of this submit carry the batch id
     if not as_json:
         click.echo(f"batch {batch_id}", err=True)
     with Progress(TextColumn("submitting"), TextColumn("{task.fields[files]} files, {task.fields[size]} read,"),
@@ -143,6 +154,8 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
             sys.exit(BROKER_EXIT)
     if report.documents == 0:
         raise click.UsageError(f"no documents found in {', '.join(paths)}")
+    log.info("submitted batch %s (%s): %d documents in %d messages, %d unreadable, %d reused", batch_id, task,
+             report.documents, report.messages, report.failed, report.reused)
     if not wait:
         if as_json:
             click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents,
@@ -569,10 +582,12 @@ def broker_stop(obj: Context) -> None:
 # ------------------------------------------------------------------------- command groups (modules)
 from producer.commands.batches import batches, cancel, purge  # noqa: E402
 from producer.commands.dlq import dlq_group  # noqa: E402
+from producer.commands.metrics import metrics_group  # noqa: E402
 from producer.commands.retry import retry  # noqa: E402
+from producer.commands.top import top  # noqa: E402
 from producer.commands.workers import workers  # noqa: E402
 
-for command in (dlq_group, batches, cancel, purge, retry, workers):
+for command in (dlq_group, batches, cancel, purge, retry, workers, metrics_group, top):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,7 +32,7 @@ from workers.device import configure_threads
 from workers.metrics_dir import remove_owned_dir
 from workers.reaper import Reaper
 from workers.registry import process_registry
-from workers.status import STATUS
+from workers.status import STATUS, resident_models
 from workers.tasks import register_tasks
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None, queues: list[str] | None = None
         dispose_after_fork()
         STATUS.start(app)
         preload_models(settings)
+        STATUS.idle(resident_models(process_registry(settings).resident()))  # `top` sees it at once
 
     @worker_process_shutdown.connect(weak=False)
     def _child_stop(pid: int | None = None, **_: Any) -> None:

@@ -168,4 +168,5 @@ def start_server(port: int) -> None:
 
             registry = REGISTRY
         _server = start_http_server(port, registry=registry)
-        log.info("docqueue worker: Prometheus metrics on :%d/metrics", port)
+        log.info("docqueue worker: Prometheus metrics on :%d/metrics (multiprocess directory: %s)", port,
+                 os.environ.get(MULTIPROC_ENV) or "none, single process")
