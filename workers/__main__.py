@@ -83,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         preload_models(settings)  # no fork: load in this very process
     if uid:
         celery_args = ["--uid", uid, *(["--gid", gid] if gid else []), *celery_args]
-    if settings.log_format == "json":
-        celery_args = ["--quiet", *celery_args]  # the start-up banner is not a log line
+    # the start-up banner is not a log line (--quiet is an option of `celery`, before the subcommand)
+    quiet = ["--quiet"] if settings.log_format == "json" else []
     try:
         app.worker_main([
-            "worker", "--queues", ",".join(runnable), "--concurrency", str(processes), "--pool", args.pool,
+            *quiet, "worker", "--queues", ",".join(runnable), "--concurrency", str(processes), "--pool", args.pool,
             "--loglevel", args.loglevel, "--without-gossip", "--without-mingle", *celery_args,
         ])
     finally:

@@ -18,6 +18,7 @@ from celery.signals import (
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
+    worker_shutting_down,
 )
 from sqlalchemy.engine import make_url
 
@@ -139,6 +140,11 @@ def create_app(settings: Settings | None = None, queues: list[str] | None = None
             STATUS.start(app)  # a solo worker runs its tasks in this very process
         if settings.metrics_port:
             metrics.start_server(settings.metrics_port)
+
+    @worker_shutting_down.connect(weak=False)
+    def _main_stopping(sig: str | None = None, how: str | None = None, **_: Any) -> None:
+        # Celery prints its own notice of this straight to stdout, bypassing logging (and JSON)
+        log.info("docqueue worker: %s shutdown (%s)", (how or "").lower(), sig)
 
     @worker_shutdown.connect(weak=False)
     def _main_stop(**_: Any) -> None:
