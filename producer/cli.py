@@ -473,10 +473,15 @@ def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
               default="prefork", help="prefork: models load in children after the fork; solo: one process.")
 @click.option("--loglevel", "-l", envvar="DOCQUEUE_LOGLEVEL", show_envvar=True, default="info",
               help="Celery log level.")
+@click.option("--metrics-port", envvar="DOCQUEUE_METRICS_PORT", show_envvar=True, type=click.IntRange(1, 65535),
+              default=None, help="Serve Prometheus metrics on this port (/metrics) [default: no metrics server].")
+@click.option("--uid", envvar="DOCQUEUE_WORKER_UID", show_envvar=True, default=None,
+              help="Started as root: drop to this user once started (Celery's --uid; root draws a SecurityWarning).")
+@click.option("--gid", envvar="DOCQUEUE_WORKER_GID", show_envvar=True, default=None, help="With --uid: this group.")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 @pass_ctx
 def worker(obj: Context, queues: str, concurrency: int, device: str | None, pool: str, loglevel: str,
-           celery_args: tuple[str, ...]) -> None:
+           metrics_port: int | None, uid: str | None, gid: str | None, celery_args: tuple[str, ...]) -> None:
     """Start a Celery worker whose models load once and stay resident.
 
     Extra arguments after `--` go to `celery worker` as they are (e.g. `-- --max-tasks-per-child 100`).
@@ -491,8 +496,10 @@ def worker(obj: Context, queues: str, concurrency: int, device: str | None, pool
     if device:
         env["DOCQUEUE_DEVICE"] = device
     obj.engine  # noqa: B018  (fail here, before forking, when the schema is missing)
+    own = [*(["--metrics-port", str(metrics_port)] if metrics_port else []), *(["--uid", uid] if uid else []),
+           *(["--gid", gid] if gid else [])]
     argv = [sys.executable, "-m", "workers", "--queues", queues, "--concurrency", str(concurrency),
-            "--pool", pool, "--loglevel", loglevel, *celery_args]
+            "--pool", pool, "--loglevel", loglevel, *own, *celery_args]
     os.execvpe(sys.executable, argv, env)
 
 
