@@ -32,6 +32,7 @@ class ProcessStatus:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._app: Celery | None = None
+        self._conn: Any = None
         self._pid = 0
         self._resident: list[str] = []
         self._in_flight = 0
@@ -43,7 +44,7 @@ class ProcessStatus:
         with self._lock:
             if self._pid == os.getpid():
                 return
-            self._app, self._pid = app, os.getpid()
+            self._app, self._pid, self._conn = app, os.getpid(), None  # never the parent's socket
             self._in_flight, self._batch = 0, None
             self._stopped = threading.Event()
             self._thread = threading.Thread(target=self._refresh, name="docqueue-process-status", daemon=True)
@@ -57,14 +58,31 @@ class ProcessStatus:
         return presence.ProcessRecord(node=self.node, pid=os.getpid(), resident=list(self._resident),
                                       in_flight=self._in_flight, batch=self._batch, updated_at=time.time())
 
+    def _client(self) -> Any:
+        # one broker connection per process, kept (kombu's, so rediss:// TLS settings apply), opened
+        # after the fork; a write per message must not pay for a new connection and its PING
+        if self._conn is None:
+            assert self._app is not None
+            self._conn = self._app.connection_for_write()
+        return self._conn.default_channel.client
+
     def _write(self) -> None:
         if self._app is None or self._pid != os.getpid():
             return
-        try:
-            with self._app.connection_for_write() as conn:
-                presence.publish_process(conn.default_channel.client, self.record())
-        except Exception:  # a status line is never worth failing a message for
-            log.debug("could not write this process's status to Redis", exc_info=True)
+        with self._lock:
+            try:
+                presence.publish_process(self._client(), self.record())
+            except Exception:  # a status line is never worth failing a message for
+                log.debug("could not write this process's status to Redis", exc_info=True)
+                self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.release()
+            except Exception:
+                log.debug("closing the status connection failed", exc_info=True)
 
     def _refresh(self) -> None:
         while not self._stopped.wait(presence.RECORD_TTL_S / 3):
@@ -81,11 +99,12 @@ class ProcessStatus:
     def stop(self) -> None:
         self._stopped.set()
         if self._app is not None and self._pid == os.getpid():
-            try:
-                with self._app.connection_for_write() as conn:
-                    presence.withdraw_process(conn.default_channel.client, self.node, self._pid)
-            except Exception:
-                log.debug("could not withdraw this process's status", exc_info=True)
+            with self._lock:
+                try:
+                    presence.withdraw_process(self._client(), self.node, self._pid)
+                except Exception:
+                    log.debug("could not withdraw this process's status", exc_info=True)
+                self._drop()
 
 
 #: One per process (re-initialised by :meth:`ProcessStatus.start` after a fork).
