@@ -59,6 +59,48 @@ def live_workers(client: Any) -> list[WorkerRecord]:
     return records
 
 
+#: One record per worker *process* (a prefork child, or a solo worker): what it holds and runs.
+PROCESS_KEY_PREFIX = "docqueue:worker-process:"
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """What one worker process has resident and is running, written by the process itself (only it
+    knows its models; the main process of a prefork worker loads none). Keyed by the worker's node
+    name and the pid, with the same expiry as :class:`WorkerRecord`."""
+
+    node: str
+    pid: int
+    resident: list[str] = field(default_factory=list)  # "task:model" of every engine it holds
+    in_flight: int = 0  # jobs it is running now
+    batch: str | None = None  # the batch those jobs belong to (the first, when a message mixes some)
+    updated_at: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"node": self.node, "pid": self.pid, "resident": self.resident, "in_flight": self.in_flight,
+                "batch": self.batch, "updated_at": self.updated_at}
+
+
+def publish_process(client: Any, record: ProcessRecord) -> None:
+    client.set(f"{PROCESS_KEY_PREFIX}{record.node}:{record.pid}", json.dumps(record.as_json()), ex=RECORD_TTL_S)
+
+
+def withdraw_process(client: Any, node: str, pid: int) -> None:
+    client.delete(f"{PROCESS_KEY_PREFIX}{node}:{pid}")
+
+
+def live_processes(client: Any) -> list[ProcessRecord]:
+    records = []
+    for key in client.scan_iter(match=PROCESS_KEY_PREFIX + "*", count=500):
+        raw = client.get(key)
+        if raw:
+            try:
+                records.append(ProcessRecord(**json.loads(raw)))
+            except (TypeError, ValueError):
+                continue
+    return records
+
+
 @dataclass(frozen=True)
 class QueueCoverage:
     """Who consumes a queue right now, and why the workers that do not, refused it."""

@@ -236,6 +236,16 @@ class Settings(BaseSettings):
 
         parse_secret(v.get_secret_value())  # raises ValueError with what is wrong
         return v
+    # --- observability ---
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="Port a worker serves Prometheus metrics on (/metrics); unset: no metrics server.")
+    metrics_serve_port: int = Field(
+        default=9809, ge=1, le=65535,
+        description="Port of `docqueue metrics serve` (queue depth and batch states for Prometheus).")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: Celery's usual lines; json: one JSON object per line with batch and "
+        "job ids, for log shippers.")
 
     @field_validator("device")
     @classmethod

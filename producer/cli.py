@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import sys
 import time
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Engine
 from docqueue import db, deadletter
 from docqueue.broker import BrokerUnavailableError, check_broker, redis_client, stop_embedded_redis
 from docqueue.errors import DocqueueError
+from docqueue.logs import configure_json_logging, set_log_context
 from docqueue.models_catalog import configured_models, local_copy_hint
 from docqueue.names import TASK_TYPES, queue_name
 from docqueue.schema import JobStatus, new_id
@@ -43,6 +45,8 @@ from producer.worker_check import (
     coverage_warning,
     no_worker_timeout,
 )
+
+log = logging.getLogger("docqueue.submit")
 
 
 def _quiet_closed_stdout() -> None:
@@ -102,6 +106,12 @@ def main(ctx: click.Context, database_url: str | None, redis_url: str | None, da
     """docqueue: batch document processing on Celery + Redis with resident transformer models."""
     install_log_masking()
     ctx.obj = Context(overrides={"database_url": database_url, "redis_url": redis_url, "data_dir": data_dir})
+    try:
+        json_logs = ctx.obj.settings.log_format == "json"
+    except click.UsageError:
+        json_logs = False  # invalid configuration: the command that needs settings says so
+    if json_logs:
+        configure_json_logging(level=logging.INFO)
 
 
 # ----------------------------------------------------------------------------------------- submit
@@ -132,6 +142,7 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
             err_console.print(f"warning: {warning}; the webhook waits until a `docqueue worker --queues webhooks` "
                               "runs")
     batch_id = new_id()
+    set_log_context(batch_id)  # JSON log lines of this submit carry the batch id
     if not as_json:
         click.echo(f"batch {batch_id}", err=True)
     with Progress(TextColumn("submitting"), TextColumn("{task.fields[files]} files, {task.fields[size]} read,"),
@@ -157,6 +168,8 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
             sys.exit(BROKER_EXIT)
     if report.documents == 0:
         raise click.UsageError(f"no documents found in {', '.join(paths)}")
+    log.info("submitted batch %s (%s): %d documents in %d messages, %d unreadable, %d reused", batch_id, task,
+             report.documents, report.messages, report.failed, report.reused)
     if not wait:
         if as_json:
             click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents,
@@ -330,13 +343,19 @@ def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
               default="prefork", help="prefork: models load in children after the fork; solo: one process.")
 @click.option("--loglevel", "-l", envvar="DOCQUEUE_LOGLEVEL", show_envvar=True, default="info",
               help="Celery log level.")
+@click.option("--metrics-port", envvar="DOCQUEUE_METRICS_PORT", show_envvar=True, type=click.IntRange(1, 65535),
+              default=None, help="Serve Prometheus metrics on this port (/metrics) [default: no metrics server].")
+@click.option("--uid", envvar="DOCQUEUE_WORKER_UID", show_envvar=True, default=None,
+              help="Started as root: drop to this user once started (Celery's --uid; root draws a SecurityWarning).")
+@click.option("--gid", envvar="DOCQUEUE_WORKER_GID", show_envvar=True, default=None, help="With --uid: this group.")
 @click.option("--check", is_flag=True, envvar="DOCQUEUE_WORKER_CHECK", show_envvar=True,
               help="Start nothing: exit 0 when a worker on this host is alive and consuming (each of --queues, "
               "when given), else 1 (2: Redis unreachable) with one line why. The container healthcheck.")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 @pass_ctx
 def worker(obj: Context, queues: str, concurrency: int, device: str | None, pool: str, loglevel: str,
-           check: bool, celery_args: tuple[str, ...]) -> None:
+           metrics_port: int | None, uid: str | None, gid: str | None, check: bool,
+           celery_args: tuple[str, ...]) -> None:
     """Start a Celery worker whose models load once and stay resident.
 
     Extra arguments after `--` go to `celery worker` as they are (e.g. `-- --max-tasks-per-child 100`).
@@ -359,8 +378,10 @@ def worker(obj: Context, queues: str, concurrency: int, device: str | None, pool
     if device:
         env["DOCQUEUE_DEVICE"] = device
     obj.engine  # noqa: B018  (fail here, before forking, when the schema is missing)
+    own = [*(["--metrics-port", str(metrics_port)] if metrics_port else []), *(["--uid", uid] if uid else []),
+           *(["--gid", gid] if gid else [])]
     argv = [sys.executable, "-m", "workers", "--queues", queues, "--concurrency", str(concurrency),
-            "--pool", pool, "--loglevel", loglevel, *celery_args]
+            "--pool", pool, "--loglevel", loglevel, *own, *celery_args]
     os.execvpe(sys.executable, argv, env)
 
 
@@ -451,11 +472,14 @@ def broker_stop(obj: Context) -> None:
 from producer.commands.batches import batches, cancel, purge  # noqa: E402
 from producer.commands.dlq import dlq_group  # noqa: E402
 from producer.commands.events import events  # noqa: E402
+from producer.commands.metrics import metrics_group  # noqa: E402
 from producer.commands.retry import retry  # noqa: E402
 from producer.commands.schedule import beat, schedule_group, watch  # noqa: E402
+from producer.commands.top import top  # noqa: E402
 from producer.commands.workers import workers  # noqa: E402
 
-for command in (dlq_group, batches, cancel, purge, retry, workers, events, schedule_group, beat, watch):
+for command in (dlq_group, batches, cancel, purge, retry, workers, events, schedule_group, beat, watch,
+                metrics_group, top):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import torch
@@ -21,7 +23,7 @@ from docqueue.errors import DocumentError
 from docqueue.events import EventSink, emit_finished
 from docqueue.models import utcnow
 from docqueue.schema import TASK_PARAMS, TaskMessage, unknown_params
-from workers import results
+from workers import metrics, results
 from workers.engines import Outcome, TaskEngine
 from workers.registry import Registry
 
@@ -151,6 +153,7 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
                  len(messages), len(job_ids))
         return report
     report.chars = sum(len(j.text) for j in claimed)
+    _observe_queue_wait(task, claimed)
     groups: dict[str, list[results.ClaimedJob]] = {}
     for job in claimed:
         groups.setdefault(_group_key(params_of[job.job_id]), []).append(job)
@@ -160,11 +163,32 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
             recorded.append(_run_group(task, params_of[jobs[0].job_id], jobs, registry, report))
         finished_at = utcnow()
         report.stored = results.record_groups(db, recorded, now=finished_at)
+    _count_documents(task, recorded)  # only once stored: a failed commit is retried, not counted twice
+    metrics.observe_gpu_memory()
     if sink is not None and report.stored:
         emit_finished(sink, db, finished_at=finished_at, job_ids=[j.job_id for j in claimed])
     log.info("stored %d outcome(s) for %d job(s) from %d message(s) in %d engine run(s)",
              report.stored, len(claimed), len(messages), report.engine_runs)
     return report
+
+
+def _observe_queue_wait(task: str, claimed: Sequence[results.ClaimedJob]) -> None:
+    now = datetime.now(timezone.utc)
+    for job in claimed:
+        if job.attempts == 1 and job.created_at is not None:
+            created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=timezone.utc)
+            metrics.QUEUE_WAIT.labels(task=task).observe(max(0.0, (now - created).total_seconds()))
+
+
+def _count_documents(task: str, recorded: Sequence[results.RecordGroup]) -> None:
+    counts: dict[tuple[str, str, str], int] = {}
+    for group in recorded:
+        model = group.model_id or ""
+        for _job_id, outcome in group.outcomes:
+            key = (model, "failed", outcome.kind) if isinstance(outcome, DocumentError) else (model, "succeeded", "")
+            counts[key] = counts.get(key, 0) + 1
+    for (model, status, kind), n in counts.items():
+        metrics.DOCUMENTS.labels(task=task, model=model, status=status, error_kind=kind).inc(n)
 
 
 def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob], registry: Registry,
@@ -185,10 +209,14 @@ def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob]
     except DocumentError as e:
         # The submission named a model this worker cannot load: every document says so.
         return results.RecordGroup([(i, e) for i in ids], str(model) if model else None, None)
+    metrics.BATCH_SIZE.observe(len(jobs))
+    began = time.perf_counter()
     try:
-        outcomes = run_engine(engine, [j.text for j in jobs], params, report)
+        with metrics.engine_labels(task, engine.model_id):
+            outcomes = run_engine(engine, [j.text for j in jobs], params, report)
     except Exception as e:  # a single document that crashed the engine
         outcomes = [DocumentError("engine_error", f"{type(e).__name__}: {e}")]
+    metrics.BATCH_SECONDS.labels(task=task, model=engine.model_id).observe(time.perf_counter() - began)
     return results.RecordGroup(list(zip(ids, outcomes, strict=True)), engine.model_id, engine.model_revision)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from workers.engines.review import load_review_engine
 from workers.engines.seq2seq import Seq2SeqModel, is_seq2seq
 from workers.engines.summarize import AbstractiveSummarizer, ExtractiveSummarizer
 from workers.engines.translate import ResidentModels, Translator
+from workers.metrics import MODEL_LOAD, RESIDENT
 from workers.model_policy import ModelPolicy
 
 log = logging.getLogger(__name__)
@@ -128,12 +130,20 @@ class Registry:
                     raise DocumentError("too_many_models", f"this worker already holds {self.max_engines} "
                                         f"models; cannot also load {spec!r}")
                 log.info("loading %s model %s in process %d", task, spec, os.getpid())
+                began = time.perf_counter()
                 try:
                     engine = LOADERS[task](self, spec, rev)
                 except ModelUnavailableError as e:
                     raise DocumentError("model_unavailable", str(e)) from e
+                MODEL_LOAD.labels(task=task, model=engine.model_id).observe(time.perf_counter() - began)
                 self._engines[key] = engine
+                RESIDENT.labels(task=task).set(sum(1 for k in self._engines if k[0] == task))
             return engine
+
+    def resident(self) -> list[tuple[str, str, str | None]]:
+        """Keys ``(task, model spec, revision)`` of the engines this process holds."""
+        with self._lock:
+            return list(self._engines)
 
     def encoder(self, spec: str, revision: str | None = None) -> SentenceEncoder:
         """A sentence encoder shared by every engine of this process that names the same model,

@@ -31,6 +31,8 @@ _UNFINISHED = (JobStatus.pending.value, JobStatus.queued.value, JobStatus.runnin
 class ClaimedJob:
     job_id: str
     text: str
+    created_at: datetime | None = None  # stored (and enqueued) at; for the queue-wait metric
+    attempts: int = 1  # this claim's attempt number (1: the first time a worker takes it)
 
 
 def claim(engine: Engine, job_ids: Sequence[str], worker: str, stale_after_s: float | None = None
@@ -59,12 +61,12 @@ def claim(engine: Engine, job_ids: Sequence[str], worker: str, stale_after_s: fl
                     worker=worker)
         )
         rows = conn.execute(
-            sa.select(col(Job.id), col(Document.text))
+            sa.select(col(Job.id), col(Document.text), col(Job.created_at), col(Job.attempts))
             .join(Document, col(Document.id) == col(Job.document_id))
             .where(col(Job.id).in_(job_ids), running, col(Job.worker) == worker)
         ).all()
-    by_id = {job_id: text for job_id, text in rows}
-    return [ClaimedJob(j, by_id[j]) for j in job_ids if j in by_id]
+    by_id = {row[0]: row for row in rows}
+    return [ClaimedJob(j, by_id[j][1], by_id[j][2], by_id[j][3]) for j in job_ids if j in by_id]
 
 
 def heartbeat(engine: Engine, job_ids: Sequence[str], worker: str) -> int:

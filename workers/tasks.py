@@ -13,6 +13,7 @@ from docqueue import deadletter
 from docqueue.db import get_engine
 from docqueue.errors import MessageError
 from docqueue.events import EventSink, emit_finished
+from docqueue.logs import log_context
 from docqueue.models import utcnow
 from docqueue.names import TASK_TYPES, queue_name, task_name
 from docqueue.schema import TaskMessage
@@ -22,6 +23,7 @@ from workers.gather import Budget, Gatherer
 from workers.memory import TRIM_ABOVE_CHARS, release_memory
 from workers.pipeline import process_messages
 from workers.registry import process_registry
+from workers.status import STATUS, resident_models
 from workers.webhooks import register_webhook_task
 
 log = logging.getLogger(__name__)
@@ -97,20 +99,29 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
             # It can never succeed, so retrying would only loop: keep it where someone will see it.
             _dead_letter(self, task_type, kwargs, e)
             return 0
+        with log_context(message.batch, results.message_job_ids(task_type, message)):
+            return _run(self, message, kwargs)
+
+    def _run(self: Task, message: TaskMessage, kwargs: dict[str, Any]) -> int:
         # Only a trickle is gathered: inline messages of integrations, typically one document each.
         # The producer's micro-batches are already sized and length-sorted, and a Celery retry runs
         # alone so that its own back-off and retry count stay meaningful.
         gather = bool(message.documents) and not self.request.retries
         pulled = [] if not gather else gatherer.gather(
             queue=queue_name(task_type), task_name=name, first=message, budget=budget)
+        messages = [message, *(g.message for g in pulled)]
+        registry = process_registry(settings)
+        STATUS.running(sum(len(results.message_job_ids(task_type, m)) for m in messages), message.batch,
+                       resident_models(registry.resident()))
         try:
-            report = process_messages(task=task_type, messages=[message, *(g.message for g in pulled)],
-                                      db=get_engine(settings.database_url), registry=process_registry(settings),
-                                      worker=f"{self.request.hostname}/{os.getpid()}",
+            report = process_messages(task=task_type, messages=messages, db=get_engine(settings.database_url),
+                                      registry=registry, worker=f"{self.request.hostname}/{os.getpid()}",
                                       sink=EventSink(self.app, settings))
         except BaseException:
             gatherer.requeue(pulled)
             raise
+        finally:
+            STATUS.idle(resident_models(registry.resident()))
         gatherer.ack(pulled)  # only now: their outcomes are committed
         if report.chars >= TRIM_ABOVE_CHARS:
             # the documents' memory is free again, but glibc keeps it; give it back to the OS

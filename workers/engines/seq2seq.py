@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 from docqueue.errors import ModelUnavailableError
 from workers.device import inference_dtype
 from workers.engines.embedding import OFFLINE_MINILM
+from workers.metrics import observe_inputs
 
 #: Generation options a submission may set; anything else in params is ignored by ``generate``.
 GENERATION_OPTIONS = ("num_beams", "max_length", "min_length", "length_penalty", "no_repeat_ngram_size")
@@ -116,6 +117,7 @@ class Seq2SeqModel:
             idx = order[start:end]
             enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                  max_length=self.max_input_tokens, return_tensors="pt")
+            observe_inputs(enc)
             enc = {k: v.to(self.device) for k, v in enc.items()}
             generated = self.model.generate(**enc, generation_config=config)
             for i, text in zip(idx, self.tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):

@@ -25,6 +25,7 @@ from workers.engines import Outcome
 from workers.engines.classify_common import check_engine, classification, empty_outcomes, parse_params
 from workers.engines.embedding import ModelRef
 from workers.engines.windows import token_prefix, window_chars
+from workers.metrics import observe_inputs
 
 
 def _unavailable(ref: ModelRef, what: str, err: Exception) -> ModelUnavailableError:
@@ -112,6 +113,7 @@ class SequenceClassifierModel:
                 end += 1
             idx = order[start:end]
             padded = self.tokenizer.pad([windows[i] for i in idx], return_tensors="pt")
+            observe_inputs(padded)
             batch = {k: v.to(self.device) for k, v in padded.items()}
             out[idx] = self.model(**batch).logits.float().cpu()
             start = end

@@ -27,6 +27,7 @@ import torch
 from workers.engines.embedding import SentenceEncoder
 from workers.engines.review.categories import CATEGORIES
 from workers.engines.windows import token_prefix, window_chars
+from workers.metrics import observe_inputs
 
 #: The artifact shipped with the package (CUAD-derived, CC BY 4.0; see data/ATTRIBUTION.md).
 DEFAULT_ARTIFACT = Path(__file__).parent / "data" / "prototypes_minilm.npz"
@@ -236,6 +237,7 @@ class ClassifierScorer:
             idx = order[start : start + self.batch_size]
             enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
                                  padding=True, return_tensors="pt").to(self.device)
+            observe_inputs(enc)
             logits = self.model(**enc).logits.float()
             probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
             for col, cat in self.columns.items():
