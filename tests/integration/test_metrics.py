@@ -74,7 +74,7 @@ def test_worker_metrics_count_what_the_batches_did(sqlite_url: str, clean_redis:
     assert value(samples, "docqueue_documents_total", task="classify", model=MINILM, status="succeeded",
                  error_kind="") == 6
     assert value(samples, "docqueue_documents_total", task="classify", status="failed",
-                 error_kind="model_unavailable", model=str(tmp_path / "no-such-model")) == 2
+                 error_kind="model_not_allowed", model=str(tmp_path / "no-such-model")) == 2
     assert value(samples, "docqueue_documents_total") == 8
     # every job was claimed once, so each has one queue-wait observation
     assert value(samples, "docqueue_queue_wait_seconds_count", task="classify") == 8

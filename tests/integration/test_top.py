@@ -54,7 +54,7 @@ def test_top_snapshot_shows_queues_workers_batches_and_failures(sqlite_url: str,
 
     failures = snap["failures"]
     assert len(failures) == bad["status"]["failed"] == 2
-    assert {f["batch"] for f in failures} == {bad["batch"]} and {f["kind"] for f in failures} == {"model_unavailable"}
+    assert {f["batch"] for f in failures} == {bad["batch"]} and {f["kind"] for f in failures} == {"model_not_allowed"}
     assert done["batch"] not in {f["batch"] for f in failures}
 
     # the terminal view draws the same data
