@@ -356,3 +356,19 @@ def test_clear_cut_documents_with_the_default_labels_of_the_readme(embedding: Ze
     assert [g for k, g in got if k == "contract"] == ["contract"] * sum(k == "contract" for k, _ in got), got
     assert not [(k, g) for k, g in got if g == "invoice" and k != "invoice"], got
     assert sum(k == g for k, g in got) >= 11, got
+
+
+def test_default_beats_bare_label_names_on_a_held_out_sample(embedding: ZeroShotEmbeddingClassifier) -> None:
+    """24 documents drawn (seed 14) from the held-out part of the document-type set (LEDGAR provisions
+    and SciTLDR abstracts; no template or calibration was chosen on them). Measured: new default 16,
+    bare names without a template 13, the old default `Type of document: {}.` 9."""
+    rows = [json.loads(line) for line in (FIXTURES / "classify_heldout_doctype.jsonl").read_text().splitlines()]
+    labels = ["contract", "invoice", "news", "email", "research paper"]
+    texts = [r["text"] for r in rows]
+
+    def right(extra: dict) -> int:
+        out = embedding.run(texts, {"labels": labels, **extra})
+        return sum(isinstance(o, dict) and o["label"] == r["label"] for o, r in zip(out, rows, strict=True))
+
+    new, bare, old = right({}), right({"template": "{}"}), right({"template": "Type of document: {}."})
+    assert new >= bare + 2 and new >= old + 5, (new, bare, old)
