@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     outbox_grace_s: float = Field(
         default=120.0, gt=0, description="A job still pending (stored, its message never confirmed published) "
         "this long after it was stored is published by the reaper.")
+    db_retry_s: float = Field(
+        default=300.0, ge=0, description="A worker whose database is unreachable (restart, failover) retries "
+        "each write in place with back-off this long, taking no new message meanwhile; after that the message "
+        "goes to Celery's retries (5, backed off).")
     reaper_interval_s: float = Field(
         default=15.0, gt=0, description="How often one worker (a Redis lock elects it) looks for jobs to requeue.")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from sqlalchemy.engine import Engine
@@ -24,6 +24,7 @@ from workers.engines import Outcome, TaskEngine
 from workers.registry import Registry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -123,8 +124,14 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
     transaction, written only where the job is still unfinished.
     """
     report = RunReport(messages=len(messages))
+    settings = registry.settings
+
+    def retried(what: str, write: Callable[[], T]) -> T:
+        return results.retrying(write, budget_s=settings.db_retry_s, what=what)
+
     inline = [m for m in messages if not m.jobs]
-    inline_ids = iter(results.materialize_inline_many(db, task, inline) if inline else [])
+    inline_ids = iter(retried("storing inline documents", lambda: results.materialize_inline_many(db, task, inline))
+                      if inline else [])
     per_message = [m.jobs if m.jobs else next(inline_ids) for m in messages]
     params_of: dict[str, dict[str, Any]] = {}
     for message, ids in zip(messages, per_message, strict=True):
@@ -132,11 +139,12 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
             params_of.setdefault(job_id, message.params)
     job_ids = list(params_of)
     report.jobs = len(job_ids)
-    settings = registry.settings
-    claimed = results.claim(db, job_ids, worker, stale_after_s=settings.heartbeat_timeout_s)
+    claimed = retried("claiming jobs", lambda: results.claim(db, job_ids, worker,
+                                                              stale_after_s=settings.heartbeat_timeout_s))
     if len(claimed) < len(job_ids):
         claimed_ids = {j.job_id for j in claimed}
-        report.unknown = results.missing_jobs(db, [j for j in job_ids if j not in claimed_ids])
+        report.unknown = retried("looking up jobs", lambda: results.missing_jobs(
+            db, [j for j in job_ids if j not in claimed_ids]))
     if not claimed:
         log.info("%d message(s) for %d job(s): none to run (finished, cancelled or running elsewhere)",
                  len(messages), len(job_ids))
@@ -148,7 +156,8 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
     with Heartbeat(db, [j.job_id for j in claimed], worker, settings.heartbeat_interval_s):
         for jobs in groups.values():
             recorded.append(_run_group(task, params_of[jobs[0].job_id], jobs, registry, report))
-        report.stored = results.record_groups(db, recorded)
+        # the engine's work is done: keep it through a database outage instead of running it again
+        report.stored = retried("storing outcomes", lambda: results.record_groups(db, recorded))
     log.info("stored %d outcome(s) for %d job(s) from %d message(s) in %d engine run(s)",
              report.stored, len(claimed), len(messages), report.engine_runs)
     return report
