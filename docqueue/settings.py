@@ -24,6 +24,8 @@ DEFAULT_TRANSLATE_MODELS: dict[str, str] = {
     for a, b in (("en", "de"), ("de", "en"), ("en", "fr"), ("fr", "en"), ("en", "es"), ("es", "en"),
                  ("en", "zh"), ("zh", "en"))
 }
+#: Redis re-delivers a message unacknowledged this long (see :attr:`Settings.visibility_timeout`).
+DEFAULT_VISIBILITY_TIMEOUT_S = 300
 _LANGUAGE_PAIR = re.compile(r"^[a-z]{2}-[a-z]{2}$")
 
 
@@ -139,7 +141,8 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(default=1800, ge=10, description="Hard limit for one message, seconds.")
     visibility_timeout_override: int | None = Field(
         default=None, ge=1, validation_alias=AliasChoices("DOCQUEUE_VISIBILITY_TIMEOUT"),
-        description="Seconds before Redis re-delivers an unacknowledged message [default: 2 x time limit + 60].")
+        description="Seconds before Redis re-delivers an unacknowledged message [default: "
+        f"{DEFAULT_VISIBILITY_TIMEOUT_S}; see Settings.visibility_timeout].")
     worker_load_timeout: float = Field(default=300.0, ge=4, description="Seconds a child may take to load.")
 
     # --- heartbeats and the reaper (no job stuck forever) ---
@@ -202,9 +205,20 @@ class Settings(BaseSettings):
 
     @property
     def visibility_timeout(self) -> int:
-        """Redis re-delivers an unacked message after this long; keep it well above the time limit
-        so a long-running batch is never handed to a second worker while the first still works."""
-        return self.visibility_timeout_override or self.task_time_limit * 2 + 60
+        """Redis re-delivers a message not acknowledged after this long: 300 s unless set.
+
+        What it bounds: a message a SIGKILLed worker had reserved but not started yet (no job of it
+        has a heartbeat, so the reaper cannot see it) comes back after this long, not Celery's hour.
+        Why short is safe, although tasks may run longer (task_time_limit, 1800 s): a re-delivered
+        message whose jobs are still running elsewhere finds them claimed with a fresh heartbeat
+        and is acked without running them (``workers.results.claim``), and if that worker dies
+        later the reaper requeues its jobs. A job's outcome is are never stored twice.
+        What it costs: a message that waits longer than this behind a long one is delivered a
+        second time, one claim query that finds nothing to do. Why not lower: Celery's retry
+        back-off (up to 120 s, ``workers.tasks``) parks messages unacked in the worker; a timeout
+        below it would hand them around before they are due.
+        """
+        return self.visibility_timeout_override or DEFAULT_VISIBILITY_TIMEOUT_S
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -74,7 +74,9 @@ def test_redis_restart_mid_batch_loses_nothing(aof_redis: AofRedis, pg_url: str,
                       DOCQUEUE_VISIBILITY_TIMEOUT="20", DOCQUEUE_TEST_ENGINE_DELAY_S="0.1",
                       DOCQUEUE_TEST_ENGINE_LOG=str(runs))
     cli(env, "db", "upgrade")
-    workers = [start_worker(env, module="tests.faults.noop_worker") for _ in range(2)]
+    workers = [start_worker(env, wait=False, module="tests.faults.noop_worker") for _ in range(2)]
+    for w in workers:  # started together: each spends seconds importing torch
+        w.wait_ready()
     pids = [w.proc.pid for w in workers]
     batch = cli_json(env, "submit", "classify", str(write_rows(tmp_path / "a.jsonl", "a", N)), "--id-field", "id",
                      "--labels", "contract,invoice", "--json")["batch"]
