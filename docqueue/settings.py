@@ -24,6 +24,8 @@ DEFAULT_TRANSLATE_MODELS: dict[str, str] = {
     for a, b in (("en", "de"), ("de", "en"), ("en", "fr"), ("fr", "en"), ("en", "es"), ("es", "en"),
                  ("en", "zh"), ("zh", "en"))
 }
+#: Most labels of one classify submission (:attr:`Settings.classify_max_labels`).
+DEFAULT_CLASSIFY_MAX_LABELS = 1000
 #: Redis re-delivers a message unacknowledged this long (see :attr:`Settings.visibility_timeout`).
 DEFAULT_VISIBILITY_TIMEOUT_S = 300
 _LANGUAGE_PAIR = re.compile(r"^[a-z]{2}-[a-z]{2}$")
@@ -69,6 +71,10 @@ class Settings(BaseSettings):
         default="MoritzLaurer/deberta-v3-base-zeroshot-v2.0",
         description="Model a classify submission with --engine nli and no --model uses (HF id or local path).",
     )
+    classify_max_labels: int = Field(
+        default=DEFAULT_CLASSIFY_MAX_LABELS, ge=2, le=100_000,
+        description="Most labels one classify submission may have: every document is scored against each, "
+        "and each result keeps every label's score (a taxonomy of a few hundred fits; 10,000 is a mistake).")
     classify_max_examples: int = Field(
         default=1000, ge=1, le=20000,
         description="Most few-shot examples one classify submission may carry (they travel in every message).",

@@ -246,7 +246,8 @@ def submit_classify(obj: Context, paths: tuple[str, ...], wait: bool, timeout: f
                              model=model, model_revision=model_revision, multi_label=multi_label,
                              threshold=threshold, template=template,
                              nli_model=obj.settings.classify_nli_model,
-                             max_examples=obj.settings.classify_max_examples)
+                             max_examples=obj.settings.classify_max_examples,
+                             max_labels=obj.settings.classify_max_labels)
     _run_submit(obj, CLASSIFY, paths, params, wait, as_json, timeout)
 
 
