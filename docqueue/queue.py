@@ -41,8 +41,15 @@ def make_celery(settings: Settings, broker_url: str) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit,
-        # Redis re-delivers unacked messages after the visibility timeout: keep it above the limit.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        # Redis re-delivers unacked messages after the visibility timeout (minutes: the claim and the
+        # heartbeats make a second delivery of a running message harmless, see Settings). kombu
+        # looks for them every interval x throttle seconds (100 s by its defaults): scan a tenth
+        # of the timeout apart, so a message comes back within about 1.1 x the timeout.
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 10)),
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         # A child loads its model after the fork; give it time before Celery declares it dead.

@@ -24,6 +24,10 @@ DEFAULT_TRANSLATE_MODELS: dict[str, str] = {
     for a, b in (("en", "de"), ("de", "en"), ("en", "fr"), ("fr", "en"), ("en", "es"), ("es", "en"),
                  ("en", "zh"), ("zh", "en"))
 }
+#: Most labels of one classify submission (:attr:`Settings.classify_max_labels`).
+DEFAULT_CLASSIFY_MAX_LABELS = 1000
+#: Redis re-delivers a message unacknowledged this long (see :attr:`Settings.visibility_timeout`).
+DEFAULT_VISIBILITY_TIMEOUT_S = 300
 _LANGUAGE_PAIR = re.compile(r"^[a-z]{2}-[a-z]{2}$")
 
 
@@ -77,6 +81,10 @@ class Settings(BaseSettings):
         default="MoritzLaurer/deberta-v3-base-zeroshot-v2.0",
         description="Model a classify submission with --engine nli and no --model uses (HF id or local path).",
     )
+    classify_max_labels: int = Field(
+        default=DEFAULT_CLASSIFY_MAX_LABELS, ge=2, le=100_000,
+        description="Most labels one classify submission may have: every document is scored against each, "
+        "and each result keeps every label's score (a taxonomy of a few hundred fits; 10,000 is a mistake).")
     classify_max_examples: int = Field(
         default=1000, ge=1, le=20000,
         description="Most few-shot examples one classify submission may carry (they travel in every message).",
@@ -173,7 +181,8 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(default=1800, ge=10, description="Hard limit for one message, seconds.")
     visibility_timeout_override: int | None = Field(
         default=None, ge=1, validation_alias=AliasChoices("DOCQUEUE_VISIBILITY_TIMEOUT"),
-        description="Seconds before Redis re-delivers an unacknowledged message [default: 2 x time limit + 60].")
+        description="Seconds before Redis re-delivers an unacknowledged message [default: "
+        f"{DEFAULT_VISIBILITY_TIMEOUT_S}; see Settings.visibility_timeout].")
     worker_load_timeout: float = Field(default=300.0, ge=4, description="Seconds a child may take to load.")
 
     # --- heartbeats and the reaper (no job stuck forever) ---
@@ -185,6 +194,10 @@ class Settings(BaseSettings):
     outbox_grace_s: float = Field(
         default=120.0, gt=0, description="A job still pending (stored, its message never confirmed published) "
         "this long after it was stored is published by the reaper.")
+    db_retry_s: float = Field(
+        default=300.0, ge=0, description="A worker whose database is unreachable (restart, failover) retries "
+        "each write in place with back-off this long, taking no new message meanwhile; after that the message "
+        "goes to Celery's retries (5, backed off).")
     reaper_interval_s: float = Field(
         default=15.0, gt=0, description="How often one worker (a Redis lock elects it) looks for jobs to requeue.")
 
@@ -294,9 +307,20 @@ class Settings(BaseSettings):
 
     @property
     def visibility_timeout(self) -> int:
-        """Redis re-delivers an unacked message after this long; keep it well above the time limit
-        so a long-running batch is never handed to a second worker while the first still works."""
-        return self.visibility_timeout_override or self.task_time_limit * 2 + 60
+        """Redis re-delivers a message not acknowledged after this long: 300 s unless set.
+
+        What it bounds: a message a SIGKILLed worker had reserved but not started yet (no job of it
+        has a heartbeat, so the reaper cannot see it) comes back after this long, not Celery's hour.
+        Why short is safe, although tasks may run longer (task_time_limit, 1800 s): a re-delivered
+        message whose jobs are still running elsewhere finds them claimed with a fresh heartbeat
+        and is acked without running them (``workers.results.claim``), and if that worker dies
+        later the reaper requeues its jobs. A job's outcome is are never stored twice.
+        What it costs: a message that waits longer than this behind a long one is delivered a
+        second time, one claim query that finds nothing to do. Why not lower: Celery's retry
+        back-off (up to 120 s, ``workers.tasks``) parks messages unacked in the worker; a timeout
+        below it would hand them around before they are due.
+        """
+        return self.visibility_timeout_override or DEFAULT_VISIBILITY_TIMEOUT_S
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from docqueue.settings import DEFAULT_CLASSIFY_MAX_LABELS
+
 #: An examples file travels in every message of a submission; refuse clearly what would bloat them.
 MAX_EXAMPLES_BYTES = 4 * 2**20
 
@@ -63,7 +65,8 @@ def read_examples(path: Path, max_examples: int) -> list[dict[str, str]]:
 
 def classify_params(*, labels: str | None, labels_file: Path | None, examples_file: Path | None, engine: str,
                     model: str | None, model_revision: str | None, multi_label: bool, threshold: float | None,
-                    template: str | None, nli_model: str, max_examples: int) -> dict[str, Any]:
+                    template: str | None, nli_model: str, max_examples: int,
+                    max_labels: int = DEFAULT_CLASSIFY_MAX_LABELS) -> dict[str, Any]:
     """The ``params`` of a classify submission.
 
     Labels come from ``--labels``, else ``--labels-file``, else the examples' labels; a fine-tuned
@@ -77,6 +80,9 @@ def classify_params(*, labels: str | None, labels_file: Path | None, examples_fi
     if engine != "fine-tuned" and len(names) < 2:
         raise click.UsageError("classify needs at least two labels (--labels a,b, --labels-file or --examples); "
                                "only --engine fine-tuned takes its labels from the model")
+    if len(names) > max_labels:
+        raise click.UsageError(f"{len(names)} labels; at most {max_labels} per submission "
+                               "(DOCQUEUE_CLASSIFY_MAX_LABELS): every document is scored against each")
     unknown = sorted({e["label"] for e in examples} - set(names))
     if names and unknown:
         raise click.BadParameter(f"examples use labels missing from the label set: {', '.join(unknown[:5])}",

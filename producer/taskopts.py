@@ -111,7 +111,8 @@ def _classify(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
     return classify_params(labels=o["labels"], labels_file=o["labels_file"], examples_file=o["examples_file"],
                            engine=o["engine"], model=o["model"], model_revision=o["model_revision"],
                            multi_label=o["multi_label"], threshold=o["threshold"], template=o["template"],
-                           nli_model=settings.classify_nli_model, max_examples=settings.classify_max_examples)
+                           nli_model=settings.classify_nli_model, max_examples=settings.classify_max_examples,
+                           max_labels=settings.classify_max_labels)
 
 
 # --------------------------------------------------------------------------------------- summarize

@@ -94,11 +94,12 @@ class WorkerProcess:
     """A real ``python -m workers`` process, started and stopped by a test."""
 
     def __init__(self, env: dict[str, str], log_path: Path, queues: str = "classify", pool: str = "solo",
-                 concurrency: int = 1, extra: tuple[str, ...] = ()) -> None:
+                 concurrency: int = 1, extra: tuple[str, ...] = (), module: str = "workers") -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
+        # module: ``workers``, or a wrapper of its main such as tests.faults.noop_worker
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workers", "--queues", queues, "--pool", pool, "--concurrency",
+            [sys.executable, "-m", module, "--queues", queues, "--pool", pool, "--concurrency",
              str(concurrency), "--loglevel", "info", *extra],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
         )

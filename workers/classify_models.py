@@ -33,7 +33,8 @@ def load_classify_engine(registry: Registry, spec: str, revision: str | None) ->
     kind = classifier_kind(ref)
     if kind == "embedding":
         return ZeroShotEmbeddingClassifier(registry.encoder(spec, revision),
-                                           max_examples=settings.classify_max_examples)
+                                           max_examples=settings.classify_max_examples,
+                                           max_labels=settings.classify_max_labels)
     model = SequenceClassifierModel(ref, resolve_device(settings.device), max_length=CLASSIFIER_MAX_TOKENS,
                                     batch_tokens=settings.batch_max_tokens)
     registry.loads += 1

@@ -11,10 +11,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from sqlalchemy.engine import Engine
@@ -28,6 +28,7 @@ from workers.engines import Outcome, TaskEngine
 from workers.registry import Registry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -129,11 +130,16 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
     events of the jobs stored (and of batches they finished) follow that commit.
     """
     report = RunReport(messages=len(messages))
+    settings = registry.settings
+
+    def retried(what: str, write: Callable[[], T]) -> T:
+        return results.retrying(write, budget_s=settings.db_retry_s, what=what)
+
     inline = [m for m in messages if not m.jobs]
     rejected: list[str] = []
     stored_at = utcnow()
-    inline_ids = iter(results.materialize_inline_many(db, task, inline, registry.settings, now=stored_at,
-                                                      rejected_ids=rejected) if inline else [])
+    inline_ids = iter(retried("storing inline documents", lambda: results.materialize_inline_many(
+        db, task, inline, registry.settings, now=stored_at, rejected_ids=rejected)) if inline else [])
     if rejected and sink is not None:  # rejected, conflicting, reused: finished as soon as stored
         emit_finished(sink, db, finished_at=stored_at, job_ids=rejected)
     per_message = [m.jobs if m.jobs else next(inline_ids) for m in messages]
@@ -143,11 +149,12 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
             params_of.setdefault(job_id, message.params)
     job_ids = list(params_of)
     report.jobs = len(job_ids)
-    settings = registry.settings
-    claimed = results.claim(db, job_ids, worker, stale_after_s=settings.heartbeat_timeout_s)
+    claimed = retried("claiming jobs", lambda: results.claim(db, job_ids, worker,
+                                                              stale_after_s=settings.heartbeat_timeout_s))
     if len(claimed) < len(job_ids):
         claimed_ids = {j.job_id for j in claimed}
-        report.unknown = results.missing_jobs(db, [j for j in job_ids if j not in claimed_ids])
+        report.unknown = retried("looking up jobs", lambda: results.missing_jobs(
+            db, [j for j in job_ids if j not in claimed_ids]))
     if not claimed:
         log.info("%d message(s) for %d job(s): none to run (finished, cancelled or running elsewhere)",
                  len(messages), len(job_ids))
@@ -162,7 +169,8 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
         for jobs in groups.values():
             recorded.append(_run_group(task, params_of[jobs[0].job_id], jobs, registry, report))
         finished_at = utcnow()
-        report.stored = results.record_groups(db, recorded, now=finished_at)
+        # the engine's work is done: keep it through a database outage instead of running it again
+        report.stored = retried("storing outcomes", lambda: results.record_groups(db, recorded, now=finished_at))
     _count_documents(task, recorded)  # only once stored: a failed commit is retried, not counted twice
     metrics.observe_gpu_memory()
     if sink is not None and report.stored:

@@ -1,8 +1,9 @@
 """The reaper: jobs whose worker died are put back on the queue in minutes, not hours.
 
 A worker SIGKILLed with its whole process tree cannot reject its message, so kombu returns it only
-after the Redis visibility timeout, which must stay above the longest task (an hour by default):
-without the reaper a crash would stall its jobs that long. Every job a worker runs carries a
+after the Redis visibility timeout (300 s by default; Celery's own default, tied to the longest
+task, was an hour), and a message handed back that way finds its jobs claimed by the dead worker
+until their heartbeat is stale. Every job a worker runs carries a
 heartbeat (``workers.pipeline.Heartbeat``); a ``running`` job whose heartbeat is older than
 ``DOCQUEUE_HEARTBEAT_TIMEOUT_S`` lost its worker, so the reaper sets it back to ``queued`` and
 publishes a new message for it. A long job that is still running keeps its heartbeat fresh and is

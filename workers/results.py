@@ -2,16 +2,19 @@
 
 Idempotency: a job is claimed only while it is not finished, and an outcome is written only if the
 job is still unfinished at that moment. A message delivered twice therefore runs at most the jobs
-that have no outcome yet, and never stores a second outcome for a job.
+that have no outcome yet, and never stores a second outcome for a job. The same guards make each
+write safe to repeat, which is what :func:`retrying` relies on when the database goes away.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,6 +28,41 @@ from docqueue.schema import JobStatus, TaskMessage, derived_id, unknown_params
 from docqueue.settings import Settings
 
 _UNFINISHED = (JobStatus.pending.value, JobStatus.queued.value, JobStatus.running.value)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: Pauses between tries of a write while the database is unreachable (the last one repeats).
+RETRY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def _connection_lost(e: sa.exc.DBAPIError) -> bool:
+    """The database (or the way to it) is away, as opposed to a statement it refused: a restart,
+    a failover, a cut connection, SQLite's "database is locked"."""
+    return e.connection_invalidated or isinstance(e, (sa.exc.OperationalError, sa.exc.InterfaceError))
+
+
+def retrying(write: Callable[[], T], *, budget_s: float, what: str) -> T:
+    """``write()``, tried again with back-off while the database is unreachable, for up to
+    ``budget_s`` seconds; then the error goes up (to Celery's retries of the whole message).
+
+    Retrying here, in place, instead of failing the message matters: a worker whose every write
+    fails at once would otherwise race through the queue during a database restart, burning each
+    message's few Celery retries in seconds and dropping them, and throw away the engine's work on
+    every message it had run. Every write here is idempotent (claim and record are guarded by job
+    state, inserts ignore duplicates), so a try whose commit did land is harmless to repeat.
+    """
+    deadline = time.monotonic() + budget_s
+    for attempt in range(1_000_000):
+        try:
+            return write()
+        except sa.exc.DBAPIError as e:
+            pause = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
+            if not _connection_lost(e) or time.monotonic() + pause > deadline:
+                raise
+            reason = str(e.orig).splitlines()[0] if e.orig is not None else type(e).__name__
+            log.warning("database unreachable while %s (%s); retrying in %.2g s", what, reason, pause)
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import io
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -115,12 +116,20 @@ def load_path(path: Path, options: LoadOptions | None = None, stats: ReadStats |
     stats = stats if stats is not None else ReadStats()
     source, suffix = str(path), path.suffix.lower()
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as e:
         # checked before the extension, so a missing folder such as ``/tmp/missingdir/`` is
         # reported missing, not as an unsupported file type
         yield _read_failure(source, e)
         return
+    if not stat.S_ISREG(st.st_mode):
+        # a FIFO named *.txt would block the read (and the whole submission) forever; a device
+        # would never end
+        stats.files += 1
+        yield failed(source, "unreadable", f"{source}: not a regular file (a FIFO, socket or device); "
+                     "docqueue reads regular files only")
+        return
+    size = st.st_size
     if suffix not in SUPPORTED_SUFFIXES:
         stats.files += 1
         yield _unsupported(source, suffix)

@@ -76,7 +76,11 @@ def test_three_kills_lose_nothing_and_recover_in_seconds(pg_url: str, clean_redi
                    what="the jobs the dead worker held to be requeued")
         recoveries.append(time.monotonic() - killed_at)
     assert len(recoveries) == 3, recoveries
-    wait_until(lambda: _counts(pg_url, batch).get("succeeded", 0) == N, timeout=300, what="every document")
+    try:
+        wait_until(lambda: _counts(pg_url, batch).get("succeeded", 0) == N, timeout=300, what="every document")
+    except AssertionError as e:
+        stuck = {s: sorted(_ids(pg_url, batch, s))[:5] for s in ("queued", "running", "pending")}
+        raise AssertionError(f"{e}: {_counts(pg_url, batch)}, e.g. {stuck}") from None
     counts = _counts(pg_url, batch)
     assert counts == {"succeeded": N}, counts
     with get_engine(pg_url).connect() as conn:

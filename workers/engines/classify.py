@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from docqueue.errors import DocumentError
+from docqueue.settings import DEFAULT_CLASSIFY_MAX_LABELS
 from workers.engines import Outcome
 from workers.engines.classify_common import (
     DEFAULT_TEMPLATE,
@@ -104,11 +105,13 @@ class ZeroShotEmbeddingClassifier:
 
     kind = "embedding"
 
-    def __init__(self, encoder: SentenceEncoder, max_examples: int = 1000) -> None:
+    def __init__(self, encoder: SentenceEncoder, max_examples: int = 1000,
+                 max_labels: int = DEFAULT_CLASSIFY_MAX_LABELS) -> None:
         self.encoder = encoder
         self.model_id = encoder.ref.spec
         self.model_revision = encoder.revision
         self.max_examples = max_examples
+        self.max_labels = max_labels
         self.examples = ExampleCache()
         self._label_cache: dict[tuple[Prompts, ...], torch.Tensor] = {}
         self._ordinary: torch.Tensor | None = None
@@ -162,7 +165,7 @@ class ZeroShotEmbeddingClassifier:
 
     def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
         try:
-            p = parse_params(params, max_examples=self.max_examples)
+            p = parse_params(params, max_examples=self.max_examples, max_labels=self.max_labels)
             check_engine(p.engine, self.kind, self.model_id)
         except DocumentError as e:
             return [e for _ in texts]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docqueue.errors import DocumentError
+from docqueue.settings import DEFAULT_CLASSIFY_MAX_LABELS
 from workers.engines.windows import has_text
 
 #: The engines a submission may ask for; ``auto`` takes whatever the model is.
@@ -85,7 +86,8 @@ def _parse_examples(raw: Any) -> tuple[Example, ...]:
     return tuple(examples)
 
 
-def parse_params(params: Mapping[str, Any], *, need_labels: bool = True, max_examples: int = 1000) -> ClassifyParams:
+def parse_params(params: Mapping[str, Any], *, need_labels: bool = True, max_examples: int = 1000,
+                 max_labels: int = DEFAULT_CLASSIFY_MAX_LABELS) -> ClassifyParams:
     """Validate a submission's params; raises ``DocumentError('invalid_params')``.
 
     Without ``labels``, the labels of the examples are the label set (in first-seen order), so a
@@ -101,6 +103,8 @@ def parse_params(params: Mapping[str, Any], *, need_labels: bool = True, max_exa
     if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
         raise _invalid("'labels' must be a list of label names")
     labels = list(dict.fromkeys(x.strip() for x in labels))
+    if len(labels) > max_labels:
+        raise _invalid(f"{len(labels)} labels; at most {max_labels} per submission (DOCQUEUE_CLASSIFY_MAX_LABELS)")
     if need_labels and len(labels) < 2:
         raise _invalid("classify needs 'labels': a list of at least two label names")
     unknown = sorted({e.label for e in examples} - set(labels))
