@@ -141,8 +141,8 @@ ROWS = [
     (json.dumps({"body": "no text field"}), "missing_text_field"),
     (json.dumps({"text": 42}), "missing_text_field"),  # a number is no text
 ]
-#: broken quoting: today's lenient CSV reader keeps going and joins lines into one row (the CSV
-#: strictness work elsewhere may make the first row invalid_row); both rows are stored and run
+#: broken quoting: the strict CSV reader fails the row whose quote never closes properly
+#: (invalid_row, with its line) and reads the lines it would have swallowed as rows of their own
 BROKEN_CSV = 'text\n"Invoice 1 amount due\nunterminated, "quote" here\nInvoice 3 amount due\n'
 
 LABELS = ["contract", "invoice"]
@@ -228,7 +228,7 @@ def test_bad_input_corpus_in_one_batch(pg_url: str, clean_redis: str, tmp_path: 
         client.lpush("classify", raw)
     worker.wait_ready()
     pid = worker.proc.pid
-    n_files = len(expected) + len(ROWS) + 2  # two CSV rows
+    n_files = len(expected) + len(ROWS) + 3  # three CSV rows: the broken one and the two after it
     n_inline = len(inline) + 1  # the duplicate
     wait_until(lambda: _finished(pg_url, batch) >= n_files + n_inline, timeout=400,
                what=f"every case of the batch ({_finished(pg_url, batch)} of {n_files + n_inline} done)")
@@ -247,7 +247,7 @@ def test_bad_input_corpus_in_one_batch(pg_url: str, clean_redis: str, tmp_path: 
     for name, want in {**expected, **inline}.items():
         assert sorted(got.get(name, [])) == sorted(want.split("+")), (name, got.get(name), rows_for(rows, name))
     assert sorted(v[0] for k, v in got.items() if k.startswith("rows.jsonl")) == sorted(k for _, k in ROWS)
-    assert [v for k, v in got.items() if k.startswith("broken.csv")] == [["succeeded"], ["succeeded"]]
+    assert [v for k, v in got.items() if k.startswith("broken.csv")] == [["invalid_row"], ["succeeded"], ["succeeded"]]
     assert "Rechnung 42" in texts["utf16.txt"] and "\x00" not in texts["nul-bytes.txt"]
     statuses = {status for _, _, status, _, _, _ in rows}
     assert statuses <= {"succeeded", "failed"}, statuses
