@@ -313,8 +313,8 @@ def open_batch(sink: EventSink, batch: str) -> None:
     try:
         with sink.client() as client:
             client.set(OPEN_PREFIX + batch, "1", ex=OPEN_TTL_S)
-    except Exception:
-        log.warning("could not mark batch %s open for completion events", batch, exc_info=True)
+    except Exception as e:  # one line: a broken broker is reported by the publish that follows
+        log.warning("could not mark batch %s open for completion events (%s: %s)", batch, type(e).__name__, e)
 
 
 def close_batch(sink: EventSink, engine: Engine, batch: str) -> list[str]:
@@ -324,8 +324,8 @@ def close_batch(sink: EventSink, engine: Engine, batch: str) -> list[str]:
         with sink.client() as client:
             client.delete(OPEN_PREFIX + batch)
             return finish_batches(sink, engine, [batch], client)
-    except Exception:
-        log.exception("could not close batch %s for completion events", batch)
+    except Exception as e:  # one line, as above: the submit's own error says what to do
+        log.error("could not close batch %s for completion events (%s: %s)", batch, type(e).__name__, e)
         return []
 
 
