@@ -25,7 +25,7 @@ import redis
 
 from docqueue.errors import ConfigurationError, DocqueueError
 from docqueue.secrets import mask_url
-from docqueue.settings import DEFAULT_REDIS_URL, Settings
+from docqueue.settings import DEFAULT_REDIS_URL, Settings, get_settings
 
 _SOCKET_PATH_MAX = 100  # AF_UNIX paths are limited to ~107 bytes
 
@@ -160,10 +160,14 @@ def existing_broker_url(settings: Settings) -> str:
     return embedded_url(settings.data_dir)
 
 
-def redis_client(url: str, timeout: float = 5.0) -> redis.Redis:
+def redis_client(url: str, timeout: float = 5.0, settings: Settings | None = None) -> redis.Redis:
     """A redis-py client for a broker URL as kombu spells it (``redis+socket://`` included), for the
-    docqueue keys that live beside the queues (dead letters, worker records, events)."""
-    return redis.Redis.from_url(_redis_py_url(url), socket_connect_timeout=timeout, socket_timeout=timeout)
+    docqueue keys that live beside the queues (dead letters, worker records, events). A
+    ``rediss://`` URL gets the same TLS options as Celery's connection (``DOCQUEUE_REDIS_TLS_*``)."""
+    kwargs: dict[str, Any] = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    if url.startswith("rediss://"):
+        kwargs.update(tls_options(settings or get_settings()))
+    return redis.Redis.from_url(_redis_py_url(url), **kwargs)
 
 
 class BrokerUnavailableError(DocqueueError):

@@ -56,7 +56,8 @@ class Context:
     def events(self) -> EventSink:
         """Completion events through a plain Redis client with short timeouts (``docqueue.events``)."""
         return EventSink(self.app, self.settings,
-                         redis=redis_client(self.broker_url, timeout=self.settings.broker_connect_timeout_s))
+                         redis=redis_client(self.broker_url, timeout=self.settings.broker_connect_timeout_s,
+                                            settings=self.settings))
 
     @property
     def app(self) -> Celery:
