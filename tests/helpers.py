@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +53,16 @@ def wait_until(predicate: Any, timeout: float = 120, interval: float = 0.2, what
 #: Settings for in-process engine tests that load models from pytest's temporary folders and name
 #: hub ids freely: the allow-list (workers/model_policy.py) has its own tests.
 TRUSTED_MODELS: dict[str, Any] = {"model_dirs": [tempfile.gettempdir()], "allowed_models": ["*"]}
+
+
+def prose(chars: int, words: Sequence[str], seed: int = 0) -> str:
+    """About ``chars`` characters of sentences drawn from ``words``, in paragraphs: long documents
+    for the memory and windowing tests (and ops/bench/big_document.py), built, never committed."""
+    rng = random.Random(seed)
+    paragraphs, size = [], 0
+    while size < chars:
+        para = " ".join(" ".join(rng.choices(words, k=rng.randint(6, 18))).capitalize() + "."
+                        for _ in range(rng.randint(2, 6)))
+        paragraphs.append(para)
+        size += len(para) + 2
+    return "\n\n".join(paragraphs)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from throughput_services import Process, redis_db  # noqa: E402
 
 from docqueue.db import get_engine  # noqa: E402
 from docqueue.models import Job  # noqa: E402
+from tests.helpers import prose  # noqa: E402
 from workers.memory import proc_status_kib, reset_peak  # noqa: E402
 
 WORDS = ["supplier", "shall", "deliver", "goods", "agreement", "party", "term", "notice", "payment", "within",
@@ -44,17 +44,6 @@ SUBMIT_ARGS = {
     "summarize": ["--engine", "extractive"],
     "review": [],
 }
-
-
-def prose(chars: int, seed: int = 0) -> str:
-    rng = random.Random(seed)
-    paragraphs, size = [], 0
-    while size < chars:
-        para = " ".join(" ".join(rng.choices(WORDS, k=rng.randint(6, 18))).capitalize() + "."
-                        for _ in range(rng.randint(2, 6)))
-        paragraphs.append(para)
-        size += len(para) + 2
-    return "\n\n".join(paragraphs)
 
 
 def write_document(path: Path, chars: int, block: str) -> None:
@@ -96,7 +85,7 @@ def main() -> None:
     ap.add_argument("--redis", default=os.environ.get("DOCQUEUE_BENCH_REDIS", "redis://127.0.0.1:6379"))
     args = ap.parse_args()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
-    block = prose(1_000_000, seed=7)
+    block = prose(1_000_000, WORDS, seed=7)
     rows: list[tuple[str, int, float, float, float, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp, redis_db(args.redis) as redis_url:
         work = Path(tmp)
@@ -113,7 +102,7 @@ def main() -> None:
             try:
                 worker.wait_for(" ready.")
                 warm = work / "warm.txt"
-                warm.write_text(prose(20_000, seed=1))
+                warm.write_text(prose(20_000, WORDS, seed=1))
                 status, owner, _ = wait_job(db, submit(env, task, warm))
                 child = int(owner.rsplit("/", 1)[1])
                 for chars in sizes:

@@ -4,36 +4,19 @@
 
 Everything but the engine is the real worker (``python -m workers``): the same Celery settings,
 claim, gathering and transactional recording. Only the registry's classify loader is replaced, in
-this process before any fork, by one returning :class:`NoopEngine`. This is a benchmark instrument,
-not a product feature, so it lives here and not among the engines.
+this process before any fork, by one returning ``NoopEngine``. That engine is a test and benchmark
+instrument, not a product feature: it lives in ``tests/faults/noop_worker.py``, shared with the
+fault tests (which can also slow it down and log its runs).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
 
-from docqueue.names import CLASSIFY
-from workers import registry
-from workers.__main__ import main
-from workers.engines import Outcome, TaskEngine
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-
-class NoopEngine:
-    """Answers every document at once with a fixed, result-shaped outcome."""
-
-    model_id = "bench-noop"
-    model_revision = None
-
-    def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
-        return [{"label": "noop", "scores": {"noop": 1.0}} for _ in texts]
-
-
-def _load_noop(_registry: registry.Registry, _spec: str, _revision: str | None) -> TaskEngine:
-    return NoopEngine()
-
+from tests.faults.noop_worker import run
 
 if __name__ == "__main__":
-    registry.LOADERS[CLASSIFY] = _load_noop
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run(sys.argv[1:]))

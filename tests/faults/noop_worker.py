@@ -11,6 +11,9 @@ Test instrumentation, read from the environment here only (not product settings)
 - ``DOCQUEUE_TEST_ENGINE_DELAY_S``: seconds each engine call sleeps (a slow model);
 - ``DOCQUEUE_TEST_ENGINE_LOG``: a file each engine call appends its texts' first words to, one line
   per document, so a test can count how often each document was actually run.
+
+Unset, the engine answers at once: ``ops/bench/throughput_noop.py`` runs this same worker to measure
+the pure queue + database cost.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ LOG_ENV = "DOCQUEUE_TEST_ENGINE_LOG"
 class NoopEngine:
     """Answers every document with a result-shaped outcome after an optional pause."""
 
-    model_id = "test-noop"
+    model_id = "noop"
     model_revision = None
 
     def __init__(self) -> None:
@@ -54,6 +57,11 @@ def _load_noop(_registry: registry.Registry, _spec: str, _revision: str | None) 
     return NoopEngine()
 
 
-if __name__ == "__main__":
+def run(argv: list[str]) -> int:
+    """``python -m workers`` with the noop engine as classify's (swapped before any fork)."""
     registry.LOADERS[CLASSIFY] = _load_noop
-    sys.exit(main(sys.argv[1:]))
+    return main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

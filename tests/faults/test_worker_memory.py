@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import sqlalchemy as sa
 from docqueue.db import get_engine
 from docqueue.models import Job
 from tests.conftest import service_env
-from tests.helpers import cli_json, wait_until
+from tests.helpers import cli_json, prose, wait_until
 from workers.memory import proc_status_kib, reset_peak
 
 pytestmark = pytest.mark.integration
@@ -27,17 +26,6 @@ WORDS = ["supplier", "shall", "deliver", "goods", "agreement", "party", "term", 
 #: Loose bounds for a 16M-character document (before windowing: +2,040 MB peak, +1,010 MB kept).
 PEAK_GROWTH_MB = 400
 KEPT_GROWTH_MB = 150
-
-
-def _prose(chars: int, seed: int = 0) -> str:
-    rng = random.Random(seed)
-    paragraphs, size = [], 0
-    while size < chars:
-        para = " ".join(" ".join(rng.choices(WORDS, k=rng.randint(6, 18))).capitalize() + "."
-                        for _ in range(rng.randint(2, 6)))
-        paragraphs.append(para)
-        size += len(para) + 2
-    return "\n\n".join(paragraphs)
 
 
 def _jobs(url: str, batch: str) -> list[tuple[str, str, int | None, str | None]]:
@@ -84,7 +72,7 @@ def test_the_biggest_accepted_document_keeps_the_child_bounded(
         sqlite_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
     env = service_env(clean_redis, sqlite_url, tmp_path, OMP_NUM_THREADS="1")
     warm = tmp_path / "warm.txt"
-    warm.write_text(_prose(20_000, seed=1))
+    warm.write_text(prose(20_000, WORDS, seed=1))
     first = cli_json(env, "submit", "classify", str(warm), "--labels", "contract,invoice", "--json")["batch"]
     start_worker(env, pool="prefork", concurrency=1)
     wait_until(lambda: _done(sqlite_url, first, 1), timeout=300, what="the warm-up document")
@@ -95,7 +83,7 @@ def test_the_biggest_accepted_document_keeps_the_child_bounded(
     assert reset_peak(child)  # VmHWM from here on is the big document's peak
 
     big = tmp_path / "big.txt"
-    block = _prose(1_000_000, seed=2)
+    block = prose(1_000_000, WORDS, seed=2)
     text = (block + "\n\n") * (16_000_000 // (len(block) + 2))
     big.write_text(text[:16_000_000])  # the producer's max_document_chars (16,000,000) exactly
     del text, block

@@ -4,12 +4,12 @@ use them give the same answers as before on what they read, while never tokenisi
 from __future__ import annotations
 
 import itertools
-import random
 from collections.abc import Sequence
 
 import pytest
 
 from docqueue.settings import get_settings
+from tests import helpers
 from workers.engines.chunking import split_sentences
 from workers.engines.embedding import SentenceEncoder
 from workers.engines.windows import (
@@ -30,21 +30,13 @@ WORDS = ["supplier", "shall", "deliver", "goods", "agreement", "party", "term", 
          "confidential", "information"]
 
 
-def prose(chars: int, seed: int = 0) -> str:
-    """Sentences of random contract words in paragraphs, about ``chars`` characters."""
-    rng = random.Random(seed)
-    paragraphs, size = [], 0
-    while size < chars:
-        para = " ".join(" ".join(rng.choices(WORDS, k=rng.randint(6, 18))).capitalize() + "."
-                        for _ in range(rng.randint(2, 6)))
-        paragraphs.append(para)
-        size += len(para) + 2
-    return "\n\n".join(paragraphs)
-
-
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     return Registry(get_settings(device="cpu", analysis_max_chars=20_000))
+
+
+def prose(chars: int, seed: int = 0) -> str:
+    return helpers.prose(chars, WORDS, seed)
 
 
 def test_windows_cover_the_text_and_cut_at_whitespace() -> None:
