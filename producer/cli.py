@@ -30,7 +30,7 @@ from docqueue.schema import JobStatus, new_id
 from docqueue.secrets import install_log_masking, mask_url
 from docqueue.settings import Settings
 from docqueue.webhooks import WEBHOOK_QUEUE
-from producer.context import Context, err_console, pass_ctx
+from producer.context import Context, err_console, json_option, pass_ctx
 from producer.loaders import ReadStats, iter_documents
 from producer.queries import BatchNotFoundError, batch_counts, iter_results
 from producer.render import models_table, results_table, summary_table
@@ -222,8 +222,7 @@ _common_submit_options = [
                  help="Show progress until the batch is done, then a summary."),
     click.option("--timeout", envvar="DOCQUEUE_WAIT_TIMEOUT", show_envvar=True, type=float, default=0.0,
                  help="With --wait: give up after this many seconds (0: wait forever)."),
-    click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-                 help="Machine-readable output on stdout."),
+    json_option(),
     *WORKER_CHECK_OPTIONS,  # --require-worker, --no-worker-timeout (producer/worker_check.py)
     *SOURCE_OPTIONS,  # --include/--exclude/--hidden/--text-field/--id-field/--force (producer/sourceopts.py)
     *WEBHOOK_OPTIONS,  # --webhook/--webhook-documents (producer/webhook_opts.py)
@@ -254,8 +253,7 @@ for _spec in TASK_SPECS.values():
 # ----------------------------------------------------------------------------------------- status
 @main.command()
 @click.argument("batch")
-@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-              help="Machine-readable output on stdout.")
+@json_option()
 @pass_ctx
 def status(obj: Context, batch: str, as_json: bool) -> None:
     """Counts of a batch's documents per state, and of its messages workers refused (`docqueue dlq`)."""
@@ -392,8 +390,7 @@ def models_group() -> None:
 
 
 @models_group.command("list")
-@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-              help="Machine-readable output on stdout (one object per line).")
+@json_option("Machine-readable output on stdout (one object per line).")
 @pass_ctx
 def models_list(obj: Context, as_json: bool) -> None:
     """Each task's configured model(s): available on this machine?, size on disk, which engine runs."""

@@ -20,6 +20,11 @@ from docqueue.settings import Settings, get_settings
 err_console = Console(stderr=True)
 
 
+def json_option(help: str = "Machine-readable output on stdout.") -> Any:
+    """``--json`` as every command spells it: the same flag name, parameter and DOCQUEUE_JSON."""
+    return click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True, help=help)
+
+
 @dataclass
 class Context:
     """Lazily built resources shared by the subcommands of one invocation."""

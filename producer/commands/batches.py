@@ -14,7 +14,7 @@ from docqueue.events import emit_finished
 from docqueue.models import utcnow
 from docqueue.schema import JobStatus
 from producer.batch_control import BATCH_STATES, cancel_batch, list_batches, purge_batches
-from producer.context import Context, pass_ctx
+from producer.context import Context, json_option, pass_ctx
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -42,8 +42,7 @@ def parse_since(value: str | None) -> datetime | None:
               help="Only batches created since: a duration (30m, 2h, 7d) or an ISO date/time.")
 @click.option("--limit", type=click.IntRange(1), default=50, envvar="DOCQUEUE_BATCHES_LIMIT", show_envvar=True,
               help="Look at this many of the newest batches.")
-@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-              help="Machine-readable output on stdout (one object per line).")
+@json_option("Machine-readable output on stdout (one object per line).")
 @pass_ctx
 def batches(obj: Context, state: str | None, since: str | None, limit: int, as_json: bool) -> None:
     """Batches, newest first, with their documents per state."""
@@ -63,8 +62,7 @@ def batches(obj: Context, state: str | None, since: str | None, limit: int, as_j
 
 @click.command("cancel")
 @click.argument("batch")
-@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-              help="Machine-readable output on stdout.")
+@json_option()
 @pass_ctx
 def cancel(obj: Context, batch: str, as_json: bool) -> None:
     """Cancel a batch's unfinished jobs: workers skip them, a running one's result is discarded, and
@@ -81,8 +79,7 @@ def cancel(obj: Context, batch: str, as_json: bool) -> None:
               help="Delete finished batches created longer ago than this: a duration (30d, 12h) or an ISO date.")
 @click.option("--dry-run", is_flag=True, envvar="DOCQUEUE_PURGE_DRY_RUN", show_envvar=True,
               help="Only say which batches would be deleted.")
-@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-              help="Machine-readable output on stdout.")
+@json_option()
 @pass_ctx
 def purge(obj: Context, older_than: str, dry_run: bool, as_json: bool) -> None:
     """Retention: delete finished batches (documents, jobs, results) older than --older-than.

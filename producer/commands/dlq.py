@@ -13,10 +13,7 @@ from rich.table import Table
 
 from docqueue import deadletter
 from docqueue.broker import redis_client
-from producer.context import Context, pass_ctx
-
-_JSON = click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-                     help="Machine-readable output on stdout.")
+from producer.context import Context, json_option, pass_ctx
 
 
 def _client(obj: Context) -> Any:
@@ -38,7 +35,7 @@ def dlq_group() -> None:
               help="Only the dead letters naming this batch.")
 @click.option("--limit", type=click.IntRange(1), envvar="DOCQUEUE_DLQ_LIMIT", show_envvar=True, default=None,
               help="At most this many, oldest first [default: all].")
-@_JSON
+@json_option()
 @pass_ctx
 def dlq_list(obj: Context, batch: str | None, limit: int | None, as_json: bool) -> None:
     """Dead letters, oldest first: id, time, queue, kind, reason, batch."""
@@ -57,7 +54,7 @@ def dlq_list(obj: Context, batch: str | None, limit: int | None, as_json: bool) 
 
 @dlq_group.command("show")
 @click.argument("entry_id")
-@_JSON
+@json_option()
 @pass_ctx
 def dlq_show(obj: Context, entry_id: str, as_json: bool) -> None:
     """One dead letter with its raw bytes (as text; cut at DOCQUEUE_DLQ_MAX_RAW_BYTES)."""
@@ -96,7 +93,7 @@ def _replay_one(obj: Context, client: Any, entry_id: str) -> str:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter (of --batch, if given).")
 @click.option("--batch", default=None, envvar="DOCQUEUE_DLQ_BATCH", show_envvar=True,
               help="With --all: only the dead letters naming this batch.")
-@_JSON
+@json_option()
 @pass_ctx
 def dlq_replay(obj: Context, entry_id: str | None, replay_all: bool, batch: str | None, as_json: bool) -> None:
     """Publish dead letters again (after fixing the worker or its configuration); a message that is
@@ -114,7 +111,7 @@ def dlq_replay(obj: Context, entry_id: str | None, replay_all: bool, batch: str 
 
 @dlq_group.command("purge")
 @click.option("--yes", is_flag=True, envvar="DOCQUEUE_YES", show_envvar=True, help="Do not ask.")
-@_JSON
+@json_option()
 @pass_ctx
 def dlq_purge(obj: Context, yes: bool, as_json: bool) -> None:
     """Delete every dead letter."""

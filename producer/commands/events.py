@@ -10,7 +10,7 @@ import click
 
 from docqueue import events as ev
 from docqueue.broker import redis_client
-from producer.context import Context, pass_ctx
+from producer.context import Context, json_option, pass_ctx
 
 _STREAM_ID = re.compile(r"^(\d+)(-\d+)?$")
 #: Milliseconds one XREAD waits for new entries while following (between two checks for Ctrl-C).
@@ -58,8 +58,7 @@ def _line(event: dict[str, Any]) -> str:
               help="Keep reading: print new events as they come (Ctrl-C stops).")
 @click.option("--until-finished", is_flag=True, envvar="DOCQUEUE_EVENTS_UNTIL_FINISHED", show_envvar=True,
               help="With --batch: stop after that batch's batch.finished event (at once if it is already there).")
-@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-              help="Machine-readable output on stdout: one event per line, with its stream_id.")
+@json_option("Machine-readable output on stdout: one event per line, with its stream_id.")
 @pass_ctx
 def events(obj: Context, batch: str | None, types: tuple[str, ...], since: str, follow: bool,
            until_finished: bool, as_json: bool) -> None:

@@ -20,6 +20,7 @@ from docqueue.models import Batch, Document, Job
 from docqueue.schema import JobStatus
 from docqueue.secrets import mask_url
 from producer.batching import Sized, estimate_tokens
+from producer.context import json_option
 from producer.submit import _enqueue, _mark_queued, _size_cap
 
 
@@ -54,8 +55,7 @@ def _reopen(engine: Any, batch: str, failed: bool, cancelled: bool, kinds: tuple
               help="Also run the cancelled jobs.")
 @click.option("--kind", "kinds", multiple=True, envvar="DOCQUEUE_RETRY_KIND", show_envvar=True,
               help="Also run the failed jobs with this error kind (repeatable; implies --failed for those kinds).")
-@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-              help="Machine-readable output on stdout.")
+@json_option()
 @click.pass_obj
 def retry(obj: Any, batch: str, failed: bool, cancelled: bool, kinds: tuple[str, ...], as_json: bool) -> None:
     """Re-enqueue a batch's pending and queued jobs (after a broker failure or a purged queue), and

@@ -32,7 +32,7 @@ from docqueue.broker import redis_client
 from docqueue.models import InboxFile, Job, Schedule, ScheduleRun, utcnow
 from docqueue.schema import new_id
 from producer.batch_control import UNFINISHED
-from producer.context import Context, err_console, pass_ctx
+from producer.context import Context, err_console, json_option, pass_ctx
 from producer.scheduler import (
     CATCH_UP_POLICIES,
     OVERLAP_POLICIES,
@@ -256,8 +256,7 @@ def _add_command(spec: TaskSpec) -> None:
     f = spec.apply(f)
     f = _with(INBOX_OPTIONS, f)
     f = _with([click.argument("sources", nargs=-1, required=True),
-               click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-                            help="Print the schedule as JSON."),
+               json_option("Print the schedule as JSON."),
                *SOURCE_OPTIONS, *WEBHOOK_OPTIONS], f)
     schedule_add.command(spec.name, short_help=f"Schedule `submit {spec.name}`.")(f)
 
@@ -267,8 +266,7 @@ for _spec in TASK_SPECS.values():
 
 
 @schedule_group.command("list", short_help="Every schedule: its last run, that run's batch, its next run.")
-@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-              help="Machine-readable output on stdout (one object per line).")
+@json_option("Machine-readable output on stdout (one object per line).")
 @pass_ctx
 def schedule_list(obj: Context, as_json: bool) -> None:
     """Every schedule: when it runs, its last run (outcome, batch, its state) and its next run."""
@@ -307,8 +305,7 @@ def schedule_remove(obj: Context, name: str) -> None:
 
 @schedule_group.command("run", short_help="Run a schedule now, on this machine.")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-              help="Machine-readable output on stdout.")
+@json_option()
 @pass_ctx
 def schedule_run(obj: Context, name: str, as_json: bool) -> None:
     """Run a schedule now, here (its sources are read on this machine), with its overlap policy."""

@@ -10,12 +10,11 @@ from rich.table import Table
 
 from docqueue import presence
 from docqueue.broker import redis_client
-from producer.context import Context, pass_ctx
+from producer.context import Context, json_option, pass_ctx
 
 
 @click.command("workers")
-@click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True,
-              help="Machine-readable output on stdout (one object per line).")
+@json_option("Machine-readable output on stdout (one object per line).")
 @pass_ctx
 def workers(obj: Context, as_json: bool) -> None:
     """Live workers (each refreshes its record in Redis every 10 s): queues consumed, queues refused
