@@ -212,33 +212,32 @@ def kill_scenario(run: Run) -> Row:
     return run.finish(row)
 
 
-def redis_scenario(run: Run) -> Row:
-    row = Row("redis restart (SHUTDOWN, AOF)")
+def _restart_scenario(run: Run, fault: str, stop: Callable[[], None], start: Callable[[], None],
+                      down_s: float) -> Row:
+    """Take a service down mid-batch for ``down_s`` seconds, bring it back, measure the recovery."""
+    row = Row(fault)
     run.start()
     if not run.progressed(by=max(20, run.docs // 5)):
         raise RuntimeError("the batch ended before the fault; use more --docs or a longer --delay")
     held = run.running()
-    run.redis.shutdown()
-    time.sleep(3)
-    run.redis.start()
+    stop()
+    time.sleep(down_s)
+    start()
     row.injected = 1
     row.recoveries.append(run.recovered_since(held, time.monotonic()))
     return run.finish(row)
+
+
+def redis_scenario(run: Run) -> Row:
+    return _restart_scenario(run, "redis restart (SHUTDOWN, AOF)", run.redis.shutdown, run.redis.start, 3)
 
 
 def postgres_scenario(run: Run) -> Row:
-    row = Row("postgres restart (-m fast)")
-    run.start()
-    if not run.progressed(by=max(20, run.docs // 5)):
-        raise RuntimeError("the batch ended before the fault; use more --docs or a longer --delay")
-    held = run.running()
-    run.db.dispose()
-    run.pg.stop()
-    time.sleep(5)
-    run.pg.start()
-    row.injected = 1
-    row.recoveries.append(run.recovered_since(held, time.monotonic()))
-    return run.finish(row)
+    def stop() -> None:
+        run.db.dispose()
+        run.pg.stop()
+
+    return _restart_scenario(run, "postgres restart (-m fast)", stop, run.pg.start, 5)
 
 
 def table(rows: list[Row]) -> str:
