@@ -66,3 +66,12 @@ def prose(chars: int, words: Sequence[str], seed: int = 0) -> str:
         paragraphs.append(para)
         size += len(para) + 2
     return "\n\n".join(paragraphs)
+
+
+def start_workers(start_worker: Any, env: dict[str, str], n: int, **kw: Any) -> list[Any]:
+    """``n`` workers (the ``start_worker`` fixture's), started together and returned once all are
+    ready: each spends seconds importing torch, so waiting one by one would add those up."""
+    workers = [start_worker(env, wait=False, **kw) for _ in range(n)]
+    for w in workers:
+        w.wait_ready()
+    return workers

@@ -19,7 +19,7 @@ from docqueue.models import Job
 from tests.conftest import service_env
 from tests.faults.servers import OwnPostgres, postgres_bin
 from tests.faults.test_redis_restart import counts, engine_runs, write_rows
-from tests.helpers import cli, cli_json, wait_until
+from tests.helpers import cli, cli_json, start_workers, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -54,9 +54,7 @@ def test_postgres_restart_mid_batch_loses_and_duplicates_nothing(own_postgres: O
                       DOCQUEUE_VISIBILITY_TIMEOUT="60", DOCQUEUE_TEST_ENGINE_DELAY_S="0.1",
                       DOCQUEUE_TEST_ENGINE_LOG=str(runs))
     cli(env, "db", "upgrade")
-    workers = [start_worker(env, wait=False, module="tests.faults.noop_worker") for _ in range(2)]
-    for w in workers:  # started together: each spends seconds importing torch
-        w.wait_ready()
+    workers = start_workers(start_worker, env, 2, module="tests.faults.noop_worker")
     pids = [w.proc.pid for w in workers]
     batch = cli_json(env, "submit", "classify", str(write_rows(tmp_path / "a.jsonl", "a", N)), "--id-field", "id",
                      "--labels", "contract,invoice", "--json")["batch"]

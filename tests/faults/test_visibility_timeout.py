@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import service_env
 from tests.faults.test_redis_restart import counts, engine_runs, write_rows
-from tests.helpers import cli, cli_json, wait_until
+from tests.helpers import cli, cli_json, start_workers, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +29,7 @@ def test_job_longer_than_the_visibility_timeout_runs_once(pg_url: str, clean_red
                       DOCQUEUE_REAPER_INTERVAL_S="1", DOCQUEUE_BATCH_MAX_DOCS="1",
                       DOCQUEUE_TEST_ENGINE_DELAY_S=str(SLOW_S), DOCQUEUE_TEST_ENGINE_LOG=str(runs))
     cli(env, "db", "upgrade")
-    workers = [start_worker(env, wait=False, module="tests.faults.noop_worker") for _ in range(3)]
-    for w in workers:  # started together: each spends seconds importing torch
-        w.wait_ready()
+    workers = start_workers(start_worker, env, 3, module="tests.faults.noop_worker")
     batch = cli_json(env, "submit", "classify", str(write_rows(tmp_path / "slow.jsonl", "s", 2)), "--id-field", "id",
                      "--labels", "contract,invoice", "--json")["batch"]
     wait_until(lambda: counts(pg_url, batch).get("running") == 2, timeout=60, what="both slow jobs to start")
