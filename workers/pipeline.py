@@ -139,7 +139,7 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
     rejected: list[str] = []
     stored_at = utcnow()
     inline_ids = iter(retried("storing inline documents", lambda: results.materialize_inline_many(
-        db, task, inline, registry.settings, now=stored_at, rejected_ids=rejected)) if inline else [])
+        db, task, inline, settings, now=stored_at, rejected_ids=rejected)) if inline else [])
     if rejected and sink is not None:  # rejected, conflicting, reused: finished as soon as stored
         emit_finished(sink, db, finished_at=stored_at, job_ids=rejected)
     per_message = [m.jobs if m.jobs else next(inline_ids) for m in messages]
