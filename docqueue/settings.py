@@ -179,10 +179,19 @@ class Settings(BaseSettings):
         "task (Celery's worker_max_memory_per_child; acks_late, so no message is lost); 0: never.")
 
     task_time_limit: int = Field(default=1800, ge=10, description="Hard limit for one message, seconds.")
-    visibility_timeout_override: int | None = Field(
-        default=None, ge=1, validation_alias=AliasChoices("DOCQUEUE_VISIBILITY_TIMEOUT"),
-        description="Seconds before Redis re-delivers an unacknowledged message [default: "
-        f"{DEFAULT_VISIBILITY_TIMEOUT_S}; see Settings.visibility_timeout].")
+    # What the visibility timeout bounds: a message a SIGKILLed worker had reserved but not started
+    # yet (no job of it has a heartbeat, so the reaper cannot see it) comes back after this long, not
+    # Celery's hour. Why short is safe, although tasks may run longer (task_time_limit): a re-delivered
+    # message whose jobs are still running elsewhere finds them claimed with a fresh heartbeat and is
+    # acked without running them (``workers.results.claim``), and if that worker dies later the reaper
+    # requeues its jobs; a job's outcome is never stored twice. What it costs: a message that waits
+    # longer than this behind a long one is delivered a second time, one claim query that finds
+    # nothing to do. Why not lower: Celery's retry back-off (up to 120 s, ``workers.tasks``) parks
+    # messages unacked in the worker; a timeout below it would hand them around before they are due.
+    visibility_timeout: int = Field(
+        default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=1,
+        description="Seconds before Redis re-delivers an unacknowledged message (minutes are safe: see "
+        "the comment above this setting).")
     worker_load_timeout: float = Field(default=300.0, ge=4, description="Seconds a child may take to load.")
 
     # --- heartbeats and the reaper (no job stuck forever) ---
@@ -304,23 +313,6 @@ class Settings(BaseSettings):
         if self.batch_max_tokens < self.max_tokens_per_document:
             raise ValueError("batch_max_tokens must be at least max_tokens_per_document")
         return self
-
-    @property
-    def visibility_timeout(self) -> int:
-        """Redis re-delivers a message not acknowledged after this long: 300 s unless set.
-
-        What it bounds: a message a SIGKILLed worker had reserved but not started yet (no job of it
-        has a heartbeat, so the reaper cannot see it) comes back after this long, not Celery's hour.
-        Why short is safe, although tasks may run longer (task_time_limit, 1800 s): a re-delivered
-        message whose jobs are still running elsewhere finds them claimed with a fresh heartbeat
-        and is acked without running them (``workers.results.claim``), and if that worker dies
-        later the reaper requeues its jobs. A job's outcome is are never stored twice.
-        What it costs: a message that waits longer than this behind a long one is delivered a
-        second time, one claim query that finds nothing to do. Why not lower: Celery's retry
-        back-off (up to 120 s, ``workers.tasks``) parks messages unacked in the worker; a timeout
-        below it would hand them around before they are due.
-        """
-        return self.visibility_timeout_override or DEFAULT_VISIBILITY_TIMEOUT_S
 
 
 def get_settings(**overrides: object) -> Settings:
