@@ -79,7 +79,7 @@ def main() -> int:
     encoder = SentenceEncoder(resolve_model(args.model), torch.device("cpu"),
                               max_length=settings.max_tokens_per_document, batch_tokens=settings.batch_max_tokens)
     memo: dict[str, Any] = torch.load(args.cache) if args.cache and args.cache.exists() else {}
-    encode, encode_segments = encoder.encode, encoder.encode_segments
+    encode, encode_segments = encoder.encode, encoder.encode_segments_with_text
 
     def key(kind: str, text: str) -> str:
         return f"{args.model}:{settings.max_tokens_per_document}:{kind}:{hashlib.sha256(text.encode()).hexdigest()}"
@@ -91,14 +91,14 @@ def main() -> int:
             memo.update(zip((key("doc", t) for t in todo), encode(todo), strict=True))
         return torch.stack([memo[key("doc", t)] for t in texts]) if texts else encode(texts)
 
-    def segments_once(texts: Sequence[str]) -> list[torch.Tensor]:
+    def segments_once(texts: Sequence[str]) -> list[tuple[torch.Tensor, list[str]]]:
         todo = [t for t in dict.fromkeys(texts) if key("seg", t) not in memo]
         if todo:
             memo.update(zip((key("seg", t) for t in todo), encode_segments(todo), strict=True))
         return [memo[key("seg", t)] for t in texts]
 
     encoder.encode = encode_once  # type: ignore[method-assign]
-    encoder.encode_segments = segments_once  # type: ignore[method-assign]
+    encoder.encode_segments_with_text = segments_once  # type: ignore[method-assign]
     engine = ZeroShotEmbeddingClassifier(encoder, max_examples=settings.classify_max_examples)
 
     table = []

@@ -20,9 +20,11 @@ from docqueue.settings import get_settings
 from tests.conftest import FIXTURES
 from tests.helpers import TRUSTED_MODELS
 from tests.tiny_classifiers import CLS_LABELS, NLI_LABELS, build_distilbert_cls, build_minilm_cls
+from workers.engines import classify as classify_module
 from workers.engines.classify import ZeroShotEmbeddingClassifier
 from workers.engines.classify_common import classification, normalise_label
 from workers.engines.embedding import OFFLINE_MINILM, resolve_model
+from workers.engines.label_words import LabelWords
 from workers.engines.nli import NLIZeroShotClassifier
 from workers.engines.sequence_classifier import FineTunedClassifier, classifier_kind
 from workers.registry import Registry
@@ -361,8 +363,9 @@ def test_clear_cut_documents_with_the_default_labels_of_the_readme(embedding: Ze
 
 def test_default_beats_bare_label_names_on_a_held_out_sample(embedding: ZeroShotEmbeddingClassifier) -> None:
     """24 documents drawn (seed 14) from the held-out part of the document-type set (LEDGAR provisions
-    and SciTLDR abstracts; no template or calibration was chosen on them). Measured: new default 16,
-    bare names without a template 13, the old default `Type of document: {}.` 9."""
+    and SciTLDR abstracts; no template or calibration was chosen on them). Measured: new default 17,
+    bare names without a template 13, the old default `Type of document: {}.` 9 (16 before the
+    label-word evidence)."""
     rows = [json.loads(line) for line in (FIXTURES / "classify_heldout_doctype.jsonl").read_text().splitlines()]
     labels = ["contract", "invoice", "news", "email", "research paper"]
     texts = [r["text"] for r in rows]
@@ -372,4 +375,35 @@ def test_default_beats_bare_label_names_on_a_held_out_sample(embedding: ZeroShot
         return sum(isinstance(o, dict) and o["label"] == r["label"] for o, r in zip(out, rows, strict=True))
 
     new, bare, old = right({}), right({"template": "{}"}), right({"template": "Type of document: {}."})
-    assert new >= bare + 2 and new >= old + 5, (new, bare, old)
+    assert new >= bare + 3 and new >= old + 6, (new, bare, old)
+
+
+def test_label_words_match_by_stem_and_weigh_what_tells_labels_apart() -> None:
+    labels = ["Indemnifications", "Governing Laws", "Compliance With Laws", "Terms and Conditions", "General"]
+    words = LabelWords(labels)
+    ev = words.evidence(["the supplier shall indemnify the buyer", "this agreement is governed by the laws of delaware",
+                         "each party complies with all applicable laws", "these terms apply", "nothing here"])
+    assert ev.shape == (5, 5)
+    assert ev[0, 0] == pytest.approx(1.0)  # "indemnify" is a form of "Indemnifications"
+    assert ev[1, 1] == pytest.approx(1.0) and ev[2, 2] == pytest.approx(1.0)  # "complies" ~ "Compliance"
+    # "laws" is in two labels, "governed" in one: it says less, so it is the smaller share of its label
+    assert 0 < ev[2, 1] < 0.5 and ev[1, 2] == pytest.approx(ev[2, 1])
+    assert ev[3, 3] == pytest.approx(0.5)  # "and" is no word of the label; "terms" is half of it
+    assert ev[4].tolist() == [0.0] * 5
+    assert ev[:, 4].tolist() == [0.0] * 5  # "General" has no content word: never any evidence
+
+
+def test_segments_that_name_a_label_lean_to_it_on_real_provisions(embedding: ZeroShotEmbeddingClassifier,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 LEDGAR provisions, 8 labels (tests/fixtures/ledgar_fewshot.jsonl), the default without
+    descriptions or examples. Measured: 22 right with label words, 19 without, 15 bare names."""
+    rows = [json.loads(line) for line in (FIXTURES / "ledgar_fewshot.jsonl").read_text().splitlines()]
+    labels = sorted({r["label"] for r in rows})
+
+    def right() -> int:
+        out = embedding.run([r["text"] for r in rows], {"labels": labels})
+        return sum(isinstance(o, dict) and o["label"] == r["label"] for o, r in zip(out, rows, strict=True))
+
+    with_words = right()
+    monkeypatch.setattr(classify_module, "LABEL_WORD_WEIGHT", 0.0)
+    assert with_words >= right() + 2 and with_words >= 21, with_words

@@ -9,9 +9,10 @@ evidence is added when the user sent labelled examples (:mod:`workers.engines.fe
   :data:`DEFAULT_TEMPLATES` filled with its name made into words (:func:`normalise_label`), and the
   document votes with its own sentence segments: each segment's softmax over the labels, averaged.
   A 256-token window of a contract or an article is close to its *topic*; a sentence is closer to
-  what kind of text it is, and a vote lets the segments that say so outweigh the rest. On the held-out
-  parts of five sets this beat the bare label names with no template (the baseline) on average and
-  the old single template ``Type of document: {}.`` on each (README, ops/eval/classify_zero_shot.py).
+  what kind of text it is, and a vote lets the segments that say so outweigh the rest. A segment
+  that contains a label's own words leans to that label (:mod:`workers.engines.label_words`). On the
+  held-out parts of five sets this beat the bare label names with no template (the baseline) on
+  each (README, ops/eval/classify_zero_shot.py).
 - Single-label with ``--template`` or with examples: the document's windows are averaged into one
   vector and scored against the labels (cosine, temperature-scaled softmax), as before.
 - Multi-label: each label is judged on its own, against a *null hypothesis* (the template with no
@@ -44,6 +45,7 @@ from workers.engines.classify_common import (
 )
 from workers.engines.embedding import SentenceEncoder
 from workers.engines.fewshot import ExampleCache
+from workers.engines.label_words import LABEL_WORD_WEIGHT, LabelWords
 
 #: Cosine similarities of MiniLM-type models sit in a narrow range; scaling spreads the softmax.
 SIMILARITY_SCALE = 20.0
@@ -148,9 +150,13 @@ class ZeroShotEmbeddingClassifier:
         label_vecs = self._prompt_vectors(label_prompts(p.labels, p.descriptions, p.template, ensemble=ensemble))
         if ensemble:
             label_vecs = self._without_ordinary(label_vecs)
-            # each sentence segment votes with its own softmax; the document's score is the mean vote
-            votes = [torch.softmax(SIMILARITY_SCALE * (segs @ label_vecs.T), dim=-1).mean(0)
-                     for segs in self.encoder.encode_segments(texts)]
+            words = LabelWords(p.labels)
+            # each sentence segment votes with its own softmax, a segment that names a label's words
+            # leaning to it; the document's score is the mean vote
+            votes = []
+            for segs, seg_texts in self.encoder.encode_segments_with_text(texts):
+                logits = segs @ label_vecs.T + LABEL_WORD_WEIGHT * words.evidence(seg_texts)
+                votes.append(torch.softmax(SIMILARITY_SCALE * logits, dim=-1).mean(0))
             return torch.stack(votes)
         doc_vecs = self.encoder.encode(texts)
         sims = doc_vecs @ label_vecs.T

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from transformers import AutoModel, AutoTokenizer
@@ -127,6 +128,12 @@ class SentenceEncoder:
 
     def encode_segments(self, texts: Sequence[str]) -> list[torch.Tensor]:
         """Per text, the unit-length embeddings of its sentence segments (one row each)."""
+        return [vectors for vectors, _ in self.encode_segments_with_text(texts)]
+
+    def encode_segments_with_text(self, texts: Sequence[str]) -> list[tuple[torch.Tensor, list[str]]]:
+        """Per text, its segments' embeddings and the segments as text (decoded from the same token
+        ids, so a word test on a segment sees exactly what was embedded; lower-cased by an uncased
+        tokenizer)."""
         per_text = [self._segments(t) for t in texts]
         flat = [w for ws in per_text for w in ws]
         if not flat:
@@ -134,7 +141,7 @@ class SentenceEncoder:
         vectors = self._embed_ids(flat)
         out, offset = [], 0
         for ws in per_text:
-            out.append(vectors[offset : offset + len(ws)])
+            out.append((vectors[offset : offset + len(ws)], [cast(str, self.tokenizer.decode(ids)) for ids in ws]))
             offset += len(ws)
         return out
 
