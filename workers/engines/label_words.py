@@ -42,46 +42,63 @@ _STOP = frozenset({
 MIN_PREFIX = 5
 
 
-def _names(stem: str, seen: set[str], extended: set[str]) -> bool:
-    """Whether a segment with these stems (and these proper prefixes of them) says the label word."""
-    if stem in seen or stem in extended:
-        return True
-    return len(stem) > MIN_PREFIX and any(stem[:k] in seen for k in range(MIN_PREFIX, len(stem)))
-
-
 @lru_cache(maxsize=1)
 def _stemmer() -> snowballstemmer.stemmer:
     return snowballstemmer.stemmer("english")
 
 
+@lru_cache(maxsize=1 << 16)
+def _stem(word: str) -> str:
+    """One word's stem, memoised: the stemmer is pure Python and a corpus repeats its words."""
+    return str(_stemmer().stemWord(word))
+
+
 def stems(text: str) -> set[str]:
     """The set of stemmed, lower-cased words of a text."""
-    return set(_stemmer().stemWords(_WORD.findall(text.lower())))
+    return {_stem(w) for w in _WORD.findall(text.lower())}
 
 
 class LabelWords:
-    """The stemmed content words of each label, weighted within the label set."""
+    """The stemmed content words of each label, weighted within the label set, indexed so that a
+    segment costs a few set lookups per word whatever the number of labels."""
 
     def __init__(self, labels: Sequence[str]) -> None:
-        stemmer = _stemmer()
-        self.words: list[dict[str, float]] = []
-        per_label = [set(stemmer.stemWords([w for w in _WORD.findall(normalise_label(label).lower())
-                                            if w not in _STOP])) for label in labels]
+        self.n_labels = len(labels)
+        per_label = [{_stem(w) for w in _WORD.findall(normalise_label(label).lower()) if w not in _STOP}
+                     for label in labels]
         df: dict[str, int] = {}
         for words in per_label:
             for w in words:
                 df[w] = df.get(w, 0) + 1
-        n = len(labels)
-        for words in per_label:
-            weights = {w: math.log(1 + n / df[w]) for w in words}
+        #: stem -> [(label, weight)], and a proper prefix of a stem (a shorter form) -> [(label, stem)]
+        self._stems: dict[str, list[tuple[int, float]]] = {}
+        self._shorter: dict[str, list[tuple[int, str]]] = {}
+        self._weight: dict[tuple[int, str], float] = {}
+        for i, words in enumerate(per_label):
+            weights = {w: math.log(1 + self.n_labels / df[w]) for w in words}
             total = sum(weights.values())
-            self.words.append({w: v / total for w, v in weights.items()} if total else {})
+            for w, v in weights.items():
+                self._weight[i, w] = v / total
+                self._stems.setdefault(w, []).append((i, v / total))
+                for k in range(MIN_PREFIX, len(w)):
+                    self._shorter.setdefault(w[:k], []).append((i, w))
+
+    def _matches(self, word: str) -> set[tuple[int, str]]:
+        """The (label, label stem) pairs a segment word names: the same stem, a longer form of it
+        (the stem is a prefix of the word) or a shorter one (the word is a prefix of the stem)."""
+        found = {(i, word) for i, _ in self._stems.get(word, ())}
+        found.update(self._shorter.get(word, ()) if len(word) >= MIN_PREFIX else ())
+        for k in range(MIN_PREFIX, len(word)):
+            found.update((i, word[:k]) for i, _ in self._stems.get(word[:k], ()))
+        return found
 
     def evidence(self, segment_texts: Sequence[str]) -> torch.Tensor:
         """(segments, labels): the weighted share of each label's words that each segment contains."""
-        rows = []
-        for text in segment_texts:
-            seen = stems(text)
-            extended = {w[:k] for w in seen if len(w) >= MIN_PREFIX for k in range(MIN_PREFIX, len(w))}
-            rows.append([sum(v for w, v in words.items() if _names(w, seen, extended)) for words in self.words])
-        return torch.tensor(rows, dtype=torch.float32).reshape(len(segment_texts), len(self.words))
+        out = torch.zeros((len(segment_texts), self.n_labels), dtype=torch.float32)
+        for row, text in enumerate(segment_texts):
+            named: set[tuple[int, str]] = set()
+            for word in stems(text):
+                named |= self._matches(word)
+            for i, w in named:
+                out[row, i] += self._weight[i, w]
+        return out
