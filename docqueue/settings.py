@@ -227,6 +227,11 @@ class Settings(BaseSettings):
     schedule_lock_ttl_s: int = Field(
         default=3600, ge=10, description="Expiry of the Redis lock that keeps a second beat from firing the same "
         "(schedule, due time); the run's database row keeps guarding it after the lock expires.")
+    schedule_heartbeat_s: float = Field(
+        default=10.0, gt=0, le=600, description="How often a run in progress renews its Redis heartbeat. A run "
+        "whose heartbeat is gone for 3x this, seen twice that far apart, is taken as abandoned (its process "
+        "died): it is recorded as an error, its batch's unfinished jobs are cancelled and its files are "
+        "released, so the next run takes them again.")
     schedule_misfire_grace_s: float = Field(
         default=60.0, ge=0, description="A run fired this late is still on time; a later one is a misfire, handled "
         "by the schedule's --catch-up policy.")

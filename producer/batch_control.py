@@ -70,7 +70,8 @@ def list_batches(engine: Engine, *, since: datetime | None = None, state: str | 
     return [b for b in found if b.state == state] if state else found
 
 
-def cancel_batch(engine: Engine, batch_id: str, now: datetime | None = None) -> int:
+def cancel_batch(engine: Engine, batch_id: str, now: datetime | None = None,
+                 reason: str = "cancelled by docqueue cancel") -> int:
     """Mark the batch's unfinished jobs cancelled; returns how many. A job a worker is running right
     now is cancelled too: its outcome, when it comes, is not stored (outcomes are written only over
     unfinished jobs, ``workers.results``). Every job cancelled gets ``finished_at = now`` (how its
@@ -80,7 +81,7 @@ def cancel_batch(engine: Engine, batch_id: str, now: datetime | None = None) -> 
         return int(conn.execute(
             sa.update(Job).where(col(Job.batch_id) == batch_id, col(Job.status).in_(UNFINISHED))
             .values(status=JobStatus.cancelled.value, finished_at=now or utcnow(), error_kind=None,
-                    error_message="cancelled by docqueue cancel")).rowcount)
+                    error_message=reason)).rowcount)
 
 
 def purge_batches(engine: Engine, *, before: datetime, dry_run: bool = False) -> list[str]:

@@ -11,17 +11,20 @@ A schedule remembers every file it took (path + content sha256, ``inbox_file``):
 processed once, a changed file counts as new. A file still being written (younger than the
 schedule's settle time, or changing size/mtime while it is hashed) waits for a later run. Once a
 run's batch has finished, a later tick writes each file's results to the outbox and moves the file
-to the done or failed folder.
+to the done or failed folder. A run whose process dies mid-run stops renewing its Redis heartbeat;
+a later tick records it as abandoned and releases its files (``ScheduleRunner.recover_abandoned``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -32,20 +35,21 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from celery import Celery, beat
 from croniter import croniter
-from redis import Redis
+from redis import Redis, RedisError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from docqueue.broker import BrokerUnavailableError, check_broker
+from docqueue.events import EventSink, emit_finished
 from docqueue.models import InboxFile, Job, Schedule, ScheduleRun, utcnow
 from docqueue.schema import JobStatus, new_id
 from docqueue.secrets import mask_url
 from docqueue.settings import Settings
-from producer.batch_control import UNFINISHED
+from producer.batch_control import UNFINISHED, cancel_batch
 from producer.loaders import LoadedDocument, LoadOptions, iter_paths, load_path
-from producer.queries import iter_results
+from producer.queries import BatchNotFoundError, iter_results
 from producer.submit import PublishError, submit_batch
 
 log = logging.getLogger("docqueue.beat")
@@ -156,6 +160,50 @@ def plan_runs(policy: str, dues: list[datetime], now: datetime, grace_s: float) 
 
 def lock_key(schedule_id: str, due: datetime) -> str:
     return f"docqueue:schedule-lock:{schedule_id}:{_utc(due).strftime('%Y%m%dT%H%M%S.%fZ')}"
+
+
+def alive_key(run_id: str) -> str:
+    """The heartbeat of a run in progress (renewed by its process, gone when the process is)."""
+    return f"docqueue:schedule-run:{run_id}:alive"
+
+
+def suspect_key(run_id: str) -> str:
+    """When a beat first found a running run without heartbeat (so a second look can confirm it)."""
+    return f"docqueue:schedule-run:{run_id}:suspect"
+
+
+class Heartbeat:
+    """Renews a run's ``alive_key`` every ``every`` seconds from a daemon thread while the run reads
+    and submits (a big inbox file can take minutes between two points of the run's own code). A
+    failed renewal is logged, not raised: the run goes on, and a missing heartbeat is only acted on
+    when it is still missing at a second look (``ScheduleRunner.recover_abandoned``)."""
+
+    def __init__(self, redis: Redis, key: str, every: float) -> None:
+        self.redis, self.key, self.every = redis, key, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="schedule-run-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            self.redis.set(self.key, "1", px=int(self.every * 3000))
+        except RedisError as e:
+            log.warning("schedule run heartbeat not renewed: %s", mask_url(str(e)))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self._beat()
+
+    def __enter__(self) -> Heartbeat:
+        self._beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        with contextlib.suppress(RedisError):  # else it expires on its own
+            self.redis.delete(self.key)
+
 
 
 # ------------------------------------------------------------------------------------ inbox files
@@ -284,6 +332,7 @@ class ScheduleRunner:
     def tick_one(self, schedule: Schedule, now: datetime) -> list[ScheduleRun]:
         """Finish its finished batches, then fire its due runs per its catch-up policy and move its
         cursor past every due time looked at (fired, skipped, or dropped by the policy)."""
+        self.recover_abandoned(schedule)
         self.finish(schedule)
         after = aware(schedule.cursor_at) or _utc(schedule.created_at)
         dues = due_between(schedule, after, now, self.settings.schedule_catch_up_max)
@@ -316,16 +365,19 @@ class ScheduleRunner:
         except IntegrityError:  # fired before, by a beat whose lock has since expired
             log.info("schedule %s: due %s was fired already", schedule.name, due.isoformat())
             return None
-        try:
-            self._run(schedule, run)
-        except Exception as e:  # recorded on the run; beat goes on with the next one
-            log.exception("schedule %s: run for %s failed", schedule.name, due.isoformat())
-            run.outcome, run.detail = ERROR, f"{type(e).__name__}: {mask_url(str(e))}"
-        with self.engine.begin() as conn:
-            conn.execute(sa.update(ScheduleRun).where(col(ScheduleRun.id) == run.id).values(
-                outcome=run.outcome, batch_id=run.batch_id, documents=run.documents, detail=run.detail))
-            if run.outcome in (SKIPPED, NOTHING_NEW) and run.trigger == "schedule":
-                self._collapse_idle(conn, run)
+        with Heartbeat(self.redis, alive_key(run.id), self.settings.schedule_heartbeat_s):
+            try:
+                self._run(schedule, run)
+            except Exception as e:  # recorded on the run; beat goes on with the next one
+                log.exception("schedule %s: run for %s failed", schedule.name, due.isoformat())
+                run.outcome, run.detail = ERROR, f"{type(e).__name__}: {mask_url(str(e))}"
+            with self.engine.begin() as conn:
+                # only over "running": a run taken for abandoned keeps that verdict (its files are gone)
+                conn.execute(sa.update(ScheduleRun).where(col(ScheduleRun.id) == run.id,
+                                                          col(ScheduleRun.outcome) == RUNNING).values(
+                    outcome=run.outcome, batch_id=run.batch_id, documents=run.documents, detail=run.detail))
+                if run.outcome in (SKIPPED, NOTHING_NEW) and run.trigger == "schedule":
+                    self._collapse_idle(conn, run)
         log.info("schedule %s: %s run for %s: %s%s%s", schedule.name, trigger, due.isoformat(), run.outcome,
                  f" batch {run.batch_id} ({run.documents} documents)" if run.batch_id else "",
                  f" ({run.detail})" if run.detail else "")
@@ -371,6 +423,9 @@ class ScheduleRunner:
         scan = scan_sources(schedule)
         batch_id = new_id()
         files = claim_files(self.engine, schedule.id, batch_id, scan.files)
+        if files:  # before anything is stored: what a recovery of this run, should it die, undoes
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(ScheduleRun).where(col(ScheduleRun.id) == run.id).values(batch_id=batch_id))
         notes = [f"{n} {what}" for n, what in ((scan.waiting, "file(s) still being written wait"),
                                               (scan.missing, "source(s) missing")) if n]
         run.detail = "; ".join(notes) or None
@@ -416,6 +471,67 @@ class ScheduleRunner:
                     conn.execute(sa.update(InboxFile).where(col(InboxFile.schedule_id) == schedule_id,
                                                             col(InboxFile.file_key) == f.key)
                                  .values(first_position=first, documents=n))
+
+    # ------------------------------------------------------------------------- abandoned runs
+    def recover_abandoned(self, schedule: Schedule) -> int:
+        """Runs of this schedule left ``running`` by a process that died (killed, its machine lost):
+        recorded as errors, their batch's unfinished jobs cancelled and their files released, so the
+        next run takes those files again instead of leaving them claimed forever. How many.
+
+        A run is abandoned when its heartbeat is missing at two looks at least its lifetime apart: a
+        live run renews it within ``schedule_heartbeat_s``, so a Redis that restarted empty (and lost
+        every heartbeat at once) makes no live run look dead."""
+        lifetime = 3 * self.settings.schedule_heartbeat_s
+        now = utcnow()
+        with self.engine.connect() as conn:
+            runs = [ScheduleRun.model_validate(r._mapping) for r in conn.execute(sa.select(ScheduleRun).where(
+                col(ScheduleRun.schedule_id) == schedule.id, col(ScheduleRun.outcome) == RUNNING,
+                col(ScheduleRun.fired_at) < now - timedelta(seconds=lifetime)))]
+        recovered = 0
+        for run in runs:
+            if self.redis.exists(alive_key(run.id)):
+                self.redis.delete(suspect_key(run.id))
+                continue
+            first_seen = self.redis.get(suspect_key(run.id))
+            if first_seen is None:
+                self.redis.set(suspect_key(run.id), str(now.timestamp()), ex=int(lifetime * 10) + 60)
+                continue
+            if now.timestamp() - float(first_seen) < lifetime:
+                continue
+            if self._abandon(schedule, run, lifetime):
+                recovered += 1
+        return recovered
+
+    def _abandon(self, schedule: Schedule, run: ScheduleRun, lifetime: float) -> bool:
+        detail = f"abandoned: its process stopped mid-run (no heartbeat for {lifetime:g}+ s)"
+        with self.engine.begin() as conn:  # one beat wins the verdict; the others find it taken
+            if not conn.execute(sa.update(ScheduleRun).where(col(ScheduleRun.id) == run.id,
+                                                             col(ScheduleRun.outcome) == RUNNING)
+                                .values(outcome=ERROR, detail=detail)).rowcount:
+                return False
+        cancelled = released = 0
+        if run.batch_id:
+            now = utcnow()
+            with contextlib.suppress(BatchNotFoundError):  # it died before storing anything
+                cancelled = cancel_batch(self.engine, run.batch_id, now=now,
+                                         reason=f"cancelled: schedule run {run.id} was abandoned; its files are "
+                                                "submitted again by the next run")
+            if cancelled:
+                emit_finished(EventSink(self.app, self.settings, redis=self.redis), self.engine, finished_at=now,
+                              batch=run.batch_id)
+            with self.engine.begin() as conn:
+                # files whose documents it stored, and their positions, are the batch's: the ones it had
+                # not finished storing (documents NULL) are let go, to be claimed again
+                released = int(conn.execute(sa.delete(InboxFile).where(
+                    col(InboxFile.schedule_id) == schedule.id, col(InboxFile.batch_id) == run.batch_id,
+                    col(InboxFile.documents).is_(None))).rowcount)
+        detail += (f"; batch {run.batch_id}: {cancelled} unfinished job(s) cancelled, {released} file(s) released "
+                   "for the next run") if run.batch_id else "; it had claimed no file"
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(ScheduleRun).where(col(ScheduleRun.id) == run.id).values(detail=detail))
+        self.redis.delete(suspect_key(run.id))
+        log.warning("schedule %s: run for %s %s", schedule.name, _utc(run.due_at).isoformat(), detail)
+        return True
 
     # ------------------------------------------------------------------------- finished batches
     def finish(self, schedule: Schedule) -> int:

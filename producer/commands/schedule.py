@@ -311,6 +311,7 @@ def schedule_run(obj: Context, name: str, as_json: bool) -> None:
     """Run a schedule now, here (its sources are read on this machine), with its overlap policy."""
     schedule = _schedule(obj, name)
     runner = _runner(obj)
+    runner.recover_abandoned(schedule)
     runner.finish(schedule)
     run = runner.fire(schedule, utcnow(), "manual")
     if run is None:  # the lock key holds microseconds: only a clash with another manual run gets here

@@ -3,6 +3,7 @@ real Redis locks, with the clock given: what a beat that was down does when it c
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,7 +17,17 @@ from docqueue.models import Schedule, ScheduleRun
 from docqueue.queue import make_celery
 from docqueue.schema import new_id
 from docqueue.settings import get_settings
-from producer.scheduler import ScheduleRunner, aware, due_between, lock_key, next_due, parse_duration
+from producer.scheduler import (
+    Heartbeat,
+    ScheduleRunner,
+    alive_key,
+    aware,
+    due_between,
+    lock_key,
+    next_due,
+    parse_duration,
+    suspect_key,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +130,34 @@ def test_durations() -> None:
     for bad in ("", "15 minutes", "m", "1x"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_a_lost_heartbeat_of_a_live_run_is_not_taken_for_a_dead_run(database_url: str, clean_redis: str,
+                                                                     tmp_path: Path) -> None:
+    """A Redis that restarts empty loses the heartbeat of every run in progress at once: a live run
+    renews it before the second look, so it is left alone; once its process is gone for real (no
+    renewal), the second look records it as abandoned."""
+    runner = _runner(database_url, clean_redis, schedule_heartbeat_s=0.2)  # lifetime 0.6 s
+    s = _schedule(runner, tmp_path, "hb")
+    fired = datetime.now(timezone.utc) - timedelta(minutes=1)
+    run = ScheduleRun(id=new_id(), schedule_id=s.id, due_at=T0, fired_at=fired, trigger="manual", outcome="running")
+    with runner.engine.begin() as conn:
+        conn.execute(sa.insert(ScheduleRun).values(**run.model_dump()))
+    live = Heartbeat(runner.redis, alive_key(run.id), 0.2)
+    with live:
+        runner.redis.delete(alive_key(run.id))  # the restart
+        assert runner.recover_abandoned(s) == 0  # first look: suspect
+        assert runner.redis.exists(suspect_key(run.id))
+        time.sleep(0.8)  # past the lifetime; the live run has renewed its heartbeat meanwhile
+        assert runner.recover_abandoned(s) == 0
+        assert not runner.redis.exists(suspect_key(run.id))  # cleared: seen alive
+        assert _runs(runner, s) == [(T0, "manual", "running")]
+    # the process is gone now (no renewals, key deleted)
+    assert runner.recover_abandoned(s) == 0  # a fresh first look
+    time.sleep(0.8)
+    assert runner.recover_abandoned(s) == 1
+    assert runner.recover_abandoned(s) == 0  # once
+    assert _runs(runner, s) == [(T0, "manual", "error")]
+    with runner.engine.connect() as conn:
+        detail = conn.execute(sa.select(col(ScheduleRun.detail)).where(col(ScheduleRun.id) == run.id)).scalar_one()
+    assert detail.startswith("abandoned: its process stopped mid-run") and "claimed no file" in detail

@@ -219,3 +219,50 @@ def test_watch_takes_each_new_file_once(sqlite_url: str, clean_redis: str, tmp_p
     assert listed["runs"]["submitted"] == 2
     # the looks that found nothing new are kept as one row per streak, not one per second
     assert listed["runs"]["nothing_new"] <= 3
+
+
+def test_a_run_killed_mid_submit_is_recovered_and_its_file_taken_again(database_url: str, clean_redis: str,
+                                                                        tmp_path: Path) -> None:
+    """``schedule run`` SIGKILLed after claiming a big export and storing part of it: its run stays
+    ``running`` and the file claimed, with no documents recorded. Two looks at a missing heartbeat
+    later (two more manual runs) the run is an error, its batch's unfinished jobs are cancelled, and
+    the file is submitted again, whole, by the next run."""
+    rows = 50_000
+    env = service_env(clean_redis, database_url, tmp_path, DOCQUEUE_SCHEDULE_HEARTBEAT_S="0.3")
+    migrate_if_postgres(env)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    export = "".join(json.dumps({"id": n, "text": f"Invoice {n}. Amount due: {n % 900 + 100}.00 EUR."}) + "\n"
+                     for n in range(rows))
+    _old_file(inbox / "export.jsonl", export)
+    cli(env, "schedule", "add", "big", "--every", "1h", "classify", str(inbox), "--labels", LABELS, "--settle", "0s")
+    proc = subprocess.Popen([sys.executable, "-m", "producer.cli", "schedule", "run", "big"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # killed once it has claimed the file and stored some of its jobs
+        wait_until(lambda: _rows(database_url, "SELECT count(*) FROM job")[0][0] > 0, timeout=60)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    [(run_id, outcome, batch)] = _rows(database_url, "SELECT id, outcome, batch_id FROM schedule_run")
+    assert outcome == "running" and batch is not None
+    assert _rows(database_url, "SELECT batch_id, documents FROM inbox_file") == [(batch, None)]
+    stored = _rows(database_url, "SELECT count(*) FROM job WHERE batch_id = :b", b=batch)[0][0]
+    assert 0 < stored < rows, stored
+
+    time.sleep(1.0)  # past the heartbeat's lifetime (3 x 0.3 s): the first look marks it suspect
+    first = cli_json(env, "schedule", "run", "big", "--json")
+    assert first["outcome"] == "skipped" and batch in first["detail"]  # its batch still has queued jobs
+    time.sleep(1.0)  # the second look, a lifetime later, finds it still silent
+    second = cli_json(env, "schedule", "run", "big", "--json")
+    assert second["outcome"] == "submitted" and second["documents"] == rows and second["batch"] != batch
+
+    [(outcome, detail)] = _rows(database_url, "SELECT outcome, detail FROM schedule_run WHERE id = :r", r=run_id)
+    assert outcome == "error" and "abandoned" in detail
+    assert f"{stored} unfinished job(s) cancelled, 1 file(s) released" in detail
+    statuses = _rows(database_url, "SELECT status, count(*) FROM job WHERE batch_id = :b GROUP BY status", b=batch)
+    assert statuses == [("cancelled", stored)]
+    [(message,)] = _rows(database_url, "SELECT DISTINCT error_message FROM job WHERE batch_id = :b", b=batch)
+    assert run_id in message and "submitted again" in message
+    assert _rows(database_url, "SELECT batch_id, documents FROM inbox_file") == [(second["batch"], rows)]
+    assert _rows(database_url, "SELECT count(*) FROM job WHERE batch_id = :b", b=second["batch"])[0][0] == rows
