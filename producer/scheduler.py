@@ -205,7 +205,6 @@ class Heartbeat:
             self.redis.delete(self.key)
 
 
-
 # ------------------------------------------------------------------------------------ inbox files
 @dataclass(frozen=True)
 class Candidate:
