@@ -137,24 +137,25 @@ def test_a_lost_heartbeat_of_a_live_run_is_not_taken_for_a_dead_run(database_url
     """A Redis that restarts empty loses the heartbeat of every run in progress at once: a live run
     renews it before the second look, so it is left alone; once its process is gone for real (no
     renewal), the second look records it as abandoned."""
-    runner = _runner(database_url, clean_redis, schedule_heartbeat_s=0.2)  # lifetime 0.6 s
+    every = 1.0  # the first look comes well within one renewal period, however slow the machine
+    runner = _runner(database_url, clean_redis, schedule_heartbeat_s=every)
+    lifetime = 3 * every
     s = _schedule(runner, tmp_path, "hb")
     fired = datetime.now(timezone.utc) - timedelta(minutes=1)
     run = ScheduleRun(id=new_id(), schedule_id=s.id, due_at=T0, fired_at=fired, trigger="manual", outcome="running")
     with runner.engine.begin() as conn:
         conn.execute(sa.insert(ScheduleRun).values(**run.model_dump()))
-    live = Heartbeat(runner.redis, alive_key(run.id), 0.2)
-    with live:
+    with Heartbeat(runner.redis, alive_key(run.id), every):
         runner.redis.delete(alive_key(run.id))  # the restart
         assert runner.recover_abandoned(s) == 0  # first look: suspect
         assert runner.redis.exists(suspect_key(run.id))
-        time.sleep(0.8)  # past the lifetime; the live run has renewed its heartbeat meanwhile
+        time.sleep(lifetime + 0.3)  # the live run has renewed its heartbeat meanwhile
         assert runner.recover_abandoned(s) == 0
         assert not runner.redis.exists(suspect_key(run.id))  # cleared: seen alive
         assert _runs(runner, s) == [(T0, "manual", "running")]
     # the process is gone now (no renewals, key deleted)
     assert runner.recover_abandoned(s) == 0  # a fresh first look
-    time.sleep(0.8)
+    time.sleep(lifetime + 0.3)
     assert runner.recover_abandoned(s) == 1
     assert runner.recover_abandoned(s) == 0  # once
     assert _runs(runner, s) == [(T0, "manual", "error")]
