@@ -7,10 +7,10 @@ sentence segment that names a label's words (stemmed: "indemnify" matches "Indem
 bonus for that label, on the same scale as a cosine similarity. The bonus is per segment, not per
 document: a long news article that mentions "business" once outvotes no sports report with it,
 because only that one segment's vote moves (on the dev parts, a document-level bonus cost BBC News
-four points of accuracy where the segment bonus cost none; ops/eval/classify_zero_shot.py).
+seven points of accuracy where the segment bonus cost none; ops/eval/classify_zero_shot.py).
 
 Words are weighted within the label set by how few labels share them (``log(1 + n / df)``): in
-"Indemnifications" and "Indemnity Insurance", "indemn" tells the two apart less than "insur".
+"Governing Laws" and "Compliance With Laws", "laws" tells the two apart less than "governed".
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ class LabelWords:
         for words in per_label:
             for w in words:
                 df[w] = df.get(w, 0) + 1
-        #: stem -> [(label, weight)], and a proper prefix of a stem (a shorter form) -> [(label, stem)]
-        self._stems: dict[str, list[tuple[int, float]]] = {}
+        #: stem -> the labels it is a word of, and a proper prefix of a stem (a shorter form) -> [(label, stem)]
+        self._stems: dict[str, list[int]] = {}
         self._shorter: dict[str, list[tuple[int, str]]] = {}
         self._weight: dict[tuple[int, str], float] = {}
         for i, words in enumerate(per_label):
@@ -79,17 +79,17 @@ class LabelWords:
             total = sum(weights.values())
             for w, v in weights.items():
                 self._weight[i, w] = v / total
-                self._stems.setdefault(w, []).append((i, v / total))
+                self._stems.setdefault(w, []).append(i)
                 for k in range(MIN_PREFIX, len(w)):
                     self._shorter.setdefault(w[:k], []).append((i, w))
 
     def _matches(self, word: str) -> set[tuple[int, str]]:
         """The (label, label stem) pairs a segment word names: the same stem, a longer form of it
         (the stem is a prefix of the word) or a shorter one (the word is a prefix of the stem)."""
-        found = {(i, word) for i, _ in self._stems.get(word, ())}
+        found = {(i, word) for i in self._stems.get(word, ())}
         found.update(self._shorter.get(word, ()) if len(word) >= MIN_PREFIX else ())
         for k in range(MIN_PREFIX, len(word)):
-            found.update((i, word[:k]) for i, _ in self._stems.get(word[:k], ()))
+            found.update((i, word[:k]) for i in self._stems.get(word[:k], ()))
         return found
 
     def evidence(self, segment_texts: Sequence[str]) -> torch.Tensor:
