@@ -126,14 +126,10 @@ class SentenceEncoder:
             segments.append(current)
         return segments[:MAX_SEGMENTS] or [[]]
 
-    def encode_segments(self, texts: Sequence[str]) -> list[torch.Tensor]:
-        """Per text, the unit-length embeddings of its sentence segments (one row each)."""
-        return [vectors for vectors, _ in self.encode_segments_with_text(texts)]
-
     def encode_segments_with_text(self, texts: Sequence[str]) -> list[tuple[torch.Tensor, list[str]]]:
-        """Per text, its segments' embeddings and the segments as text (decoded from the same token
-        ids, so a word test on a segment sees exactly what was embedded; lower-cased by an uncased
-        tokenizer)."""
+        """Per text, the unit-length embeddings of its sentence segments (one row each) and the
+        segments as text (decoded from the same token ids, so a word test on a segment sees exactly
+        what was embedded; lower-cased by an uncased tokenizer)."""
         per_text = [self._segments(t) for t in texts]
         flat = [w for ws in per_text for w in ws]
         if not flat:
