@@ -162,6 +162,16 @@ def lock_key(schedule_id: str, due: datetime) -> str:
     return f"docqueue:schedule-lock:{schedule_id}:{_utc(due).strftime('%Y%m%dT%H%M%S.%fZ')}"
 
 
+#: A run's heartbeat lives this many renewal periods (``schedule_heartbeat_s``): a renewal or two may
+#: come late without the run looking dead.
+HEARTBEAT_LIFETIMES = 3
+
+
+def heartbeat_lifetime(settings: Settings) -> float:
+    """Seconds a run's heartbeat lives after its last renewal."""
+    return HEARTBEAT_LIFETIMES * settings.schedule_heartbeat_s
+
+
 def alive_key(run_id: str) -> str:
     """The heartbeat of a run in progress (renewed by its process, gone when the process is)."""
     return f"docqueue:schedule-run:{run_id}:alive"
@@ -180,12 +190,13 @@ class Heartbeat:
 
     def __init__(self, redis: Redis, key: str, every: float) -> None:
         self.redis, self.key, self.every = redis, key, every
+        self.lifetime_ms = int(every * HEARTBEAT_LIFETIMES * 1000)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="schedule-run-heartbeat", daemon=True)
 
     def _beat(self) -> None:
         try:
-            self.redis.set(self.key, "1", px=int(self.every * 3000))
+            self.redis.set(self.key, "1", px=self.lifetime_ms)
         except RedisError as e:
             log.warning("schedule run heartbeat not renewed: %s", mask_url(str(e)))
 
@@ -480,7 +491,7 @@ class ScheduleRunner:
         A run is abandoned when its heartbeat is missing at two looks at least its lifetime apart: a
         live run renews it within ``schedule_heartbeat_s``, so a Redis that restarted empty (and lost
         every heartbeat at once) makes no live run look dead."""
-        lifetime = 3 * self.settings.schedule_heartbeat_s
+        lifetime = heartbeat_lifetime(self.settings)
         now = utcnow()
         with self.engine.connect() as conn:
             runs = [ScheduleRun.model_validate(r._mapping) for r in conn.execute(sa.select(ScheduleRun).where(

@@ -112,7 +112,8 @@ def _schedule(obj: Context, name: str) -> Schedule:
 
 
 def _runner(obj: Context) -> ScheduleRunner:
-    return ScheduleRunner(obj.settings, obj.engine, obj.app, obj.broker_url, redis_client(obj.broker_url))
+    return ScheduleRunner(obj.settings, obj.engine, obj.app, obj.broker_url,
+                          redis_client(obj.broker_url, settings=obj.settings))
 
 
 def _check_folders(sources: list[str], folders: dict[str, Path | None]) -> dict[str, str | None]:
