@@ -126,11 +126,11 @@ def main() -> int:
     tuned = [r for r, s in zip(table, sets, strict=True) if s.tuned]
     groups = [("mean over sets", table)] + ([("mean over the sets the defaults were chosen on", tuned)]
                                               if len(tuned) < len(table) else [])
-    for title, rows in groups:
-        means = {n: [sum(r[n][i] for r in rows) / len(rows) for i in (0, 1)] for n in SETTINGS}
+    group_means = [(title, rows, {n: [sum(r[n][i] for r in rows) / len(rows) for i in (0, 1)] for n in SETTINGS})
+                   for title, rows in groups]
+    for title, _, means in group_means:
         print(f"| {title} | | | " + " | ".join(f"{means[n][0]:.3f} / {means[n][1]:.3f}" for n in SETTINGS) + " |")
-    for title, rows in groups:
-        means = {n: [sum(r[n][i] for r in rows) / len(rows) for i in (0, 1)] for n in SETTINGS}
+    for title, rows, means in group_means:
         gain = [means["new"][i] - means["bare"][i] for i in (0, 1)]
         worst = min(r["new"][0] - r["bare"][0] for r in rows)
         print(f"{title}: new - bare: mean accuracy {gain[0]:+.3f}, mean macro-F1 {gain[1]:+.3f}; "
