@@ -83,7 +83,8 @@ CLASSIFY_OPTIONS = (
                  help="Comma-separated candidate labels, e.g. 'contract,invoice,news,email'."),
     click.option("--labels-file", envvar="DOCQUEUE_LABELS_FILE", show_envvar=True,
                  type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                 help="Labels with descriptions: JSON {label: description} or lines 'label: description'."),
+                 help="Labels with descriptions: JSON {label: description} or lines 'label: description'. "
+                      "Common document kinds (contract, invoice, e-mail, news, ...) have built-in ones; yours win."),
     click.option("--examples", "examples_file", envvar="DOCQUEUE_EXAMPLES", show_envvar=True,
                  type=click.Path(exists=True, dir_okay=False, path_type=Path),
                  help='Few-shot: JSONL of labelled examples {"text": ..., "label": ...} that steer the embedding '

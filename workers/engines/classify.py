@@ -10,9 +10,11 @@ evidence is added when the user sent labelled examples (:mod:`workers.engines.fe
   document votes with its own sentence segments: each segment's softmax over the labels, averaged.
   A 256-token window of a contract or an article is close to its *topic*; a sentence is closer to
   what kind of text it is, and a vote lets the segments that say so outweigh the rest. A segment
-  that contains a label's own words leans to that label (:mod:`workers.engines.label_words`). On the
-  held-out parts of five sets this beat the bare label names with no template (the baseline) on
-  each (README, ops/eval/classify_zero_shot.py).
+  that contains a label's own words leans to that label (:mod:`workers.engines.label_words`), and in a
+  label set of common document kinds ("contract, invoice, news, e-mail") a kind without a description
+  of the user's gets a built-in one (:mod:`workers.engines.document_kinds`). On the held-out parts
+  of five sets this beat the bare label names with no template (the baseline) on each (README,
+  ops/eval/classify_zero_shot.py).
 - Single-label with ``--template`` or with examples: the document's windows are averaged into one
   vector and scored against the labels (cosine, temperature-scaled softmax), as before.
 - Multi-label: each label is judged on its own, against a *null hypothesis* (the template with no
@@ -43,6 +45,7 @@ from workers.engines.classify_common import (
     normalise_label,
     parse_params,
 )
+from workers.engines.document_kinds import kind_descriptions
 from workers.engines.embedding import SentenceEncoder
 from workers.engines.fewshot import ExampleCache
 from workers.engines.label_words import LABEL_WORD_WEIGHT, LabelWords
@@ -90,14 +93,17 @@ def ensemble_default(p: ClassifyParams) -> bool:
 def label_prompts(labels: Sequence[str], descriptions: Mapping[str, str], template: str | None = None,
                   *, ensemble: bool = False) -> list[Prompts]:
     """The texts embedded for each label: its name in the template (or, with ``ensemble``, in each of
-    :data:`DEFAULT_TEMPLATES`, the name normalised), and its description if any."""
+    :data:`DEFAULT_TEMPLATES`, the name normalised), and its description if any (with ``ensemble``,
+    in a label set of common document kinds, each kind has a built-in one:
+    :mod:`workers.engines.document_kinds`)."""
     prompts: list[Prompts] = []
+    kinds = kind_descriptions(labels) if ensemble else {}
     for label in labels:
+        description = descriptions.get(label) or kinds.get(label)
         if ensemble:
             names = tuple(fill_template(t, normalise_label(label)) for t in DEFAULT_TEMPLATES)
         else:
             names = (fill_template(template or DEFAULT_TEMPLATE, label),)
-        description = descriptions.get(label)
         prompts.append((names, (description,)) if description else (names,))
     return prompts
 
