@@ -28,7 +28,9 @@ the document-type set) is split once by document, so no held-out text was seen o
 A third part, *fresh*, holds documents of the same sources that neither part holds (BBC articles and
 CUAD clauses beyond the per-label caps, chat conversations beyond theirs; for document types, whole
 agreements from ContractNLI (Koreeda & Manning, 2021; CC BY 4.0) and CUAD as ``contract``, BBC
-articles no part holds as ``news``, SciTLDR abstracts no part picked). The test parts were scored
+articles no part holds as ``news``, SciTLDR abstracts no part picked; a whole CUAD contract holds
+clauses the CUAD set's parts hold, but as one document of a kind, a question no choice was made on
+there). The test parts were scored
 several times while the defaults grew; the fresh parts were first scored with the finished default,
 once. LEDGAR and UNFAIR-ToS have no more documents here, so no fresh part.
 """
