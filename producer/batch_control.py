@@ -1,4 +1,5 @@
-"""Listing and cancelling batches: the database side of ``docqueue batches`` and ``docqueue cancel``."""
+"""Listing, cancelling and purging batches: the database side of ``docqueue batches``, ``cancel`` and
+``purge``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from docqueue.models import Batch, Document, Job, utcnow
+from docqueue.models import Batch, Document, InboxFile, Job, ScheduleRun, utcnow
 from docqueue.schema import JobStatus
 from producer.queries import batch_counts
 
@@ -84,16 +85,25 @@ def cancel_batch(engine: Engine, batch_id: str, now: datetime | None = None,
                     error_message=reason)).rowcount)
 
 
+def _purgeable(before: datetime) -> sa.Select[Any]:
+    """The ids of the batches :func:`purge_batches` deletes."""
+    old = sa.select(col(Batch.id)).where(col(Batch.created_at) < before)
+    busy = sa.select(col(Job.batch_id)).where(col(Job.batch_id).in_(old), col(Job.status).in_(UNFINISHED))
+    settling = sa.select(col(InboxFile.batch_id)).where(col(InboxFile.batch_id).in_(old),
+                                                         col(InboxFile.state).in_(("submitted", "finishing")))
+    return old.where(col(Batch.id).not_in(busy), col(Batch.id).not_in(settling))
+
+
 def purge_batches(engine: Engine, *, before: datetime, dry_run: bool = False) -> list[str]:
     """Delete finished batches created before ``before``, with their documents and jobs (retention).
 
     A batch with any unfinished job is kept whatever its age: deleting it would make a worker's
-    message name jobs that no longer exist. Results copied from a purged job keep their own copy
-    (``reused_from`` then names a job that is gone)."""
+    message name jobs that no longer exist. So is a batch of a schedule's inbox files that are not
+    finished yet: their outbox file and move are written from its results, and without them a beat
+    would write an outbox file with no documents and move the file as done. Results copied from a
+    purged job keep their own copy (``reused_from`` then names a job that is gone)."""
     with engine.begin() as conn:
-        old = sa.select(col(Batch.id)).where(col(Batch.created_at) < before)
-        busy = sa.select(col(Job.batch_id)).where(col(Job.batch_id).in_(old), col(Job.status).in_(UNFINISHED))
-        doomed = list(conn.execute(old.where(col(Batch.id).not_in(busy))).scalars())
+        doomed = list(conn.execute(_purgeable(before)).scalars())
         if doomed and not dry_run:
             for start in range(0, len(doomed), 500):
                 chunk = doomed[start:start + 500]
@@ -101,3 +111,27 @@ def purge_batches(engine: Engine, *, before: datetime, dry_run: bool = False) ->
                 conn.execute(sa.delete(Document).where(col(Document.batch_id).in_(chunk)))
                 conn.execute(sa.delete(Batch).where(col(Batch.id).in_(chunk)))
     return doomed
+
+
+def purge_schedule_runs(engine: Engine, *, before: datetime, dry_run: bool = False) -> int:
+    """Delete the records of schedule runs fired before ``before`` (retention for ``schedule_run``,
+    which grows by a row per run that did work); how many.
+
+    Kept whatever their age: a run still ``running`` (recovery reads it), each schedule's newest run
+    (``schedule list`` shows it) and a run whose batch still exists (an overlapping run is skipped
+    while the previous batch has unfinished jobs, found through that row) unless :func:`purge_batches`
+    deletes that batch with the same ``before``. The due-time cursor lives on the schedule, so no
+    due time fires again."""
+    newer = sa.orm.aliased(ScheduleRun)
+    has_newer = sa.exists().where(col(newer.schedule_id) == col(ScheduleRun.schedule_id),
+                                  col(newer.fired_at) > col(ScheduleRun.fired_at))
+    batch_gone = sa.or_(col(ScheduleRun.batch_id).is_(None),
+                        ~sa.exists().where(col(Batch.id) == col(ScheduleRun.batch_id)),
+                        col(ScheduleRun.batch_id).in_(_purgeable(before)))  # a dry run's batches are still there
+    doomed = sa.and_(col(ScheduleRun.fired_at) < before, col(ScheduleRun.outcome) != "running", has_newer,
+                     batch_gone)
+    with engine.begin() as conn:
+        if dry_run:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(ScheduleRun).where(doomed)).scalar_one())
+        return int(conn.execute(sa.delete(ScheduleRun).where(doomed)).rowcount)
+

@@ -13,7 +13,7 @@ from rich.table import Table
 from docqueue.events import emit_finished
 from docqueue.models import utcnow
 from docqueue.schema import JobStatus
-from producer.batch_control import BATCH_STATES, cancel_batch, list_batches, purge_batches
+from producer.batch_control import BATCH_STATES, cancel_batch, list_batches, purge_batches, purge_schedule_runs
 from producer.context import Context, json_option, pass_ctx
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -76,19 +76,23 @@ def cancel(obj: Context, batch: str, as_json: bool) -> None:
 
 @click.command("purge")
 @click.option("--older-than", required=True, envvar="DOCQUEUE_PURGE_OLDER_THAN", show_envvar=True,
-              help="Delete finished batches created longer ago than this: a duration (30d, 12h) or an ISO date.")
+              help="Delete finished batches and schedule run records created longer ago than this: a duration "
+                   "(30d, 12h) or an ISO date.")
 @click.option("--dry-run", is_flag=True, envvar="DOCQUEUE_PURGE_DRY_RUN", show_envvar=True,
-              help="Only say which batches would be deleted.")
+              help="Only say which batches (and how many schedule run records) would be deleted.")
 @json_option()
 @pass_ctx
 def purge(obj: Context, older_than: str, dry_run: bool, as_json: bool) -> None:
-    """Retention: delete finished batches (documents, jobs, results) older than --older-than.
-    Batches with unfinished jobs are kept."""
+    """Retention: delete finished batches (documents, jobs, results) and schedule run records older
+    than --older-than. Batches with unfinished jobs or unfinished inbox files are kept, and so is
+    each schedule's newest run."""
     before = parse_since(older_than)
     assert before is not None
     gone = purge_batches(obj.engine, before=before, dry_run=dry_run)
+    runs = purge_schedule_runs(obj.engine, before=before, dry_run=dry_run)
     if as_json:
-        click.echo(json.dumps({"purged": 0 if dry_run else len(gone), "batches": gone, "dry_run": dry_run}))
+        click.echo(json.dumps({"purged": 0 if dry_run else len(gone), "batches": gone, "schedule_runs": runs,
+                               "dry_run": dry_run}))
     else:
-        click.echo(f"{'would delete' if dry_run else 'deleted'} {len(gone)} finished batch(es) created before "
-                   f"{before.isoformat(timespec='seconds')}")
+        click.echo(f"{'would delete' if dry_run else 'deleted'} {len(gone)} finished batch(es) and {runs} schedule "
+                   f"run record(s) created before {before.isoformat(timespec='seconds')}")

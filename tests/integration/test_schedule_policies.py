@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from docqueue import db
-from docqueue.models import Schedule, ScheduleRun
+from docqueue.models import Batch, Document, InboxFile, Job, Schedule, ScheduleRun
 from docqueue.queue import make_celery
 from docqueue.schema import new_id
 from docqueue.settings import get_settings
+from producer.batch_control import purge_batches, purge_schedule_runs
 from producer.scheduler import (
     Heartbeat,
     ScheduleRunner,
@@ -163,3 +164,50 @@ def test_a_lost_heartbeat_of_a_live_run_is_not_taken_for_a_dead_run(database_url
     with runner.engine.connect() as conn:
         detail = conn.execute(sa.select(col(ScheduleRun.detail)).where(col(ScheduleRun.id) == run.id)).scalar_one()
     assert detail.startswith("abandoned: its process stopped mid-run") and "claimed no file" in detail
+
+
+def test_purge_keeps_what_a_schedule_still_needs_and_drops_old_run_records(database_url: str, clean_redis: str,
+                                                                            tmp_path: Path) -> None:
+    """Retention (`docqueue purge`) on a schedule's rows: a finished batch whose inbox file is not yet
+    finished stays (its outbox is written from its results: without them the file would be moved as
+    done with no documents); old run records go, but not a running one, not the newest, and not one
+    whose batch stays."""
+    runner = _runner(database_url, clean_redis)
+    s = _schedule(runner, tmp_path, "retention")
+    now = datetime.now(timezone.utc)
+    old = now - timedelta(days=40)
+
+    def batch(file_state: str) -> str:
+        b, d = new_id(), new_id()
+        with runner.engine.begin() as conn:
+            conn.execute(sa.insert(Batch).values(id=b, task="classify", params={}, created_at=old, schedule_id=s.id))
+            conn.execute(sa.insert(Document).values(id=d, batch_id=b, source="x.txt", text="x", meta={},
+                                                    created_at=old))
+            conn.execute(sa.insert(Job).values(id=new_id(), batch_id=b, document_id=d, task="classify",
+                                               status="succeeded", created_at=old))
+            conn.execute(sa.insert(InboxFile).values(id=new_id(), schedule_id=s.id, file_key=new_id(), path="x.txt",
+                                                     relpath="x.txt", sha256="0" * 64, batch_id=b, first_position=0,
+                                                     documents=1, state=file_state, created_at=old))
+        return b
+
+    finished, settling = batch("done"), batch("submitted")
+    runs = {"idle": (None, "nothing_new", 0), "finished": (finished, "submitted", 1),
+            "settling": (settling, "submitted", 2), "running": (None, "running", 3), "newest": (None, "skipped", 4)}
+    ids = {}
+    with runner.engine.begin() as conn:
+        for name, (b, outcome, k) in runs.items():
+            ids[name] = new_id()
+            at = old + timedelta(minutes=k)
+            conn.execute(sa.insert(ScheduleRun).values(id=ids[name], schedule_id=s.id, due_at=at, fired_at=at,
+                                                       trigger="schedule", outcome=outcome, batch_id=b, documents=0))
+    before = now - timedelta(days=30)
+    assert purge_batches(runner.engine, before=before, dry_run=True) == [finished]
+    assert purge_schedule_runs(runner.engine, before=before, dry_run=True) == 2  # counts the batch it would delete
+    assert purge_batches(runner.engine, before=before) == [finished]
+    assert purge_schedule_runs(runner.engine, before=before) == 2
+    with runner.engine.connect() as conn:
+        left = set(conn.execute(sa.select(col(ScheduleRun.id)).where(col(ScheduleRun.schedule_id) == s.id)).scalars())
+        batches = set(conn.execute(sa.select(col(Batch.id))).scalars())
+    assert left == {ids["settling"], ids["running"], ids["newest"]}
+    assert settling in batches and finished not in batches
+    assert purge_schedule_runs(runner.engine, before=before) == 0
