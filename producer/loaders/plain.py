@@ -8,6 +8,13 @@ cp1252, when it decodes cleanly to plausible Latin text: on short files (an invo
 legacy encoding of Western text. Shift-JIS is checked next for the same reason (charset-normalizer
 takes short Japanese for cp949): its decoding must contain real kana. Anything else goes to
 charset-normalizer, which weighs every candidate codec by how coherent the decoded text reads.
+
+A UTF-8 file with a few broken bytes (cut in the middle of a character, one byte flipped) is still
+UTF-8: its valid multi-byte characters outnumber the broken sequences many times over, which bytes
+of cp1252 or Shift-JIS text never do. It used to fail as ``undecodable`` ("binary file?"), or, where
+cp1252 happened to decode it, to read as mojibake throughout ("CafÃ©"); it is decoded as UTF-8 with
+each broken sequence replaced by U+FFFD, and the document's metadata says how many
+(``invalid_utf8``; rows of an export are not counted one by one).
 """
 
 from __future__ import annotations
@@ -60,6 +67,23 @@ def _legacy(data: bytes, final: bool) -> str | None:
     return None
 
 
+#: A UTF-8 decoding with replacements is taken when valid multi-byte characters are at least this
+#: many times the broken sequences.
+DAMAGED_UTF8_RATIO = 4
+
+
+def damaged_utf8(data: bytes, final: bool = True) -> tuple[str, int] | None:
+    """``(text, broken sequences)`` when ``data`` is UTF-8 with a few broken bytes (see the module
+    docstring), else None. ``final=False``: ``data`` is the start of a stream and may end in the
+    middle of a character."""
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data, final=final)
+    broken = text.count("\ufffd") - data.count("\ufffd".encode())
+    multibyte = sum(1 for c in text if ord(c) > 127 and c != "\ufffd")
+    if broken <= 0 or multibyte < DAMAGED_UTF8_RATIO * broken:
+        return None
+    return text, broken
+
+
 def decode(data: bytes) -> tuple[str, str]:
     """``(text, encoding)`` of ``data``; ``DocumentError('undecodable')`` when no codec fits."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -76,6 +100,9 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf_8"
     except UnicodeDecodeError:
         pass
+    damaged = damaged_utf8(data)
+    if damaged is not None:
+        return damaged[0], "utf_8"
     legacy = _legacy(data, final=True)
     if legacy is not None:
         return data.decode(legacy), legacy
@@ -88,7 +115,8 @@ def decode(data: bytes) -> tuple[str, str]:
 def detect_stream_encoding(sample: bytes) -> str:
     """The codec for a file read as a stream, judged on its first bytes (``sample``).
 
-    The sample may end in the middle of a character, so UTF-8 is checked incrementally.
+    The sample may end in the middle of a character, so UTF-8 is checked incrementally. UTF-8 with a
+    few broken bytes is ``utf_8`` (the reader then replaces them: :func:`stream_errors`).
     """
     if sample.startswith(codecs.BOM_UTF8):
         return "utf_8_sig"
@@ -99,6 +127,8 @@ def detect_stream_encoding(sample: bytes) -> str:
         return "utf_8"
     except UnicodeDecodeError:
         pass
+    if damaged_utf8(sample, final=False) is not None:
+        return "utf_8"
     legacy = _legacy(sample, final=False)
     if legacy is not None:
         return legacy
@@ -108,6 +138,18 @@ def detect_stream_encoding(sample: bytes) -> str:
     return best.encoding
 
 
+def stream_errors(sample: bytes, encoding: str) -> str:
+    """How a stream read as ``encoding`` treats bytes that do not decode: ``replace`` for UTF-8 whose
+    first bytes are already damaged UTF-8, else ``strict`` (a broken byte later is an error there)."""
+    strict_ok = True
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    except UnicodeDecodeError:
+        strict_ok = False
+    return "replace" if encoding == "utf_8" and not strict_ok else "strict"
+
+
 def extract(data: bytes) -> Extracted:
-    text, _encoding = decode(data)
-    return Extracted(text=text)
+    text, encoding = decode(data)
+    damaged = damaged_utf8(data) if encoding == "utf_8" and "\ufffd" in text else None
+    return Extracted(text=text, meta={"invalid_utf8": damaged[1]} if damaged else {})

@@ -40,6 +40,31 @@ def test_cp1252_is_not_taken_for_mac_latin2() -> None:
     assert decode(FACTURE.encode("cp1252"))[1] == "cp1252"
 
 
+def test_utf8_with_a_few_broken_bytes_stays_utf8(tmp_path: Path) -> None:
+    """A UTF-8 file with one flipped byte and cut in the middle of its last character failed as
+    `undecodable` ("binary file?"). It is UTF-8 with U+FFFD where the bytes broke, and the document
+    says how many; a CSV export with a broken row keeps all its rows, the others intact."""
+    good = (FACTURE + "\n") * 4
+    data = good.encode("utf-8")
+    at = data.index("dû".encode()) + 1  # the first byte of "û"
+    damaged = data[:at] + b"\xff" + data[at + 2:] + "€".encode()[:2]
+    (tmp_path / "facture.txt").write_bytes(damaged)
+    (doc,) = load_one(tmp_path / "facture.txt")
+    assert doc.error_kind is None
+    assert doc.text == good.replace("dû", "d\ufffd", 1) + "\ufffd"
+    assert doc.meta["invalid_utf8"] == 2 and "Ã" not in doc.text
+    rows = "id,text\n" + "".join(f'{n},"{FACTURE}"\n' for n in range(1, 6))
+    raw = rows.encode("utf-8")
+    at = raw.index(b'\n2,"') + 4 + FACTURE.encode().index("é".encode())
+    (tmp_path / "export.csv").write_bytes(raw[:at] + b"\xe9" + raw[at + 2:])  # "é" as cp1252 in UTF-8
+    docs = load_one(tmp_path / "export.csv")
+    assert [d.error_kind for d in docs] == [None] * 5
+    assert [d.text for d in docs] == [FACTURE, FACTURE.replace("é", "\ufffd", 1), FACTURE, FACTURE, FACTURE]
+    # short legacy text is not taken for damaged UTF-8: it has no valid multi-byte characters
+    assert decode(FACTURE.encode("cp1252"))[1] == "cp1252"
+    assert decode(JAPANESE.encode("shift_jis"))[1] == "shift_jis"
+
+
 # -------------------------------------------------------------------------- missing paths (14.3)
 def test_missing_folder_with_trailing_slash_is_not_found(tmp_path: Path) -> None:
     docs = list(iter_documents([f"{tmp_path}/missingdir/"]))
