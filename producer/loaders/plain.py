@@ -86,70 +86,66 @@ def damaged_utf8(data: bytes, final: bool = True) -> tuple[str, int] | None:
 
 def decode(data: bytes) -> tuple[str, str]:
     """``(text, encoding)`` of ``data``; ``DocumentError('undecodable')`` when no codec fits."""
+    text, encoding, _broken = _decode(data)
+    return text, encoding
+
+
+def _decode(data: bytes) -> tuple[str, str, int]:
+    """``(text, encoding, broken UTF-8 sequences replaced)``: :func:`decode`, and for
+    :func:`extract` how many bytes it had to replace (0 but for damaged UTF-8)."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
-            return data.decode("utf-16"), "utf_16"
+            return data.decode("utf-16"), "utf_16", 0
         except UnicodeDecodeError:
             pass
     if data.startswith(codecs.BOM_UTF8):
         try:
-            return data[len(codecs.BOM_UTF8):].decode("utf-8"), "utf_8_sig"
+            return data[len(codecs.BOM_UTF8):].decode("utf-8"), "utf_8_sig", 0
         except UnicodeDecodeError:
             pass
     try:
-        return data.decode("utf-8"), "utf_8"
+        return data.decode("utf-8"), "utf_8", 0
     except UnicodeDecodeError:
         pass
     damaged = damaged_utf8(data)
     if damaged is not None:
-        return damaged[0], "utf_8"
+        return damaged[0], "utf_8", damaged[1]
     legacy = _legacy(data, final=True)
     if legacy is not None:
-        return data.decode(legacy), legacy
+        return data.decode(legacy), legacy, 0
     best = from_bytes(data).best()
     if best is None:
         raise DocumentError("undecodable", "not text in any encoding charset-normalizer knows (binary file?)")
-    return str(best), best.encoding
+    return str(best), best.encoding, 0
 
 
-def detect_stream_encoding(sample: bytes) -> str:
-    """The codec for a file read as a stream, judged on its first bytes (``sample``).
+def stream_codec(sample: bytes) -> tuple[str, str]:
+    """``(codec, errors)`` for a file read as a stream, judged on its first bytes (``sample``).
 
     The sample may end in the middle of a character, so UTF-8 is checked incrementally. UTF-8 with a
-    few broken bytes is ``utf_8`` (the reader then replaces them: :func:`stream_errors`).
+    few broken bytes there is read with ``errors="replace"``; everything else strictly (a broken
+    byte later is an error there).
     """
     if sample.startswith(codecs.BOM_UTF8):
-        return "utf_8_sig"
+        return "utf_8_sig", "strict"
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf_16"
+        return "utf_16", "strict"
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-        return "utf_8"
+        return "utf_8", "strict"
     except UnicodeDecodeError:
         pass
     if damaged_utf8(sample, final=False) is not None:
-        return "utf_8"
+        return "utf_8", "replace"
     legacy = _legacy(sample, final=False)
     if legacy is not None:
-        return legacy
+        return legacy, "strict"
     best = from_bytes(sample).best()
     if best is None:
         raise DocumentError("undecodable", "not text in any encoding charset-normalizer knows (binary file?)")
-    return best.encoding
-
-
-def stream_errors(sample: bytes, encoding: str) -> str:
-    """How a stream read as ``encoding`` treats bytes that do not decode: ``replace`` for UTF-8 whose
-    first bytes are already damaged UTF-8, else ``strict`` (a broken byte later is an error there)."""
-    strict_ok = True
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-    except UnicodeDecodeError:
-        strict_ok = False
-    return "replace" if encoding == "utf_8" and not strict_ok else "strict"
+    return best.encoding, "strict"
 
 
 def extract(data: bytes) -> Extracted:
-    text, encoding = decode(data)
-    damaged = damaged_utf8(data) if encoding == "utf_8" and "\ufffd" in text else None
-    return Extracted(text=text, meta={"invalid_utf8": damaged[1]} if damaged else {})
+    text, _encoding, broken = _decode(data)
+    return Extracted(text=text, meta={"invalid_utf8": broken} if broken else {})

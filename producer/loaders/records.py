@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from docqueue.errors import DocumentError
 from producer.loaders.base import Limits, LoadedDocument, LoadOptions, clean_text, clean_value, failed, sha256_hex
-from producer.loaders.plain import SAMPLE_BYTES, detect_stream_encoding, stream_errors
+from producer.loaders.plain import SAMPLE_BYTES, stream_codec
 
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 CSV_SUFFIXES = frozenset({".csv", ".tsv"})
@@ -169,8 +169,8 @@ def iter_rows(stream: io.BufferedReader[Any], source: str, suffix: str,
     produced = 0
     try:
         sample = stream.peek(SAMPLE_BYTES)[:SAMPLE_BYTES]
-        encoding = detect_stream_encoding(sample)
-        text = io.TextIOWrapper(stream, encoding=encoding, errors=stream_errors(sample, encoding),
+        encoding, errors = stream_codec(sample)
+        text = io.TextIOWrapper(stream, encoding=encoding, errors=errors,
                                 newline="" if suffix in CSV_SUFFIXES else None)
         if suffix in JSONL_SUFFIXES:
             rows = _jsonl_rows(text, source, options)

@@ -10,7 +10,7 @@ import pytest
 
 from producer.loaders import LoadOptions, iter_documents, iter_paths, load_path
 from producer.loaders.base import Limits
-from producer.loaders.plain import decode, detect_stream_encoding
+from producer.loaders.plain import decode, stream_codec
 
 FACTURE = "Facture n° 77 — montant dû : 1 250,00 € à régler avant le 15 mars. Merci, l’équipe comptable."
 JAPANESE = "請求書番号77の金額は未払いです。ご確認ください。よろしくお願いいたします。"
@@ -30,7 +30,7 @@ def load_one(path: Path) -> list:
 def test_short_legacy_text_decodes_right(tmp_path: Path, text: str, codec: str) -> None:
     data = text.encode(codec)
     assert decode(data)[0] == text
-    assert data.decode(detect_stream_encoding(data)) == text
+    assert data.decode(stream_codec(data)[0]) == text
     (tmp_path / "f.txt").write_bytes(data)
     (doc,) = load_one(tmp_path / "f.txt")
     assert doc.text == text
