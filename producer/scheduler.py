@@ -167,9 +167,9 @@ def lock_key(schedule_id: str, due: datetime) -> str:
 HEARTBEAT_LIFETIMES = 3
 
 
-def heartbeat_lifetime(settings: Settings) -> float:
-    """Seconds a run's heartbeat lives after its last renewal."""
-    return HEARTBEAT_LIFETIMES * settings.schedule_heartbeat_s
+def heartbeat_lifetime(every: float) -> float:
+    """Seconds a run's heartbeat, renewed every ``every`` seconds, lives after its last renewal."""
+    return HEARTBEAT_LIFETIMES * every
 
 
 def alive_key(run_id: str) -> str:
@@ -190,7 +190,7 @@ class Heartbeat:
 
     def __init__(self, redis: Redis, key: str, every: float) -> None:
         self.redis, self.key, self.every = redis, key, every
-        self.lifetime_ms = int(every * HEARTBEAT_LIFETIMES * 1000)
+        self.lifetime_ms = int(heartbeat_lifetime(every) * 1000)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="schedule-run-heartbeat", daemon=True)
 
@@ -491,7 +491,7 @@ class ScheduleRunner:
         A run is abandoned when its heartbeat is missing at two looks at least its lifetime apart: a
         live run renews it within ``schedule_heartbeat_s``, so a Redis that restarted empty (and lost
         every heartbeat at once) makes no live run look dead."""
-        lifetime = heartbeat_lifetime(self.settings)
+        lifetime = heartbeat_lifetime(self.settings.schedule_heartbeat_s)
         now = utcnow()
         with self.engine.connect() as conn:
             runs = [ScheduleRun.model_validate(r._mapping) for r in conn.execute(sa.select(ScheduleRun).where(

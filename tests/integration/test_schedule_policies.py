@@ -141,7 +141,7 @@ def test_a_lost_heartbeat_of_a_live_run_is_not_taken_for_a_dead_run(database_url
     renewal), the second look records it as abandoned."""
     every = 1.0  # the first look comes well within one renewal period, however slow the machine
     runner = _runner(database_url, clean_redis, schedule_heartbeat_s=every)
-    lifetime = heartbeat_lifetime(runner.settings)
+    lifetime = heartbeat_lifetime(every)
     s = _schedule(runner, tmp_path, "hb")
     fired = datetime.now(timezone.utc) - timedelta(minutes=1)
     run = ScheduleRun(id=new_id(), schedule_id=s.id, due_at=T0, fired_at=fired, trigger="manual", outcome="running")
