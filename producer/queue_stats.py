@@ -257,7 +257,7 @@ SNAPSHOT_VERSION = 1
 
 
 def snapshot(client: Any, engine: Engine, failures: int = 10, batches: int = 20) -> dict[str, Any]:
-    """Everything ``docqueue top`` shows, as one JSON-ready object (schema in the README)."""
+    """Everything ``docqueue top`` shows, as one JSON-ready object (schema in docs/operations/metrics.md)."""
     return {
         "version": SNAPSHOT_VERSION,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -84,7 +84,7 @@ def render(snap: dict[str, Any]) -> Group:
 @click.command("top")
 @click.option("--once", is_flag=True, envvar="DOCQUEUE_TOP_ONCE", show_envvar=True,
               help="Print one snapshot and exit (for scripts, with --json).")
-@json_option("Machine-readable: one JSON snapshot per refresh on stdout (schema in the README).")
+@json_option("Machine-readable: one JSON snapshot per refresh on stdout (schema in docs/operations/metrics.md).")
 @click.option("--interval", type=click.FloatRange(0.2), default=2.0, envvar="DOCQUEUE_TOP_INTERVAL",
               show_envvar=True, help="Seconds between refreshes.")
 @click.option("--failures", "n_failures", type=click.IntRange(0, 1000), default=10, envvar="DOCQUEUE_TOP_FAILURES",

@@ -80,3 +80,16 @@ def test_mkdocs_builds_strictly(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "site" / "operations" / "configuration-reference" / "index.html").is_file()
+
+
+def test_docs_pages_named_in_the_code_exist() -> None:
+    """Help texts and errors point users at docs pages; a moved page must not leave them pointing nowhere."""
+    named = {
+        (path, page)
+        for package in ("docqueue", "producer", "workers")
+        for path in (ROOT / package).rglob("*.py")
+        for page in re.findall(r"\bdocs/[\w/.-]+\.md\b", path.read_text())
+    }
+    assert any(page == "docs/tasks/review.md" for _, page in named)
+    missing = sorted(f"{path.relative_to(ROOT)}: {page}" for path, page in named if not (ROOT / page).is_file())
+    assert not missing, missing
