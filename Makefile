@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint docs bench services clean
+.PHONY: install demo test lint docs docs-reference bench services clean
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ lint: install
 # tests/unit/test_docs.py runs the same build, so `make test` (CI) checks it too.
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
+# The generated pages (docs/reference/): run after changing a setting, a command or an option.
+docs-reference: install
+	$(BIN)/python ops/docs/config_reference.py
+	$(BIN)/python ops/docs/cli_reference.py
 
 clean:
 	rm -rf $(VENV) .docqueue docqueue.db .pytest_cache .mypy_cache .ruff_cache site

@@ -5,7 +5,7 @@ field's environment variable, type, default and description come from the ``Sett
 ``tests/unit/test_docs.py`` fails when the committed page differs from what this script writes, and
 when a field has no description.
 
-    python ops/docs/config_reference.py          # rewrite docs/operations/configuration-reference.md
+    python ops/docs/config_reference.py          # rewrite docs/reference/configuration.md
     python ops/docs/config_reference.py --check  # exit 1 if the committed page is out of date
 """
 
@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings
 from docqueue.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = ROOT / "docs" / "operations" / "configuration-reference.md"
+PAGE = ROOT / "docs" / "reference" / "configuration.md"
 
 HEADER = """\
 # Configuration reference
@@ -38,7 +38,8 @@ Every setting of the one settings object, `docqueue.settings.Settings`, in the o
 them. Each is read from the environment variable shown (the first name wins where several are
 listed); CLI options that set one say so in `docqueue COMMAND --help`. Invalid values stop the
 command or worker at start-up with the setting's name, not in the middle of a batch. How settings
-are read, and the variables of single commands, are in [Configuration](configuration.md).
+are read, and which matter first, is in [Configuration](../operations/configuration.md); every
+command option with its variable is in the [CLI reference](cli.md).
 
 | variable | type | default | meaning |
 |---|---|---|---|
@@ -105,9 +106,17 @@ def bounds(field: FieldInfo) -> str:
     return ", ".join(parts)
 
 
+def plain(text: str) -> str:
+    """Help text shown as written: outside code spans ``<path>`` must not vanish as an HTML tag, and the
+    stars of ``'*.pdf'`` must not turn the text between two of them into italics."""
+    parts = text.split("`")
+    parts[::2] = [part.replace("<", "&lt;").replace(">", "&gt;").replace("*", "\\*") for part in parts[::2]]
+    return "`".join(parts)
+
+
 def cell(text: str) -> str:
     """Text safe inside one Markdown table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
+    return plain(" ".join(text.split())).replace("|", "\\|")
 
 
 def missing_descriptions(model: type[BaseSettings] = Settings) -> list[str]:

@@ -90,7 +90,8 @@ def _replay_one(obj: Context, client: Any, entry_id: str) -> str:
 
 @dlq_group.command("replay")
 @click.argument("entry_id", required=False)
-@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter (of --batch, if given).")
+@click.option("--all", "replay_all", is_flag=True, envvar="DOCQUEUE_DLQ_REPLAY_ALL", show_envvar=True,
+              help="Replay every dead letter (of --batch, if given).")
 @click.option("--batch", default=None, envvar="DOCQUEUE_DLQ_BATCH", show_envvar=True,
               help="With --all: only the dead letters naming this batch.")
 @json_option()

@@ -79,7 +79,7 @@ def test_mkdocs_builds_strictly(tmp_path: Path) -> None:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "site" / "operations" / "configuration-reference" / "index.html").is_file()
+    assert (tmp_path / "site" / "reference" / "configuration" / "index.html").is_file()
 
 
 def test_docs_pages_named_in_the_code_exist() -> None:
@@ -93,3 +93,35 @@ def test_docs_pages_named_in_the_code_exist() -> None:
     assert any(page == "docs/tasks/review.md" for _, page in named)
     missing = sorted(f"{path.relative_to(ROOT)}: {page}" for path, page in named if not (ROOT / page).is_file())
     assert not missing, missing
+
+
+def _cli_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("cli_reference", ROOT / "ops" / "docs" / "cli_reference.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_cli_reference_is_the_generated_one() -> None:
+    ref = _cli_module()
+    page = ref.PAGE.read_text()
+    assert page == ref.render(), "run: python ops/docs/cli_reference.py"
+    assert "## docqueue submit summarize" in page
+    row = next(line for line in page.splitlines() if line.startswith("| `--language` |"))
+    assert "`DOCQUEUE_SUMMARIZE_LANGUAGE`" in row and "`en`" in row
+
+
+def test_every_cli_option_has_an_environment_variable_and_help() -> None:
+    """The house rule the CLI reference makes visible: each option reads DOCQUEUE_* (or a standard name)."""
+    import click
+
+    ref = _cli_module()
+    lacking = [
+        f"{ctx.command_path} {option.opts[0]}"
+        for command, ctx in ref.walk(ref.docqueue, click.Context(ref.docqueue, info_name="docqueue"))
+        for option in command.params
+        if isinstance(option, click.Option) and option.opts != ["--version"]
+        and not (option.envvar and option.help)
+    ]
+    assert not lacking, lacking
