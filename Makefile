@@ -45,6 +45,7 @@ docs: install
 docs-reference: install
 	$(BIN)/python ops/docs/config_reference.py
 	$(BIN)/python ops/docs/cli_reference.py
+	$(BIN)/python ops/docs/error_reference.py
 
 clean:
 	rm -rf $(VENV) .docqueue docqueue.db .pytest_cache .mypy_cache .ruff_cache site

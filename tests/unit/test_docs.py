@@ -125,3 +125,17 @@ def test_every_cli_option_has_an_environment_variable_and_help() -> None:
         and not (option.envvar and option.help)
     ]
     assert not lacking, lacking
+
+
+def test_committed_error_kind_reference_is_the_generated_one() -> None:
+    spec = importlib.util.spec_from_file_location("error_reference", ROOT / "ops" / "docs" / "error_reference.py")
+    assert spec and spec.loader
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    page = ref.PAGE.read_text()
+    assert page == ref.render(), "run: python ops/docs/error_reference.py"
+    from docqueue.envelope import MESSAGE_ERROR_KINDS
+    from docqueue.errors import LOADER_ERROR_KINDS
+
+    for kind in [*LOADER_ERROR_KINDS, *MESSAGE_ERROR_KINDS]:
+        assert f"| `{kind}` |" in page
