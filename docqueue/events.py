@@ -61,7 +61,8 @@ EVENT_VERSION = 1
 DOCUMENT_FINISHED = "document.finished"
 BATCH_FINISHED = "batch.finished"
 WEBHOOK_FAILED = "webhook.failed"
-EVENT_TYPES = (DOCUMENT_FINISHED, BATCH_FINISHED, WEBHOOK_FAILED)
+MESSAGE_REJECTED = "message.rejected"  # written by docqueue.rejections
+EVENT_TYPES = (DOCUMENT_FINISHED, BATCH_FINISHED, WEBHOOK_FAILED, MESSAGE_REJECTED)
 
 #: Held by ``submit`` while it stores a batch (refreshed each chunk; a killed submit's lapses).
 OPEN_PREFIX = "docqueue:batch-open:"

@@ -25,8 +25,8 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
-from docqueue import deadletter
-from docqueue.envelope import PoisonMessage, batch_of, check_raw
+from docqueue import deadletter, rejections
+from docqueue.envelope import PoisonMessage, check_raw, identify
 from docqueue.names import TASK_TYPES
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class DeadLetterPolicy:
     max_message_bytes: int = 16 * 2**20
     max_raw_bytes: int = 2**20
     max_entries: int = 10_000
+    events_maxlen: int = 1_000_000
 
 
 class Channel(kombu_redis.Channel):
@@ -55,14 +56,19 @@ class Channel(kombu_redis.Channel):
             return None
 
     def _dead_letter(self, item: bytes, queue: str, poison: PoisonMessage) -> None:
-        batch = batch_of(item) if len(item) <= DeadLetterPolicy.max_message_bytes else None
-        worker = f"{socket.gethostname()}/{os.getpid()}"
+        # the batch and correlation id are read where they can be, even from an oversized item (its
+        # headers are at the end, past the bytes kept), so the batch counts it and the publisher hears
+        who = identify(item, parse=len(item) <= DeadLetterPolicy.max_message_bytes)
+        refusal = rejections.Refusal(queue=queue, kind=poison.kind, reason=poison.reason,
+                                     origin=deadletter.ORIGIN_TRANSPORT, batch=who.batch,
+                                     correlation_id=who.correlation_id, webhook=rejections.valid_webhook(who.webhook),
+                                     worker=f"{socket.gethostname()}/{os.getpid()}")
+        limits = rejections.Limits(max_raw_bytes=DeadLetterPolicy.max_raw_bytes,
+                                   max_entries=DeadLetterPolicy.max_entries,
+                                   events_maxlen=DeadLetterPolicy.events_maxlen)
         try:
             with self.conn_or_acquire() as client:
-                entry = deadletter.add(client, raw=item, queue=queue, kind=poison.kind, reason=poison.reason,
-                                       origin=deadletter.ORIGIN_TRANSPORT,
-                                       max_raw_bytes=DeadLetterPolicy.max_raw_bytes,
-                                       max_entries=DeadLetterPolicy.max_entries, batch=batch, worker=worker)
+                entry = rejections.record(client, item, refusal, limits)
         except Exception:
             log.exception("refused a %d-byte item on %s (%s) and could not store it as a dead letter",
                           len(item), queue, poison)
@@ -106,8 +112,10 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
-def install(*, max_message_bytes: int, max_raw_bytes: int, max_entries: int) -> None:
+def install(*, max_message_bytes: int, max_raw_bytes: int, max_entries: int, events_maxlen: int = 1_000_000
+            ) -> None:
     """Make ``redis://``, ``rediss://`` and ``redis+socket://`` URLs use this transport."""
+    DeadLetterPolicy.events_maxlen = events_maxlen
     DeadLetterPolicy.max_message_bytes = max_message_bytes
     DeadLetterPolicy.max_raw_bytes = max_raw_bytes
     DeadLetterPolicy.max_entries = max_entries
