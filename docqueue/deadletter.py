@@ -51,6 +51,9 @@ class DeadLetter:
     batch: str | None = None
     worker: str | None = None
     task: str | None = None
+    #: The publisher's ``properties.correlation_id``, where it could be read (also from an item too large
+    #: to keep whole: its headers are at the end, beyond the bytes kept).
+    correlation_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,7 +61,7 @@ class DeadLetter:
 
 def add(client: RedisClient, *, raw: bytes, queue: str, kind: str, reason: str, origin: str,
         max_raw_bytes: int, max_entries: int, batch: str | None = None, worker: str | None = None,
-        task: str | None = None) -> str:
+        task: str | None = None, correlation_id: str | None = None) -> str:
     """Store a refused message; returns its id. ``raw`` beyond ``max_raw_bytes`` is cut (and the
     entry marked truncated: it can be shown but not replayed)."""
     entry_id = new_id()
@@ -66,7 +69,7 @@ def add(client: RedisClient, *, raw: bytes, queue: str, kind: str, reason: str, 
     fields: dict[str, Any] = {
         "queue": queue, "kind": kind, "reason": reason[:4000], "received_at": repr(now), "size": len(raw),
         "truncated": int(len(raw) > max_raw_bytes), "origin": origin, "raw": raw[:max_raw_bytes],
-        "batch": batch or "", "worker": worker or "", "task": task or "",
+        "batch": batch or "", "worker": worker or "", "task": task or "", "correlation_id": correlation_id or "",
     }
     key = ENTRY_PREFIX + entry_id
     with client.pipeline() as pipe:
@@ -95,7 +98,8 @@ def _decode(entry_id: str, fields: dict[bytes, bytes]) -> DeadLetter:
     return DeadLetter(id=entry_id, queue=text("queue"), kind=text("kind"), reason=text("reason"),
                       received_at=float(text("received_at") or 0), size=int(text("size") or 0),
                       truncated=text("truncated") == "1", origin=text("origin"), batch=text("batch") or None,
-                      worker=text("worker") or None, task=text("task") or None)
+                      worker=text("worker") or None, task=text("task") or None,
+                      correlation_id=text("correlation_id") or None)
 
 
 def entries(client: RedisClient, batch: str | None = None, limit: int | None = None) -> Iterator[DeadLetter]:
@@ -142,5 +146,11 @@ def purge(client: RedisClient) -> int:
 
 
 def task_raw(task: str, kwargs: dict[str, Any], task_id: str) -> bytes:
-    """What a task-level entry keeps: the task and kwargs it refused (JSON), enough to send again."""
-    return json.dumps({"task": task, "id": task_id, "kwargs": kwargs}, ensure_ascii=False).encode()
+    """What a task-level entry keeps: the task and kwargs it refused (JSON), enough to send again.
+    Kwargs holding a lone surrogate (refused for that very reason) are kept as ASCII escapes, which
+    UTF-8 can carry and ``json.loads`` turns back into the same value for a replay."""
+    refused = {"task": task, "id": task_id, "kwargs": kwargs}
+    try:
+        return json.dumps(refused, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(refused, ensure_ascii=True).encode()

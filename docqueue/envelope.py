@@ -20,15 +20,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from docqueue.names import TASK_NAME_PREFIX, TASK_TYPES, task_name
+from docqueue.storable import MAX_JSON_DEPTH, json_depth
 
 #: Error kinds of messages refused at the queue, each with its one-line meaning (README, contract).
 MESSAGE_ERROR_KINDS: dict[str, str] = {
     "message_too_large": "the Redis item is larger than DOCQUEUE_MAX_MESSAGE_BYTES",
     "not_json": "the Redis item, or its body, is not JSON",
+    "too_deeply_nested": f"the body nests JSON deeper than {MAX_JSON_DEPTH} levels (metadata or params)",
     "invalid_envelope": "the item is JSON but not kombu's envelope (object with body, headers, properties)",
     "wrong_content_type": "the body is not application/json (pickle and every other serializer are refused)",
     "invalid_body": "the body is not [args, kwargs, embed] with empty args and an object of kwargs",
@@ -102,6 +105,8 @@ def check_raw(item: bytes | str, queue: str, max_bytes: int) -> dict[str, Any]:
     _expect(size <= max_bytes, "message_too_large", f"{size} bytes, the limit is {max_bytes}")
     try:
         envelope = json.loads(item)
+    except RecursionError as e:
+        raise PoisonMessage("too_deeply_nested", "the Redis item nests JSON too deeply to be read") from e
     except (ValueError, UnicodeDecodeError) as e:
         raise PoisonMessage("not_json", f"the Redis item is not JSON ({e})") from e
     _expect(isinstance(envelope, dict), "invalid_envelope",
@@ -118,8 +123,17 @@ def check_raw(item: bytes | str, queue: str, max_bytes: int) -> dict[str, Any]:
     _check_headers(envelope.get("headers"), queue)
     try:
         body = json.loads(_body_text(envelope))
+    except RecursionError as e:
+        raise PoisonMessage("too_deeply_nested", f"the message body nests JSON too deeply to be read (the limit "
+                            f"is {MAX_JSON_DEPTH} levels)") from e
     except ValueError as e:
         raise PoisonMessage("not_json", f"the message body is not JSON ({e})") from e
+    # Celery pickles the task for a prefork child, recursing once per level: a body nested a few hundred
+    # levels deep killed the worker process (and every worker the restored message reached next).
+    depth = json_depth(body)
+    _expect(depth <= MAX_JSON_DEPTH, "too_deeply_nested",
+            f"the message body nests JSON more than {MAX_JSON_DEPTH} levels deep (metadata and params must be "
+            "flatter)")
     _expect(isinstance(body, list) and len(body) == 3, "invalid_body", "the body must be [args, kwargs, embed]")
     args, kwargs, embed = body
     _expect(args == [], "invalid_body", "docqueue tasks take keyword arguments only: args must be []")
@@ -128,12 +142,65 @@ def check_raw(item: bytes | str, queue: str, max_bytes: int) -> dict[str, Any]:
     return envelope
 
 
-def batch_of(item: bytes | str) -> str | None:
-    """The ``batch`` a raw item names, where it can be read at all (for recording a rejection)."""
+#: ``"batch": "<id>"`` as a JSON member, for items too deep or too large to parse whole. Inside a
+#: JSON string the quotes would be escaped (``\\"batch\\"``), so this only matches real members.
+_BATCH_MEMBER = re.compile(rb'"batch"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._:-]{0,127})"')
+_CORRELATION_MEMBER = re.compile(rb'"correlation_id"\s*:\s*"([^"\\]{1,255})"')
+#: How much of an item is scanned for its identity when it cannot be parsed whole.
+SCAN_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a refused item says about itself, where it can be read: its batch and the publisher's
+    correlation id, so the refusal reaches the batch and the publisher (``message.rejected``)."""
+
+    batch: str | None = None
+    correlation_id: str | None = None
+    webhook: Any = None  # the message's own ``webhook`` value, unchecked (only from an item that parses)
+
+
+def _scan_body(item: bytes, envelope_head: bytes) -> bytes:
+    """The first :data:`SCAN_BYTES` of the body, decoded from base64 where it is base64."""
+    start = envelope_head.find(b'"body"')
+    if start < 0:
+        return b""
+    quote = envelope_head.find(b'"', envelope_head.find(b":", start) + 1)
+    chunk = item[quote + 1:quote + 1 + SCAN_BYTES]
+    if b"body_encoding" in item[-SCAN_BYTES:] and b'"base64"' in item[-SCAN_BYTES:]:
+        chunk = chunk[:len(chunk) // 4 * 4]
+        try:
+            return base64.b64decode(chunk)
+        except (binascii.Error, ValueError):
+            return b""
+    return chunk.replace(b'\\"', b'"')
+
+
+def identify(item: bytes | str, parse: bool = True) -> Identity:
+    """The batch and correlation id of a raw item: parsed where it parses (and ``parse``: not for an
+    oversized item), else scanned for in its first and last :data:`SCAN_BYTES` (kombu writes the
+    body first and the properties last), so an oversized or too deeply nested item still names both."""
+    raw = item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item
+    batch: str | None = None
+    correlation: str | None = None
+    webhook: Any = None
     try:
-        envelope = json.loads(item)
+        if not parse:
+            raise ValueError("not parsed")
+        envelope = json.loads(raw)
+        cid = envelope["properties"].get("correlation_id")
+        correlation = cid if isinstance(cid, str) and 0 < len(cid) <= 255 else None
         body = json.loads(_body_text(envelope))
-        batch = body[1].get("batch")
+        found = body[1].get("batch")
+        batch = found if isinstance(found, str) and found else None
+        webhook = body[1].get("webhook")
     except Exception:
-        return None
-    return batch if isinstance(batch, str) and batch else None
+        tail = raw[-SCAN_BYTES:]
+        match = _CORRELATION_MEMBER.search(tail) or _CORRELATION_MEMBER.search(raw[:SCAN_BYTES])
+        correlation = correlation or (match.group(1).decode("utf-8", "replace") if match else None)
+        if batch is None:
+            head = _scan_body(raw, raw[:SCAN_BYTES])
+            hit = _BATCH_MEMBER.search(head)
+            batch = hit.group(1).decode() if hit else None
+    return Identity(batch=batch, correlation_id=correlation, webhook=webhook)
+

@@ -44,6 +44,8 @@ MODEL_ERROR_KINDS: dict[str, str] = {
 #: the queue"). Engines add their own per-document kinds (``empty_document``, ...).
 INLINE_ERROR_KINDS: dict[str, str] = {
     "invalid_document": "the document is not {id, text[, metadata]} with a 1-512 character id and string text",
+    "invalid_text": "the text holds NUL (\\u0000) or a lone surrogate (\\ud800): no database stores it, and "
+                    "docqueue never changes a text silently",
     "duplicate_document": "the id appears earlier in the same message; only the first is processed",
     "conflict": "the batch already holds this id with a different text; the first text and its result are kept",
     "invalid_params": "params has a key the task does not know (or a value of the wrong type or range)",

@@ -61,7 +61,8 @@ EVENT_VERSION = 1
 DOCUMENT_FINISHED = "document.finished"
 BATCH_FINISHED = "batch.finished"
 WEBHOOK_FAILED = "webhook.failed"
-EVENT_TYPES = (DOCUMENT_FINISHED, BATCH_FINISHED, WEBHOOK_FAILED)
+MESSAGE_REJECTED = "message.rejected"  # written by docqueue.rejections
+EVENT_TYPES = (DOCUMENT_FINISHED, BATCH_FINISHED, WEBHOOK_FAILED, MESSAGE_REJECTED)
 
 #: Held by ``submit`` while it stores a batch (refreshed each chunk; a killed submit's lapses).
 OPEN_PREFIX = "docqueue:batch-open:"
@@ -121,11 +122,14 @@ def document_event(row: Any, task: str, max_result_bytes: int) -> Event:
     result, omitted = row.result, False
     if result is not None and len(json.dumps(result, ensure_ascii=False)) > max_result_bytes:
         result, omitted = None, True
+    metadata = row.metadata or {}  # the document's, as sent or read: bounded like the result
+    if len(json.dumps(metadata, ensure_ascii=False)) > max_result_bytes:
+        metadata = None
     data.update({
         "task": task, "document": row.source, "document_id": row.document_id, "job_id": row.job_id,
         "external_id": row.external_id, "position": row.position, "status": row.status,
         "error": {"kind": row.error_kind, "message": row.error_message} if failed else None,
-        "result": result, "result_omitted": omitted,
+        "result": result if not failed else None, "result_omitted": omitted, "metadata": metadata,
         "model": {"id": row.model_id, "revision": row.model_revision} if row.model_id else None,
         "reused_from": row.reused_from, "finished_at": _iso(row.finished_at),
     })
@@ -206,7 +210,7 @@ _ROW_COLUMNS: list[Any] = [
     col(Job.model_revision).label("model_revision"), col(Job.finished_at).label("finished_at"),
     col(Job.reused_from).label("reused_from"), col(Document.id).label("document_id"),
     col(Document.source).label("source"), col(Document.external_id).label("external_id"),
-    col(Document.position).label("position"),
+    col(Document.position).label("position"), col(Document.meta).label("metadata"),
 ]
 
 

@@ -18,7 +18,7 @@ def make_celery(settings: Settings, broker_url: str) -> Celery:
     """A Celery app speaking JSON only, one queue per task type, with at-least-once delivery."""
     # Poison items on docqueue queues are dead-lettered where kombu decodes them (docqueue.transport).
     transport.install(max_message_bytes=settings.max_message_bytes, max_raw_bytes=settings.dlq_max_raw_bytes,
-                      max_entries=settings.dlq_max_entries)
+                      max_entries=settings.dlq_max_entries, events_maxlen=settings.events_maxlen)
     app = Celery("docqueue", broker=broker_url, set_as_current=False)
     if broker_url.startswith("rediss://"):
         from docqueue.broker import tls_options

@@ -31,6 +31,7 @@ from pydantic import (
 
 from docqueue.errors import MessageError
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.storable import text_problem, value_problem
 from docqueue.webhooks import URL_MAX_LENGTH, check_url
 
 ENVELOPE_VERSION = 1
@@ -100,7 +101,8 @@ class InlineDocument(BaseModel):
 
 class RejectedDocument(BaseModel):
     """An inline document that cannot run, kept so it still gets an outcome (a failed job) instead of
-    taking its whole message down: ``kind`` is ``invalid_document`` or ``duplicate_document``."""
+    taking its whole message down: ``kind`` is ``invalid_document``, ``invalid_text`` or
+    ``duplicate_document``."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -126,13 +128,24 @@ def split_documents(raw: Any) -> tuple[list[Any], list[dict[str, Any]]]:
     seen: set[str] = set()
     for position, item in enumerate(raw):
         doc_id = item.get("id") if isinstance(item, dict) else None
-        doc_id = doc_id if isinstance(doc_id, str) and 0 < len(doc_id) <= DOCUMENT_ID_MAX_LENGTH else None
+        doc_id = (doc_id if isinstance(doc_id, str) and 0 < len(doc_id) <= DOCUMENT_ID_MAX_LENGTH
+                  and text_problem(doc_id) is None else None)
         fingerprint = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
         try:
             document = InlineDocument.model_validate(item)
         except ValidationError as e:
             rejected.append({"position": position, "id": doc_id, "kind": "invalid_document",
                              "reason": f"document #{position}: {_validation_summary(e)}", "fingerprint": fingerprint})
+            continue
+        # NUL and lone surrogates pass JSON and the schema, but no database stores them: the document
+        # fails alone, its text is never changed behind the publisher's back
+        unstorable = value_problem(document.id, "id") or value_problem(document.metadata, "metadata")
+        bad_text = text_problem(document.text)
+        if unstorable or bad_text:
+            rejected.append({"position": position, "id": doc_id,
+                             "kind": "invalid_document" if unstorable else "invalid_text",
+                             "reason": f"document #{position}: {unstorable or f'text: {bad_text}'}",
+                             "fingerprint": fingerprint})
             continue
         if document.id in seen:
             rejected.append({"position": position, "id": doc_id, "kind": "duplicate_document",
@@ -203,6 +216,10 @@ class TaskMessage(BaseModel):
             raise ValueError("a message carries either 'jobs' or 'documents' (exactly one, non-empty)")
         if (self.documents or self.rejected) and not self.batch:
             raise ValueError("a message with inline 'documents' needs a 'batch' id")
+        unstorable = (value_problem(self.params, "params") or value_problem(list(self.jobs), "jobs")
+                      or value_problem(self.webhook or "", "webhook"))
+        if unstorable:  # shared by every document of the message: the message is refused whole
+            raise ValueError(unstorable)
         if self.jobs and (self.webhook or self.webhook_documents):
             raise ValueError("'webhook' belongs in messages with inline 'documents' (a submitted batch stores "
                              "its webhook in the database)")
@@ -217,7 +234,7 @@ class TaskMessage(BaseModel):
             message = cls.model_validate(kwargs)
         except ValidationError as e:
             raise MessageError(f"invalid docqueue message: {e}") from e
-        if isinstance(correlation_id, str) and 0 < len(correlation_id) <= 255:
+        if isinstance(correlation_id, str) and 0 < len(correlation_id) <= 255 and not text_problem(correlation_id):
             message = message.model_copy(update={"correlation_id": correlation_id})
         return message
 

@@ -231,6 +231,10 @@ class Settings(BaseSettings):
         default=300.0, ge=0, description="A worker whose database is unreachable (restart, failover) retries "
         "each write in place this long (back-off 0.25 s doubling up to 4 s), taking no new message meanwhile; "
         "after that the message goes to Celery's retries (5, backed off).")
+    queued_lost_after_s: float = Field(
+        default=600.0, ge=0, description="A job still queued this long after it was stored is looked for on the "
+        "queue and in the workers' hands (kombu's unacked hash); one found nowhere in two reaper rounds in a row "
+        "(its message was lost by Redis: maxmemory, a restart without persistence) is published again. 0: never.")
     reaper_interval_s: float = Field(
         default=15.0, gt=0, description="How often one worker (a Redis lock elects it) looks for jobs to requeue.")
 

@@ -18,15 +18,18 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from typing import Any
 
 import kombu.transport
+import redis
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
-from docqueue import deadletter
-from docqueue.envelope import PoisonMessage, batch_of, check_raw
+from docqueue import deadletter, rejections
+from docqueue.envelope import PoisonMessage, check_raw, identify
 from docqueue.names import TASK_TYPES
 
 log = logging.getLogger(__name__)
@@ -39,10 +42,41 @@ class DeadLetterPolicy:
     max_message_bytes: int = 16 * 2**20
     max_raw_bytes: int = 2**20
     max_entries: int = 10_000
+    events_maxlen: int = 1_000_000
+    #: Seconds a worker keeps trying to put back an item Redis would not record as unacked.
+    put_back_s: float = 300.0
+
+
+class QoS(kombu_redis.QoS):
+    """kombu's unacked bookkeeping, with acks that go through while Redis is at ``maxmemory``.
+
+    kombu removes an acked message from ``unacked`` in a MULTI; Redis refuses every command queued in
+    a MULTI once memory is over ``maxmemory`` (even ZREM and HDEL, which free memory), and the error
+    ended the worker. The same two commands without MULTI are accepted. Should even they fail for
+    memory, the ack is logged and the message stays in ``unacked``: it comes back after the
+    visibility timeout and finds its jobs finished (``workers.results.claim``)."""
+
+    def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
+        if pipe is None:
+            with self.channel.conn_or_acquire() as client:
+                pipe = client.pipeline(transaction=False)
+        return super()._remove_from_indices(delivery_tag, pipe)
+
+    def ack(self, delivery_tag: Any) -> None:
+        try:
+            self._remove_from_indices(delivery_tag).execute()
+        except redis.exceptions.ResponseError as e:
+            if not _refused_for_memory(e):
+                raise
+            log.warning("Redis refused to remove acked message %s from unacked (%s); it comes back after the "
+                        "visibility timeout and finds its jobs finished", delivery_tag, e)
+        virtual.QoS.ack(self, delivery_tag)
 
 
 class Channel(kombu_redis.Channel):
     """A Redis channel that dead-letters poison items of docqueue queues instead of crashing."""
+
+    QoS = QoS
 
     def _screen(self, item: bytes, queue: str) -> Any | None:
         """The decoded envelope, or None after dead-lettering a poison item."""
@@ -55,14 +89,19 @@ class Channel(kombu_redis.Channel):
             return None
 
     def _dead_letter(self, item: bytes, queue: str, poison: PoisonMessage) -> None:
-        batch = batch_of(item) if len(item) <= DeadLetterPolicy.max_message_bytes else None
-        worker = f"{socket.gethostname()}/{os.getpid()}"
+        # the batch and correlation id are read where they can be, even from an oversized item (its
+        # headers are at the end, past the bytes kept), so the batch counts it and the publisher hears
+        who = identify(item, parse=len(item) <= DeadLetterPolicy.max_message_bytes)
+        refusal = rejections.Refusal(queue=queue, kind=poison.kind, reason=poison.reason,
+                                     origin=deadletter.ORIGIN_TRANSPORT, batch=who.batch,
+                                     correlation_id=who.correlation_id, webhook=rejections.valid_webhook(who.webhook),
+                                     worker=f"{socket.gethostname()}/{os.getpid()}")
+        limits = rejections.Limits(max_raw_bytes=DeadLetterPolicy.max_raw_bytes,
+                                   max_entries=DeadLetterPolicy.max_entries,
+                                   events_maxlen=DeadLetterPolicy.events_maxlen)
         try:
             with self.conn_or_acquire() as client:
-                entry = deadletter.add(client, raw=item, queue=queue, kind=poison.kind, reason=poison.reason,
-                                       origin=deadletter.ORIGIN_TRANSPORT,
-                                       max_raw_bytes=DeadLetterPolicy.max_raw_bytes,
-                                       max_entries=DeadLetterPolicy.max_entries, batch=batch, worker=worker)
+                entry = rejections.record(client, item, refusal, limits)
         except Exception:
             log.exception("refused a %d-byte item on %s (%s) and could not store it as a dead letter",
                           len(item), queue, poison)
@@ -84,11 +123,46 @@ class Channel(kombu_redis.Channel):
             self._queue_cycle.rotate(dest)
             envelope = self._screen(item, dest)
             if envelope is not None:
-                self.connection._deliver(envelope, dest)
+                try:
+                    self.connection._deliver(envelope, dest)
+                except redis.exceptions.ResponseError as e:
+                    # BRPOP took the item, then Redis refused kombu's write to the unacked hash: the item
+                    # would be in neither place. Put it back; out of memory, go on (it passes), anything
+                    # else stops the worker with a non-zero status (workers.__main__), the item kept.
+                    self._put_back(item, dest, e)
+                    if not _refused_for_memory(e):
+                        raise
             return True
         finally:
             self._in_poll = None  # type: ignore[assignment]  # kombu keeps the polling connection here
             self._flush_brpop_reauth()
+
+    def _put_back(self, item: bytes, queue: str, error: Exception) -> None:
+        """Push a popped item back where BRPOP takes the next one, retrying while Redis is out of
+        memory for up to :attr:`DeadLetterPolicy.put_back_s`. If Redis never takes it, it is lost to
+        Redis, not to docqueue: its jobs stay ``queued`` and the reaper publishes them again
+        (``workers.lost_jobs``)."""
+        who = identify(item)
+        deadline = time.monotonic() + DeadLetterPolicy.put_back_s
+        delay = 0.2
+        log.error("Redis refused the unacked record of a message of batch %s on %s (%s); holding it to put it "
+                  "back on the queue (up to %.0f s)", who.batch, queue, error, DeadLetterPolicy.put_back_s)
+        # a refusal that is not about memory will not pass by waiting: one try, then the caller stops
+        deadline = deadline if _refused_for_memory(error) else time.monotonic()
+        while True:
+            try:
+                with self.conn_or_acquire() as client:
+                    client.rpush(queue, item)
+            except redis.exceptions.RedisError as e:
+                if time.monotonic() + delay > deadline:
+                    log.error("Redis refused to keep a message of batch %s on %s (%s, then %s); its jobs stay "
+                              "queued and the reaper publishes them again", who.batch, queue, error, e)
+                    return
+                time.sleep(delay)
+                delay = min(2.0, delay * 2)
+                continue
+            log.warning("the message of batch %s was put back on queue %s", who.batch, queue)
+            return
 
     def _get(self, queue: str, timeout: Any = None) -> Any:
         with self.conn_or_acquire() as client:
@@ -102,12 +176,23 @@ class Channel(kombu_redis.Channel):
             raise kombu_redis.Empty()
 
 
+def _refused_for_memory(error: Exception) -> bool:
+    """Redis at ``maxmemory`` (noeviction) refusing a write: ``OOM ...``, or ``EXECABORT`` of the
+    MULTI that held it."""
+    if isinstance(error, (redis.exceptions.OutOfMemoryError, redis.exceptions.ExecAbortError)):
+        return True
+    text = str(error)
+    return text.startswith(("OOM", "EXECABORT")) or "maxmemory" in text
+
+
 class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
-def install(*, max_message_bytes: int, max_raw_bytes: int, max_entries: int) -> None:
+def install(*, max_message_bytes: int, max_raw_bytes: int, max_entries: int, events_maxlen: int = 1_000_000
+            ) -> None:
     """Make ``redis://``, ``rediss://`` and ``redis+socket://`` URLs use this transport."""
+    DeadLetterPolicy.events_maxlen = events_maxlen
     DeadLetterPolicy.max_message_bytes = max_message_bytes
     DeadLetterPolicy.max_raw_bytes = max_raw_bytes
     DeadLetterPolicy.max_entries = max_entries

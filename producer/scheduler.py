@@ -242,7 +242,7 @@ def load_options(schedule: Schedule) -> LoadOptions:
     o = schedule.load_options or {}
     return LoadOptions(include=tuple(o.get("include") or ()), exclude=tuple(o.get("exclude") or ()),
                        hidden=bool(o.get("hidden")), text_field=o.get("text_field") or "text",
-                       id_field=o.get("id_field") or None)
+                       id_field=o.get("id_field") or None, clean_text=bool(o.get("clean_text")))
 
 
 def _hash_file(path: Path) -> str:

@@ -40,6 +40,10 @@ SOURCE_OPTIONS = [
             help="JSONL/CSV exports: the field (column) holding each row's text."),
     _option("--id-field", default=None, envvar="DOCQUEUE_ID_FIELD",
             help="JSONL/CSV exports: the field holding each row's own id, returned as 'id' with the result."),
+    _option("--clean-text/--no-clean-text", default=False, envvar="DOCQUEUE_CLEAN_TEXT",
+            help="Remove NUL characters and replace lone surrogates (U+FFFD) in texts, which no database stores, "
+            "recording what changed in the document's metadata (text_cleaned); by default such a document fails "
+            "with invalid_text and its text is never changed."),
     _option("--force/--no-force", default=False, envvar="DOCQUEUE_FORCE",
             help="Run the model again even where the same content already has a result for this task, "
             "parameters and model (by default that result is reused)."),
@@ -51,7 +55,7 @@ def source_options(ctx: click.Context | None = None) -> tuple[LoadOptions, bool]
     values = (ctx or click.get_current_context()).meta.get(_META_KEY, {})
     options = LoadOptions(include=tuple(values.get("include") or ()), exclude=tuple(values.get("exclude") or ()),
                           hidden=bool(values.get("hidden")), text_field=values.get("text_field") or "text",
-                          id_field=values.get("id_field") or None)
+                          id_field=values.get("id_field") or None, clean_text=bool(values.get("clean_text")))
     return options, bool(values.get("force"))
 
 

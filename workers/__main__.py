@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from docqueue.names import TASK_TYPES
 from docqueue.secrets import install_log_masking
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     # the start-up banner is not a log line (--quiet is an option of `celery`, before the subcommand)
     quiet = ["--quiet"] if settings.log_format == "json" else []
     try:
-        app.worker_main([
+        code = _run_celery(app, [
             *quiet, "worker", "--queues", ",".join(runnable), "--concurrency", str(processes), "--pool", args.pool,
             "--loglevel", args.loglevel, "--without-gossip", "--without-mingle", *celery_args,
         ])
@@ -94,7 +95,23 @@ def main(argv: list[str] | None = None) -> int:
         from workers.metrics_dir import remove_owned_dir
 
         remove_owned_dir()
-    return 0
+    return int(code or 0)
+
+
+def _run_celery(app: Any, argv: list[str]) -> int:
+    """``celery worker ...`` on ``app``, returning its exit status.
+
+    What ``app.worker_main`` does, minus its bug: it (and ``app.start``) drop the status click returns
+    in non-standalone mode, so a worker that stopped on an "Unrecoverable error" (a broker error kombu
+    cannot go on from) exited 0, and ``restart: on-failure`` never brought it back."""
+    from celery.bin.celery import celery as celery_cli
+
+    celery_cli.params[0].default = app
+    try:
+        code = celery_cli.main(args=argv, standalone_mode=False)
+    finally:
+        celery_cli.params[0].default = None
+    return code if isinstance(code, int) else 0
 
 
 def node_name(celery_args: list[str]) -> str:

@@ -252,7 +252,7 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
         for position, doc in enumerate(message.documents):
             doc_id = derived_id(message.batch, doc.id)
             job_id = derived_id(message.batch, doc.id, task)  # same rule as message_job_ids
-            text = doc.text.replace("\x00", "")
+            text = doc.text  # NUL and lone surrogates were refused (invalid_text): kept exactly as sent
             rows.append(({"id": doc_id, "batch_id": message.batch, "position": position, "source": doc.id,
                           "sha256": _sha256(text), "text": text, "meta": doc.metadata, "created_at": now,
                           "external_id": doc.id},

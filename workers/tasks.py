@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 from celery import Celery, Task
 from sqlalchemy.engine import url as sa_url
 
-from docqueue import deadletter
+from docqueue import deadletter, rejections
 from docqueue.db import get_engine
 from docqueue.errors import MessageError
 from docqueue.events import EventSink, emit_finished
 from docqueue.logs import log_context
 from docqueue.models import utcnow
 from docqueue.names import TASK_TYPES, queue_name, task_name
-from docqueue.schema import TaskMessage
+from docqueue.schema import BATCH_ID_PATTERN, TaskMessage
 from docqueue.settings import Settings
+from docqueue.storable import storable_text
 from workers import results
 from workers.gather import Budget, Gatherer
 from workers.memory import TRIM_ABOVE_CHARS, release_memory
@@ -60,22 +62,29 @@ class DocqueueTask(Task):
 def _dead_letter(task: Task, task_type: str, kwargs: dict[str, Any], error: MessageError,
                  kind: str = "invalid_message") -> None:
     """Store a message whose envelope was fine but whose docqueue kwargs are not, with the
-    validation error; its batch (where it names one) counts it as rejected."""
+    validation error; its batch (where it names one) counts it as rejected, and the publisher sees
+    a ``message.rejected`` event (and webhook, where the message named a valid one)."""
     batch = kwargs.get("batch") if isinstance(kwargs.get("batch"), str) else None
     settings: Settings = task.settings
+    correlation = task.request.correlation_id
+    refusal = rejections.Refusal(
+        queue=queue_name(task_type), kind=kind, reason=str(error), origin=deadletter.ORIGIN_TASK,
+        batch=batch if batch and re.fullmatch(BATCH_ID_PATTERN, batch) else None,
+        correlation_id=correlation if isinstance(correlation, str) and len(correlation) <= 255 else None,
+        webhook=rejections.valid_webhook(kwargs.get("webhook")), worker=f"{task.request.hostname}/{os.getpid()}",
+        task=task.name)
+    limits = rejections.Limits(max_raw_bytes=settings.dlq_max_raw_bytes, max_entries=settings.dlq_max_entries,
+                               events_maxlen=settings.events_maxlen)
     try:
         with task.app.connection_for_write() as conn:
-            entry = deadletter.add(
-                conn.default_channel.client, raw=deadletter.task_raw(task.name, kwargs, str(task.request.id)),
-                queue=queue_name(task_type), kind=kind, reason=str(error),
-                origin=deadletter.ORIGIN_TASK, max_raw_bytes=settings.dlq_max_raw_bytes,
-                max_entries=settings.dlq_max_entries, batch=batch,
-                worker=f"{task.request.hostname}/{os.getpid()}", task=task.name)
+            entry = rejections.record(conn.default_channel.client,
+                                      deadletter.task_raw(task.name, kwargs, str(task.request.id)), refusal, limits)
     except Exception:
         log.exception("refused %s message %s (%s) and could not store it as a dead letter",
-                      task_type, task.request.id, error)
+                      task_type, task.request.id, storable_text(str(error)))
         return
-    log.error("refused %s message %s: %s; kept as dead letter %s", task_type, task.request.id, error, entry)
+    log.error("refused %s message %s: %s; kept as dead letter %s", task_type, task.request.id,
+              storable_text(str(error)), entry)
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:
@@ -100,7 +109,33 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
             _dead_letter(self, task_type, kwargs, e)
             return 0
         with log_context(message.batch, results.message_job_ids(task_type, message)):
+            if _split(self, message, kwargs):
+                return 0
             return _run(self, message, kwargs)
+
+    def _split(self: Task, message: TaskMessage, kwargs: dict[str, Any]) -> bool:
+        """A big inline message becomes the usual micro-batches, re-enqueued, so that it spreads over
+        the workers and its first results are visible in seconds: a 20,000-document message ran as
+        one 753-second task while a second worker sat idle. Its rejected documents get their outcome
+        here. A re-delivery splits again; the documents' ids derive from (batch, id), so the copies
+        store nothing twice and run nothing twice (``workers.results.claim``)."""
+        limit = settings.batch_max_docs
+        if self.request.retries or len(message.documents) <= limit:
+            return False
+        documents = [d.model_dump(mode="json") for d in message.documents]
+        common = {k: v for k, v in kwargs.items() if k != "documents"}
+        correlation = message.correlation_id or self.request.correlation_id
+        with self.app.producer_or_acquire() as producer:
+            for start in range(0, len(documents), limit):
+                chunk = documents[start:start + limit]
+                self.app.send_task(name, kwargs={**common, "documents": chunk}, queue=queue_name(task_type),
+                                   producer=producer, argsrepr="()",
+                                   kwargsrepr=f"<{len(chunk)} of {len(documents)} documents of batch {message.batch}>",
+                                   **({"correlation_id": correlation} if correlation else {}))
+        log.info("split %d inline documents of batch %s into messages of %d", len(documents), message.batch, limit)
+        if message.rejected:
+            _run(self, message.model_copy(update={"documents": ()}), kwargs)
+        return True
 
     def _run(self: Task, message: TaskMessage, kwargs: dict[str, Any]) -> int:
         # Only a trickle is gathered: inline messages of integrations, typically one document each.

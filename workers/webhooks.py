@@ -15,6 +15,7 @@ worker's log, and a dead letter of kind ``webhook_failed`` that ``docqueue dlq r
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from celery import Celery, Task
 
@@ -44,10 +46,25 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
+def basic_auth(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its ``user:password@`` part, and the ``Authorization: Basic`` header it stood
+    for: urllib would look the whole ``user:pw@host`` up as a host name ("Name or service not
+    known"), so a URL with credentials passed the schema and never delivered."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    host = parts.netloc.rsplit("@", 1)[1]
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    target = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return target, {"authorization": f"Basic {token}"}
+
+
 def post(url: str, body: bytes, head: dict[str, str], timeout: float) -> str | None:
     """One POST; None on a 2xx answer, else what went wrong in one line."""
-    request = urllib.request.Request(url, data=body, headers={**head, "user-agent": "docqueue-webhooks/1"},
-                                     method="POST")
+    target, auth = basic_auth(url)
+    request = urllib.request.Request(target, data=body,
+                                     headers={**head, **auth, "user-agent": "docqueue-webhooks/1"}, method="POST")
     try:
         with _opener.open(request, timeout=timeout) as response:
             status = int(response.status)

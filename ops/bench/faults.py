@@ -10,10 +10,19 @@ redis-server (append-only file) and a PostgreSQL cluster of the benchmark's own
 
 - ``kill -9``: SIGKILL one worker's whole process tree mid-batch and start a new one, three times;
 - ``redis restart``: ``SHUTDOWN`` the broker mid-batch, start it again on the same files;
-- ``postgres restart``: ``pg_ctl stop -m fast`` mid-batch, start it again after a pause.
+- ``postgres restart``: ``pg_ctl stop -m fast`` mid-batch, start it again after a pause;
+- ``maxmemory``: ``CONFIG SET maxmemory`` below what Redis uses (``noeviction``) for 5 s mid-batch:
+  every write that needs memory is refused, including kombu's ``unacked`` record after a BRPOP;
+- ``vanished``: the queue's list is deleted mid-batch (what a Redis without persistence that
+  restarts, or a failover that drops the last writes, does to it): only the reaper's look for
+  queued jobs with no message anywhere (``DOCQUEUE_QUEUED_LOST_AFTER_S``, 5 s here) brings them back;
+- ``poison``: schema-valid messages that used to kill a worker (metadata 700 levels deep, a param
+  100,000 levels deep, lone surrogates, NUL) pushed mid-batch; ``exits`` counts worker processes
+  that died (each used to die on the deep ones, and the next one that took the message).
 
 Columns: ``lost``: documents without an outcome at the end; ``stored twice``: outcomes beyond one
-per document; ``run twice``: documents the engine ran more than once (at-least-once execution
+per document; ``exits``: worker processes that died during the scenario; ``run twice``:
+documents the engine ran more than once (at-least-once execution
 allows it, the stored outcome stays one); ``recovery s``: from the fault (the kill, or the server
 back up) until outcomes are stored again and every job that was running when it struck has
 finished or been requeued, worst of the injections. Timing settings are the fault tests'
@@ -61,6 +70,7 @@ class Row:
     lost: int = 0
     stored_twice: int = 0
     run_twice: int = 0
+    exits: int = 0
     recoveries: list[float] = field(default_factory=list)
 
 
@@ -126,6 +136,7 @@ class Run:
                          "DOCQUEUE_BATCH_MAX_DOCS": "10", "DOCQUEUE_HEARTBEAT_INTERVAL_S": "1",
                          "DOCQUEUE_HEARTBEAT_TIMEOUT_S": "5", "DOCQUEUE_REAPER_INTERVAL_S": "2",
                          "DOCQUEUE_VISIBILITY_TIMEOUT": "30", "DOCQUEUE_TEST_ENGINE_DELAY_S": str(delay),
+                         "DOCQUEUE_QUEUED_LOST_AFTER_S": "5",
                          "DOCQUEUE_TEST_ENGINE_LOG": str(self.runs_log), "PYTHONPATH": str(ROOT)})
         self.db = get_engine(pg.url)
         self.workers: list[Worker] = []
@@ -186,6 +197,7 @@ class Run:
         row.lost = self.docs - int(done)
         row.stored_twice = int(jobs) - int(distinct)
         row.run_twice = sum(1 for n in ran.values() if n > 1)
+        row.exits += sum(1 for w in self.workers if w.proc.poll() is not None)
         for w in self.workers:
             w.stop()
         return row
@@ -240,19 +252,59 @@ def postgres_scenario(run: Run) -> Row:
     return _restart_scenario(run, "postgres restart (-m fast)", stop, run.pg.start, 5)
 
 
+def maxmemory_scenario(run: Run) -> Row:
+    def full() -> None:
+        client = run.redis.client()
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", str(max(1, int(client.info("memory")["used_memory"]) - 64 * 1024)))
+
+    def back() -> None:
+        run.redis.client().config_set("maxmemory", "0")
+
+    return _restart_scenario(run, "redis at maxmemory (5 s)", full, back, 5)
+
+
+def vanished_scenario(run: Run) -> Row:
+    def vanish() -> None:
+        run.redis.client().delete("classify")
+
+    return _restart_scenario(run, "queue list deleted", vanish, lambda: None, 0)
+
+
+def poison_scenario(run: Run) -> Row:
+    from tests.faults.test_crashing_messages import _deep, _deep_param_item, _inline
+
+    def push() -> None:
+        client = run.redis.client()
+
+        def good(batch: str) -> dict[str, str]:  # its own first word: the engine log counts runs by it
+            return {"id": "good", "text": f"{batch}-good"}
+
+        for item in (_inline("p-deep", [{"id": "deep", "text": "x", "metadata": _deep(700)}, good("p-deep")]),
+                     _deep_param_item(),
+                     _inline("p-surrogate", [{"id": "s", "text": "bad \ud800"}, good("p-surrogate")]),
+                     _inline("p-nul", [{"id": "n\x00", "text": "x"}, good("p-nul")])):
+            client.rpush("classify", item)  # taken next, ahead of the batch's own messages
+
+    row = _restart_scenario(run, "crashing messages x4", push, lambda: None, 0)
+    row.injected = 4
+    return row
+
+
 def table(rows: list[Row]) -> str:
-    head = "| fault | injected | documents | lost | stored twice | run twice | recovery s (worst) |"
-    lines = [head, "|---|---|---|---|---|---|---|"]
+    head = "| fault | injected | documents | lost | stored twice | exits | run twice | recovery s (worst) |"
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         worst = max(r.recoveries) if r.recoveries else float("nan")
         each = ", ".join(f"{x:.1f}" for x in r.recoveries)
-        lines.append(f"| {r.fault} | {r.injected} | {r.documents} | {r.lost} | {r.stored_twice} | {r.run_twice} "
-                     f"| {worst:.1f} ({each}) |")
+        lines.append(f"| {r.fault} | {r.injected} | {r.documents} | {r.lost} | {r.stored_twice} | {r.exits} "
+                     f"| {r.run_twice} | {worst:.1f} ({each}) |")
     return "\n".join(lines)
 
 
 SCENARIOS: dict[str, Callable[[Run], Row]] = {
-    "kill": kill_scenario, "redis": redis_scenario, "postgres": postgres_scenario}
+    "kill": kill_scenario, "redis": redis_scenario, "postgres": postgres_scenario, "maxmemory": maxmemory_scenario,
+    "vanished": vanished_scenario, "poison": poison_scenario}
 
 
 @click.command()
@@ -263,7 +315,8 @@ SCENARIOS: dict[str, Callable[[Run], Row]] = {
 @click.option("--only", type=click.Choice(sorted(SCENARIOS)), multiple=True, envvar="DOCQUEUE_BENCH_FAULT_ONLY",
               show_envvar=True, help="Run only these scenarios (repeatable) [default: all].")
 def main(docs: int, delay: float, only: tuple[str, ...]) -> None:
-    """Inject kill -9 x3, a Redis restart and a PostgreSQL restart; print what each cost."""
+    """Inject kill -9 x3, a Redis restart, a PostgreSQL restart, Redis at maxmemory, a deleted queue and
+    crashing messages; print what each cost."""
     work = Path(tempfile.mkdtemp(prefix="docqueue-bench-faults-"))
     redis = AofRedis(work / "redis-server").start()
     pg = OwnPostgres().init()

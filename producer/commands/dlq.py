@@ -13,6 +13,7 @@ from rich.table import Table
 
 from docqueue import deadletter
 from docqueue.broker import redis_client
+from docqueue.secrets import mask_url
 from producer.context import Context, json_option, pass_ctx
 
 
@@ -57,18 +58,22 @@ def dlq_list(obj: Context, batch: str | None, limit: int | None, as_json: bool) 
 @json_option()
 @pass_ctx
 def dlq_show(obj: Context, entry_id: str, as_json: bool) -> None:
-    """One dead letter with its raw bytes (as text; cut at DOCQUEUE_DLQ_MAX_RAW_BYTES)."""
+    """One dead letter with its raw bytes (as text; cut at DOCQUEUE_DLQ_MAX_RAW_BYTES; URL passwords
+    shown as ****)."""
     found = deadletter.get(_client(obj), entry_id)
     if found is None:
         raise click.ClickException(f"no dead letter {entry_id!r}")
     entry, raw = found
+    # a refused webhook delivery (or inline message) holds its URL, password included: shown masked,
+    # kept whole in Redis so that a replay still authenticates
+    text = mask_url(raw.decode("utf-8", "replace"))
     if as_json:
-        click.echo(json.dumps({**entry.as_json(), "raw": raw.decode("utf-8", "replace")}, ensure_ascii=False))
+        click.echo(json.dumps({**entry.as_json(), "raw": text}, ensure_ascii=False))
         return
     for key, value in entry.as_json().items():
         click.echo(f"{key}: {_when(value) if key == 'received_at' else value}")
     click.echo("raw:")
-    click.echo(raw.decode("utf-8", "replace"))
+    click.echo(text)
 
 
 def _replay_one(obj: Context, client: Any, entry_id: str) -> str:

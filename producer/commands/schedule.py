@@ -162,6 +162,7 @@ def _new_schedule(obj: Context, spec: TaskSpec, name: str, sources: list[str], t
     return Schedule(
         id=new_id(), name=name, task=spec.name, params=params, sources=absolute,
         load_options={"include": list(load.include), "exclude": list(load.exclude), "hidden": load.hidden,
+                      "clean_text": load.clean_text,
                       "text_field": load.text_field, "id_field": load.id_field, "force": force},
         cron=cron or None, every_s=every, timezone=zone, catch_up=s.get("catch_up") or "last",
         overlap=s.get("overlap") or "skip", settle_s=s["settle"], foreground=foreground, created_at=utcnow(),

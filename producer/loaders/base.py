@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docqueue.errors import DocumentError
+from docqueue.storable import text_problem
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class LoadOptions:
     hidden: bool = False
     text_field: str = "text"
     id_field: str | None = None
+    #: ``submit --clean-text``: remove NUL and replace lone surrogates (with U+FFFD) instead of failing the
+    #: document with ``invalid_text``; the document's metadata says what was changed (``text_cleaned``).
+    clean_text: bool = False
     #: None: read from the settings (environment) when loading starts.
     limits: Limits | None = None
 
@@ -118,15 +122,35 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_SURROGATE_MIN, _SURROGATE_MAX = 0xD800, 0xDFFF
+
+
 def clean_text(text: str) -> str:
-    """Text every database takes: PostgreSQL refuses NUL and lone surrogates (a JSON export may
-    carry ``\\ud800``); nothing meaningful is lost by dropping or replacing them."""
+    """Text every database takes: NUL removed, lone surrogates (a JSON export may carry ``\\ud800``)
+    replaced with U+FFFD. For ids and metadata; a document's text goes through :func:`checked_text`."""
     text = text.replace("\x00", "")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
+        text = "".join("\ufffd" if _SURROGATE_MIN <= ord(c) <= _SURROGATE_MAX else c for c in text)
     return text
+
+
+def checked_text(text: str, clean: bool) -> tuple[str, dict[str, Any]]:
+    """A document's text as stored, and the metadata saying so where it was changed.
+
+    A text is never changed silently: holding NUL or a lone surrogate (which no database stores), it
+    fails the document (``invalid_text``) unless the user asked for ``--clean-text``, and then the
+    metadata records ``text_cleaned`` with what was removed and replaced."""
+    problem = text_problem(text)
+    if problem is None:
+        return text, {}
+    if not clean:
+        raise DocumentError("invalid_text", f"the text holds {problem}; submit --clean-text removes NUL and "
+                            "replaces lone surrogates with U+FFFD (and says so in the metadata)")
+    nul = text.count("\x00")
+    surrogates = sum(1 for c in text if _SURROGATE_MIN <= ord(c) <= _SURROGATE_MAX)
+    return clean_text(text), {"text_cleaned": {"nul_removed": nul, "surrogates_replaced": surrogates}}
 
 
 def clean_value(value: Any) -> Any:

@@ -23,7 +23,7 @@ from producer.loaders.base import (
     LoadedDocument,
     LoadOptions,
     ReadStats,
-    clean_text,
+    checked_text,
     failed,
     from_error,
     sha256_hex,
@@ -67,7 +67,7 @@ def load_bytes(data: bytes, source: str, suffix: str, meta: dict[str, Any], dept
         def nested(payload: bytes, name: str, sfx: str, m: dict[str, Any], d: int) -> Iterator[LoadedDocument]:
             return load_bytes(payload, name, sfx, m, d, options)
 
-        yield from iter_message(data, source, meta, depth, nested)
+        yield from iter_message(data, source, meta, depth, nested, options.clean_text)
         return
     if suffix in records.SUFFIXES:
         yield from records.iter_rows(io.BufferedReader(io.BytesIO(data)), source, suffix, options)
@@ -94,8 +94,13 @@ def load_bytes(data: bytes, source: str, suffix: str, meta: dict[str, Any], dept
         yield failed(source, "too_large", f"{source}: {len(extracted.text):,} characters of text, over "
                      f"max_document_chars ({limits.max_document_chars:,})", sha256=digest, meta=meta)
         return
-    yield LoadedDocument(source=source, text=clean_text(extracted.text), sha256=digest,
-                         meta={**meta, **extracted.meta}, page_offsets=extracted.page_offsets)
+    try:
+        text, cleaned = checked_text(extracted.text, options.clean_text)
+    except DocumentError as e:
+        yield from_error(source, e, sha256=digest, meta=meta)
+        return
+    yield LoadedDocument(source=source, text=text, sha256=digest, meta={**meta, **extracted.meta, **cleaned},
+                         page_offsets=extracted.page_offsets)
 
 
 def _read_failure(source: str, e: OSError) -> LoadedDocument:

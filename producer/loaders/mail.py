@@ -18,7 +18,8 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from typing import Any
 
-from producer.loaders.base import LoadedDocument, clean_text, failed, sha256_hex
+from docqueue.errors import DocumentError
+from producer.loaders.base import LoadedDocument, checked_text, failed, sha256_hex
 from producer.loaders.markup import visible_text
 
 #: ``(data, source, suffix, meta, depth) -> documents``: the dispatcher, handed in to avoid a cycle.
@@ -86,7 +87,7 @@ def _suffix(name: str, content_type: str) -> str:
 
 
 def iter_message(data: bytes, source: str, meta: dict[str, Any], depth: int,
-                 load_bytes: LoadBytes) -> Iterator[LoadedDocument]:
+                 load_bytes: LoadBytes, clean: bool = False) -> Iterator[LoadedDocument]:
     """The message's own document, then one or more documents per attachment."""
     digest = sha256_hex(data)
     try:
@@ -102,8 +103,13 @@ def iter_message(data: bytes, source: str, meta: dict[str, Any], depth: int,
                      sha256=digest)
         return
     text = f"{subject}\n\n{body}" if subject and body else subject or body
-    yield LoadedDocument(source=source, text=clean_text(text), sha256=digest,
-                         meta={**meta, **({"subject": subject} if subject else {}), **headers})
+    meta = {**meta, **({"subject": subject} if subject else {}), **headers}
+    try:
+        text, cleaned = checked_text(text, clean)
+    except DocumentError as e:
+        yield failed(source, e.kind, f"{source}: {e.message}", sha256=digest, meta=meta)
+    else:
+        yield LoadedDocument(source=source, text=text, sha256=digest, meta={**meta, **cleaned})
     for (name, payload), content_type in attachments:
         yield from load_bytes(payload, f"{source}/{name}", _suffix(name, content_type),
                               {"attachment_of": source, "filename": name}, depth + 1)

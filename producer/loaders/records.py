@@ -18,7 +18,16 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from docqueue.errors import DocumentError
-from producer.loaders.base import Limits, LoadedDocument, LoadOptions, clean_text, clean_value, failed, sha256_hex
+from producer.loaders.base import (
+    Limits,
+    LoadedDocument,
+    LoadOptions,
+    checked_text,
+    clean_text,
+    clean_value,
+    failed,
+    sha256_hex,
+)
 from producer.loaders.plain import SAMPLE_BYTES, stream_codec
 
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
@@ -43,8 +52,13 @@ def _row_document(source: str, row: int, text: Any, row_id: Any, meta: dict[str,
             len(text.encode("utf-8", "replace")) > limits.max_file_bytes):
         return failed(source, "too_large", f"{source} row {row}: {len(text):,} characters, over "
                       f"max_document_chars/max_file_bytes", source_row=row, external_id=external_id)
-    return LoadedDocument(source=source, text=clean_text(text), sha256=sha256_hex(text.encode("utf-8", "replace")),
-                          meta=clean_value(meta), source_row=row, external_id=external_id)
+    try:
+        stored, cleaned = checked_text(text, options.clean_text)
+    except DocumentError as e:
+        return failed(source, e.kind, f"{source} row {row}: {e.message}", source_row=row, external_id=external_id,
+                      meta=clean_value(meta))
+    return LoadedDocument(source=source, text=stored, sha256=sha256_hex(text.encode("utf-8", "replace")),
+                          meta={**clean_value(meta), **cleaned}, source_row=row, external_id=external_id)
 
 
 def _jsonl_rows(text: IO[str], source: str, options: LoadOptions) -> Iterator[LoadedDocument]:
