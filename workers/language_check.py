@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from docqueue.errors import RESULT_WARNING_KINDS
 from docqueue.model_languages import model_languages
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE
 from workers.engines import Outcome
 from workers.engines.langdetect import detect_language
 
-LANGUAGE_UNSUPPORTED = next(k for k in RESULT_WARNING_KINDS if k == "language_unsupported")
+LANGUAGE_UNSUPPORTED = "language_unsupported"
 #: Tasks whose model reads the document's own language.
 CHECKED_TASKS = frozenset({CLASSIFY, SUMMARIZE, REVIEW})
 
