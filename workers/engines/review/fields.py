@@ -55,6 +55,15 @@ _PERPETUAL = re.compile(r"\b(?:perpetu\w*|indefinite(?:ly)?|until\s+terminated)\
 _EXPIRY_CUE = re.compile(r"\b(?:expir\w*|terminat\w*|until|through|continue\w*\s+(?:in\s+(?:full\s+)?force\s+)?"
                          r"(?:and\s+effect\s+)?(?:until|through)|end(?:s|ing)?(?:\s+on)?)\b", re.IGNORECASE)
 _EFFECTIVE_CUE = re.compile(r"effective\s+(?:as\s+of|on|from)?|[\"“]Effective\s+Date[\"”]", re.IGNORECASE)
+#: An EDGAR exhibit's page footer: "Source: ECO SCIENCE SOLUTIONS, INC., 8-K, 11/17/2017".
+_FILING_FOOTER = re.compile(r"Source:[^\n]{0,160}?,\s*[\w/-]{2,12},\s*\d{1,2}/\d{1,2}/\d{4}")
+#: A defined term right after a date: ' (the "Effective Date")', ', (hereinafter the "AECI")'.
+_DEFINED_AFTER = re.compile(
+    r"\s*,?\s*\((?:hereinafter\s+)?(?:referred\s+to\s+as\s+)?(?:the\s+)?[\"“]([^\"”]{1,40})[\"”]\)", re.IGNORECASE)
+_EFFECTIVE_TERM = re.compile(r"(?:Agreement\s+)?Effective\s+Date|Effective\s+Time|Commencement\s+Date", re.IGNORECASE)
+#: Defined terms that name the contract's own date, not another agreement's or event's.
+_OWN_DATE_TERM = re.compile(r"(?:Agreement\s+|Contract\s+)?(?:Effective|Execution|Signing|Commencement|Agreement)"
+                            r"(?:\s+Date)?|Date|Effective\s+Time", re.IGNORECASE)
 _AGREEMENT_CUE = re.compile(r"\b(?:dated|made|entered\s+into|executed|as\s+of|effective|this)\b", re.IGNORECASE)
 
 
@@ -164,14 +173,36 @@ def agreement_date(text: str) -> FoundDate | None:
     return dates[0] if dates else None
 
 
+def _footer_spans(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _FILING_FOOTER.finditer(text)]
+
+
+def _usable(d: FoundDate, text: str, footers: Sequence[tuple[int, int]]) -> bool:
+    """Not a filing footer's date, and not the date of another defined thing ("executed by IBM on
+    August 3, 2001 (the "AECI")")."""
+    if any(start <= d.start < end for start, end in footers):
+        return False
+    term = _DEFINED_AFTER.match(text, d.end)
+    return term is None or _OWN_DATE_TERM.fullmatch(term.group(1)) is not None
+
+
 def effective_date(text: str, agreement: FoundDate | None) -> FoundDate | None:
-    """A date tied to "Effective Date" / "effective as of"; a contract that defines none is
-    effective on its agreement date."""
+    """The date the contract defines as its "Effective Date" ("made this 20th day of November, 2018
+    (the "Effective Date")"): that defined term wins over any other mention. Else a date tied to
+    "effective as of", "Effective Date" by proximity, leaving out filing footers ("Source: ACME
+    CORP., 8-K, 11/30/2018", repeated on every page of an EDGAR exhibit) and dates that another
+    defined term follows. A contract that defines none is effective on its agreement date."""
+    footers = _footer_spans(text)
+    for d in find_dates(text):
+        term = _DEFINED_AFTER.match(text, d.end)
+        if term and _EFFECTIVE_TERM.fullmatch(term.group(1)) and _usable(d, text, footers):
+            return d
     for m in _EFFECTIVE_CUE.finditer(text):
-        nearby = find_dates(text, max(0, m.start() - 120), min(len(text), m.end() + 120))
+        nearby = [d for d in find_dates(text, max(0, m.start() - 120), min(len(text), m.end() + 120))
+                  if _usable(d, text, footers)]
         if nearby:
             return min(nearby, key=lambda d: min(abs(d.start - m.end()), abs(m.start() - d.end)))
-    return agreement
+    return agreement if agreement is None or _usable(agreement, text, footers) else None
 
 
 def expiration_date(clause: str | None, effective: str | None) -> str | None:
