@@ -44,6 +44,13 @@ _LAWS_OF = re.compile(
 _GOVERN_CUE = re.compile(r"govern|constru|interpret|accordance|subject\s+to|pursuant|under", re.IGNORECASE)
 _PLACE_WORD = re.compile(r"[A-Z][A-Za-z'’]*|of|and")
 _PLACE_STOP = frozenset({"and", "of"})
+#: Words that follow a place, never part of it: in title-cased text ("The Laws Of Pennsylvania Without
+#: Giving Effect To Any Choice Or Conflict Of Law Provision") capitals no longer mark where it ends.
+_AFTER_PLACE = frozenset({"without", "excluding", "except", "exclusive", "regardless", "notwithstanding", "giving",
+                          "including", "applicable", "as", "which", "that", "in", "to", "for", "other", "than",
+                          "irrespective", "but", "save", "with", "by", "shall", "will", "and/or", "or"})
+#: The longest place name read ("Bolivarian Republic of Venezuela", "Special Administrative Region of Hong Kong").
+MAX_PLACE_WORDS = 7
 _NOT_PLACES = frozenset({"this", "such", "any", "each", "that", "the", "its", "said", "territory", "country",
                          "jurisdiction", "state"})
 
@@ -233,7 +240,8 @@ def _place_after(text: str, pos: int) -> str | None:
     for m in re.finditer(r"\S+", text[pos : pos + 80]):
         word = m.group(0)
         bare = word.rstrip(".,;:)")
-        if not _PLACE_WORD.fullmatch(bare) or (bare in _PLACE_STOP and not words):
+        if not _PLACE_WORD.fullmatch(bare) or (bare in _PLACE_STOP and not words) or \
+                (words and bare.lower() in _AFTER_PLACE) or len(words) >= MAX_PLACE_WORDS:
             break
         words.append(bare)
         if bare != word:

@@ -1,5 +1,6 @@
-"""Effective dates as real EDGAR filings write them (issue 21, item 3): the defined term wins, filing
-footers and other agreements' dates do not, and dates as PDF extraction leaves them still parse.
+"""Review fields as real EDGAR filings write them (issue 21, item 3). Effective dates: the defined term
+wins, filing footers and other agreements' dates do not, and dates as PDF extraction leaves them still
+parse. Governing law: a title-cased clause is not read on past the place.
 
 Excerpts (whitespace joined, otherwise unchanged) of CUAD v1 contracts (Hendrycks et al., NeurIPS 2021;
 SEC EDGAR exhibits), CC BY 4.0, named beside each; the AECI sentence is written after the filing the
@@ -8,7 +9,7 @@ issue quotes."""
 from __future__ import annotations
 
 from workers.engines.review.dates import find_dates
-from workers.engines.review.fields import agreement_date, effective_date
+from workers.engines.review.fields import agreement_date, effective_date, governing_law
 
 # TodosMedicalLtd_20190328_20-F_EX-4.10_11587157_EX-4.10_Marketing Agreement_ Reseller Agreement.txt
 TODOS_PREAMBLE = (
@@ -74,3 +75,10 @@ def test_another_agreements_defined_date_is_not_the_effective_date() -> None:
 
 def test_the_contracts_own_execution_date_is_its_effective_date_when_none_is_defined() -> None:
     assert _effective(MJ) == "2018-11-27"
+
+
+def test_governing_law_stops_at_the_place_in_title_case() -> None:
+    clause = ("This Agreement Shall Be Governed By And Construed In Accordance With The Laws Of The Commonwealth Of "
+              "Pennsylvania Without Giving Effect To Any Choice Or Conflict Of Law Provision Or Rule.")
+    assert governing_law([clause]) == "Pennsylvania"
+    assert governing_law(["governed by the laws of the People's Republic of China."]) == "People's Republic of China"
