@@ -8,8 +8,13 @@ issue quotes."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from tests.conftest import FIXTURES
 from workers.engines.review.dates import find_dates
-from workers.engines.review.fields import agreement_date, effective_date, governing_law
+from workers.engines.review.fields import agreement_date, effective_date, governing_law, parties
 
 # TodosMedicalLtd_20190328_20-F_EX-4.10_11587157_EX-4.10_Marketing Agreement_ Reseller Agreement.txt
 TODOS_PREAMBLE = (
@@ -82,3 +87,11 @@ def test_governing_law_stops_at_the_place_in_title_case() -> None:
               "Pennsylvania Without Giving Effect To Any Choice Or Conflict Of Law Provision Or Rule.")
     assert governing_law([clause]) == "Pennsylvania"
     assert governing_law(["governed by the laws of the People's Republic of China."]) == "People's Republic of China"
+
+
+PREAMBLES = [json.loads(line) for line in (FIXTURES / "cuad" / "party_preambles.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("row", PREAMBLES, ids=[r["source"][:24] for r in PREAMBLES])
+def test_both_parties_are_found_past_a_cover_title_or_in_a_party_list(row: dict) -> None:
+    assert [p["name"] for p in parties(row["text"])] == row["parties"]

@@ -127,11 +127,45 @@ def preamble_span(text: str) -> tuple[int, int] | None:
 
 def parties(text: str) -> list[dict[str, str]]:
     """Parties named in the preamble ("between A, a Delaware corporation ("A"), and B"), with the
-    defined term each is given when there is one."""
-    head = text[:PREAMBLE_CHARS]
-    m = _BETWEEN.search(head)
-    if not m:
-        return []
+    defined term each is given when there is one.
+
+    Every "between" near the top is tried, and the first that names two parties or more wins: a
+    cover title ("JOINT VENTURE AGREEMENT BETWEEN TATE & LYLE ... LTD." then "AND IGENE ..." on the
+    next line) or a table of contents often comes before the preamble that names them all. With no
+    such preamble, what the first "between" names (a later one that names a single "party" is more
+    often a clause heading than a party).
+    """
+    head = text[:PREAMBLE_CHARS * 2]
+    first: list[dict[str, str]] | None = None
+    for m in _BETWEEN.finditer(head):
+        found = _parties_after(head, m)
+        if len(found) >= 2:
+            return found
+        if first is None and m.start() < PREAMBLE_CHARS:
+            first = found
+    listed = _listed_parties(head)
+    return listed if len(listed) >= 2 > len(first or []) else first or []
+
+
+#: A company followed by the term it is given: "Valence Technology, Inc., (hereinafter referred to as
+#: Party B)" — contracts that list their parties one per article instead of "between A and B".
+_HEREINAFTER = re.compile(r"[,\s]*\((?:hereinafter|hereafter)\s+(?:referred\s+to\s+as\s+|called\s+)?(?:the\s+)?"
+                          r"[\"“]?([^\"”)]{1,40}?)[\"”]?\)")
+
+
+def _listed_parties(head: str) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for term in _HEREINAFTER.finditer(head):
+        before = head[max(0, term.start() - 150) : term.start()]
+        raw = re.split(r"\n|(?<=[a-z0-9)])[.;:]\s+|\b\d{1,2}\.\s+", before)[-1]
+        name = _clean_name(raw)
+        if name and _plausible_name(name) and all(p["name"] != name for p in out):
+            out.append({"name": name, "defined_as": term.group(1).strip()})
+    return out[:6]
+
+
+def _parties_after(head: str, m: re.Match[str]) -> list[dict[str, str]]:
+    """The parties in the sentence that ``m`` (a "between") starts."""
     end = _PREAMBLE_END.search(head, m.end())
     body = head[m.end() : end.start() if end else len(head)]
     out: list[dict[str, str]] = []
