@@ -39,6 +39,14 @@ MODEL_ERROR_KINDS: dict[str, str] = {
 }
 
 
+#: ``kind`` of a warning in a succeeded result's ``warnings`` list: the result stands, but says what
+#: makes it less trustworthy than usual.
+RESULT_WARNING_KINDS: dict[str, str] = {
+    "language_unsupported": "the document's detected language is not one the model was trained on (the result "
+                            "names both); use a model that reads it (README, model languages)",
+}
+
+
 #: Error kinds a document of an inline (foreign) message can fail with before any model runs; each
 #: is one failed job in its batch, and the rest of the message goes on (README, "Integrating through
 #: the queue"). Engines add their own per-document kinds (``empty_document``, ...).

@@ -25,6 +25,7 @@ from docqueue.models import utcnow
 from docqueue.schema import TASK_PARAMS, TaskMessage, unknown_params
 from workers import metrics, results
 from workers.engines import Outcome, TaskEngine
+from workers.language_check import flag_languages
 from workers.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,7 @@ def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob]
             outcomes = run_engine(engine, [j.text for j in jobs], params, report)
     except Exception as e:  # a single document that crashed the engine
         outcomes = [DocumentError("engine_error", f"{type(e).__name__}: {e}")]
+    outcomes = flag_languages(task, engine.model_id, [j.text for j in jobs], outcomes)
     metrics.BATCH_SECONDS.labels(task=task, model=engine.model_id).observe(time.perf_counter() - began)
     return results.RecordGroup(list(zip(ids, outcomes, strict=True)), engine.model_id, engine.model_revision)
 

@@ -244,10 +244,27 @@ def test_overlapping_clauses_are_discounted_not_dropped() -> None:
     cap = CATEGORIES.index("Cap on Liability")
     probs = np.zeros((2, len(CATEGORIES)), dtype=np.float32)
     probs[:, cap] = [0.8, 0.6]
-    every = select_clauses(text, segs, probs, np.zeros(len(CATEGORIES)), [cap], [])
+    every = select_clauses(text, segs, probs, np.zeros(len(CATEGORIES)), [cap], [], ranked=True)
     assert [(c["start"], c["score"]) for c in every] == [(0, 0.8), (sentence, round(0.6 * DUPLICATE_DISCOUNT, 4))]
-    reported = select_clauses(text, segs, probs, np.full(len(CATEGORIES), 0.5), [cap], [])
+    reported = select_clauses(text, segs, probs, np.full(len(CATEGORIES), 0.5), [cap], [], ranked=True)
     assert [c["start"] for c in reported] == [0]  # the duplicate falls below the threshold
+
+
+def test_a_heading_its_paragraph_and_its_sentence_are_one_clause() -> None:
+    """Issue 21: "3. Governing Law.", its paragraph and its sentence came back as three clauses."""
+    heading = "3. Governing Law."
+    body = "This Agreement is governed by the laws of Delaware. Venue lies in Wilmington."
+    text = f"{heading}\n{body}"
+    start = text.index("This")
+    segs = [Segment(0, len(heading), "heading"), Segment(start, len(text), "paragraph"),
+            Segment(start, text.index(" Venue"), "sentence")]
+    law = CATEGORIES.index("Governing Law")
+    probs = np.zeros((3, len(CATEGORIES)), dtype=np.float32)
+    probs[:, law] = [0.7, 0.9, 0.8]
+    reported = select_clauses(text, segs, probs, np.full(len(CATEGORIES), 0.3), [law], [])
+    assert [(c["start"], c["end"]) for c in reported] == [(start, len(text))]
+    ranked = select_clauses(text, segs, probs, np.zeros(len(CATEGORIES)), [law], [], ranked=True)
+    assert len(ranked) == 3  # a ranked list (--min-score, the CUAD evaluation) keeps them, discounted
 
 
 def test_parties_candidates_must_name_a_party_and_a_found_title_outranks_the_rest() -> None:
@@ -331,6 +348,21 @@ def test_real_cuad_clauses_raise_a_risk_only_when_they_grant_it(case: dict[str, 
     ("IP Ownership Assignment", "Licensee receives a non-transferable license.", None),
     ("Non-Compete", "Employee agrees to a non-compete period of two years.", "non_compete"),
     ("Non-Compete", "Consultant shall not compete with the Company in the Territory.", "non_compete"),
+    # issue 21, as seen on real filings: a denial is more than the word "non-exclusive"
+    ("Exclusivity", "Nothing in this Agreement grants Distributor any exclusive right to sell the Products.", None),
+    ("Exclusivity", "(b) Nothing herein shall be construed to grant an exclusive license. Distributor shall be the "
+                    "exclusive distributor in Canada.", "exclusivity"),
+    ("Termination for Convenience", "This Agreement may be terminated at any time upon the mutual written "
+                                    "agreement of the parties.", None),
+    ("Termination for Convenience", "Either party may terminate this Agreement at any time upon thirty (30) days "
+                                    "prior written notice.", "termination_for_convenience"),
+    # AIRTECHINTERNATIONALGROUPINC franchise agreement (CUAD v1, CC BY 4.0): the form of records, no audit
+    ("Audit Rights", "During the term of this Agreement, You shall maintain and preserve, for at least five years "
+                     "from the date of their preparation, full, complete, and accurate, books, records and accounts "
+                     "in the form and manner prescribed by AIRSOPURE from time to time in the Operations Manual or "
+                     "otherwise in writing.", None),
+    ("Audit Rights", "Licensor may audit Licensee's books and records once a year.", "audit_rights"),
+    ("Audit Rights", "Supplier shall give Buyer access to its books and records on request.", "audit_rights"),
 ])
 def test_negated_cues_do_not_raise_but_non_compete_wording_does(category: str, text: str, flag: str | None) -> None:
     assert _flags_for(category, text) == ({flag} if flag else set())

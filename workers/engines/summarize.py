@@ -31,6 +31,7 @@ from docqueue.errors import DocumentError
 from workers.engines import Outcome
 from workers.engines.chunking import pack, split_sentences
 from workers.engines.embedding import SentenceEncoder
+from workers.engines.markdown_blocks import HEADING, blocks
 from workers.engines.seq2seq import GENERATION_OPTIONS, Seq2SeqModel
 from workers.engines.windows import bounded_counter, has_text, sample_spans, window_chars
 
@@ -54,15 +55,25 @@ def analysed_sentences(text: str, language: str, max_chars: int, size: int) -> t
     the rest, the last reaching the end, so the middle and the conclusion have a voice too, at a cost
     that does not grow with the document. A sampled window's first and last sentences are cut
     mid-sentence and left out (the last window keeps its last: it is the document's own end).
+
+    Markdown structure is read first (:mod:`workers.engines.markdown_blocks`): code and tables are
+    left out, and headings end the sentence before them but are not returned, unless a document has
+    nothing else (then its headings are its sentences, so it still gets a summary).
     """
     spans = sample_spans(text, max_chars, size)
     sentences: list[str] = []
+    headings: list[str] = []
     for k, (start, end) in enumerate(spans):
-        part = split_sentences(text[start:end], language)
+        part: list[str] = []
+        for block in blocks(text[start:end]):
+            if block.kind == HEADING:
+                headings.append(block.text)
+            else:
+                part += split_sentences(block.text, language)
         if k > 0 and len(part) > 2:
             part = part[1:] if end == len(text) else part[1:-1]
         sentences += part
-    return sentences, sum(end - start for start, end in spans)
+    return sentences or headings, sum(end - start for start, end in spans)
 
 
 def _coverage(outcome: dict[str, Any], analysed: int, total: int) -> dict[str, Any]:
@@ -193,6 +204,8 @@ _NUMBERING = re.compile(
     re.IGNORECASE)
 #: Words a title leaves lowercase ("Term of Agreement", "Duties of Talent and Rights of ESSI").
 _MINOR_WORDS = frozenset({"a", "an", "and", "as", "at", "by", "for", "in", "of", "on", "or", "the", "to", "with"})
+#: Han ideographs, kana and hangul syllables: scripts whose words are not spaced.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 #: A title or heading has at most this many words.
 HEADING_WORDS = 12
 
@@ -205,12 +218,16 @@ def strip_numbering(sentence: str) -> str:
 
 def is_candidate(sentence: str) -> bool:
     """Whether a (numbering-stripped) sentence can stand in a summary: not a heading (a short line in
-    capitals, or in title case), not a lead-in that ends in ":", not a bare number or name."""
-    words = re.findall(r"[^\W\d_][\w'’-]*", sentence)
-    if len(words) < 3 or sentence.rstrip().endswith(":"):
+    capitals, or in title case), not a lead-in that ends in ":" or "：", not a bare number or name."""
+    words = re.findall(r"[^\W\d_][\w'’-]*", _CJK.sub(" ", sentence))
+    # Chinese and Japanese write no spaces: every two of their characters count as a word here
+    size = len(words) + len(_CJK.findall(sentence)) // 2
+    if size < 3 or sentence.rstrip().endswith((":", "：")):
         return False
-    if len(words) > HEADING_WORDS:
+    if size > HEADING_WORDS:
         return True
+    if not words:
+        return True  # unspaced script only: it has no capitals that could mark a heading
     if not any(c.islower() for c in sentence):
         return False  # "AGREEMENT", "ARTICLE IV - TERM AND TERMINATION"
     return not all(w[0].isupper() or w.lower() in _MINOR_WORDS for w in words)

@@ -49,6 +49,9 @@ RISK_SOURCE_RATIO = 0.5
 #: either may be the clause a reader wants.
 MAX_OVERLAP = 0.5
 DUPLICATE_DISCOUNT = 0.5
+#: A candidate this short, with only whitespace between it and a better clause of its category, is that
+#: clause's heading.
+HEADING_CHARS = 80
 #: Scores of candidates that cannot be what a category asks for are multiplied by this: a "Parties"
 #: candidate that names none of the parties the preamble introduces (by name or defined term) is
 #: about the parties ("the parties acknowledge ..."), not a statement of who they are; and a
@@ -177,10 +180,24 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
     return max(inter, 0) / max(1, min(a[1] - a[0], b[1] - b[0]))
 
 
+def _repeats(span: tuple[int, int], kept: tuple[int, int], text: str) -> bool:
+    """Whether ``span`` says again what ``kept`` says: they overlap, or ``span`` is a short heading
+    right before or after it ("3. Governing Law." above its own paragraph)."""
+    if _overlap(span, kept) > MAX_OVERLAP:
+        return True
+    if span[1] - span[0] > HEADING_CHARS:
+        return False
+    gap = text[span[1] : kept[0]] if span[1] <= kept[0] else text[kept[1] : span[0]]
+    return not gap.strip()
+
+
 def select_clauses(text: str, segments: Sequence[Segment], probs: np.ndarray, thresholds: np.ndarray,
-                   wanted: Sequence[int], rules: Sequence[tuple[str, int, int]]) -> list[dict[str, Any]]:
-    """Clauses at or above each category's threshold, in text order; a clause that overlaps a better
-    one of its category has its score discounted (``DUPLICATE_DISCOUNT``) before the threshold."""
+                   wanted: Sequence[int], rules: Sequence[tuple[str, int, int]], ranked: bool = False
+                   ) -> list[dict[str, Any]]:
+    """Clauses at or above each category's threshold, in text order, each span reported once: a
+    clause that repeats a better one of its category (:func:`_repeats`) is left out, except in a
+    ranked list (``ranked``: ``--min-score`` given, and the CUAD evaluation), where its score is
+    discounted (``DUPLICATE_DISCOUNT``) before the threshold instead."""
     clauses = []
     for c in wanted:
         category = CATEGORIES[c]
@@ -189,9 +206,9 @@ def select_clauses(text: str, segments: Sequence[Segment], probs: np.ndarray, th
         kept: list[tuple[float, int, int]] = []
         duplicates: list[tuple[float, int, int]] = []
         for score, s, e in sorted(scored, key=lambda x: -x[0]):
-            if all(_overlap((s, e), (ks, ke)) <= MAX_OVERLAP for _, ks, ke in kept):
+            if not any(_repeats((s, e), (ks, ke), text) for _, ks, ke in kept):
                 kept.append((score, s, e))
-            else:
+            elif ranked:
                 duplicates.append((score * DUPLICATE_DISCOUNT, s, e))
         clauses += [{"category": category, "start": s, "end": e, "text": text[s:e], "score": round(score, 4)}
                     for score, s, e in kept + duplicates if score > 0 and score >= thresholds[c]]
@@ -261,11 +278,11 @@ class ContractReviewer:
         probs = discount_secondary(text, segs, self.scorer.probabilities(vectors, infos), rules)
         thresholds = self.scorer.thresholds
         cut = np.full(len(CATEGORIES), min_score, dtype=np.float32) if min_score is not None else thresholds
-        clauses = select_clauses(text, segs, probs, cut, wanted, rules)
+        clauses = select_clauses(text, segs, probs, cut, wanted, rules, ranked=min_score is not None)
         # risks need the clause and its cue words both, so they may rest on clauses scoring below
         # the reporting threshold
         risk_sources = select_clauses(text, segs, probs, thresholds * RISK_SOURCE_RATIO, range(len(CATEGORIES)),
-                                      rules)
+                                      rules, ranked=True)
         best: dict[str, str | None] = {}
         for c, category in enumerate(CATEGORIES):
             top = int(np.argmax(probs[:, c])) if len(segs) else -1

@@ -44,6 +44,13 @@ _LAWS_OF = re.compile(
 _GOVERN_CUE = re.compile(r"govern|constru|interpret|accordance|subject\s+to|pursuant|under", re.IGNORECASE)
 _PLACE_WORD = re.compile(r"[A-Z][A-Za-z'’]*|of|and")
 _PLACE_STOP = frozenset({"and", "of"})
+#: Words that follow a place, never part of it: in title-cased text ("The Laws Of Pennsylvania Without
+#: Giving Effect To Any Choice Or Conflict Of Law Provision") capitals no longer mark where it ends.
+_AFTER_PLACE = frozenset({"without", "excluding", "except", "exclusive", "regardless", "notwithstanding", "giving",
+                          "including", "applicable", "as", "which", "that", "in", "to", "for", "other", "than",
+                          "irrespective", "but", "save", "with", "by", "shall", "will", "and/or", "or"})
+#: The longest place name read ("Bolivarian Republic of Venezuela", "Special Administrative Region of Hong Kong").
+MAX_PLACE_WORDS = 7
 _NOT_PLACES = frozenset({"this", "such", "any", "each", "that", "the", "its", "said", "territory", "country",
                          "jurisdiction", "state"})
 
@@ -55,6 +62,15 @@ _PERPETUAL = re.compile(r"\b(?:perpetu\w*|indefinite(?:ly)?|until\s+terminated)\
 _EXPIRY_CUE = re.compile(r"\b(?:expir\w*|terminat\w*|until|through|continue\w*\s+(?:in\s+(?:full\s+)?force\s+)?"
                          r"(?:and\s+effect\s+)?(?:until|through)|end(?:s|ing)?(?:\s+on)?)\b", re.IGNORECASE)
 _EFFECTIVE_CUE = re.compile(r"effective\s+(?:as\s+of|on|from)?|[\"“]Effective\s+Date[\"”]", re.IGNORECASE)
+#: An EDGAR exhibit's page footer: "Source: ECO SCIENCE SOLUTIONS, INC., 8-K, 11/17/2017".
+_FILING_FOOTER = re.compile(r"Source:[^\n]{0,160}?,\s*[\w/-]{2,12},\s*\d{1,2}/\d{1,2}/\d{4}")
+#: A defined term right after a date: ' (the "Effective Date")', ', (hereinafter the "AECI")'.
+_DEFINED_AFTER = re.compile(
+    r"\s*,?\s*\((?:hereinafter\s+)?(?:referred\s+to\s+as\s+)?(?:the\s+)?[\"“]([^\"”]{1,40})[\"”]\)", re.IGNORECASE)
+_EFFECTIVE_TERM = re.compile(r"(?:Agreement\s+)?Effective\s+Date|Effective\s+Time|Commencement\s+Date", re.IGNORECASE)
+#: Defined terms that name the contract's own date, not another agreement's or event's.
+_OWN_DATE_TERM = re.compile(r"(?:Agreement\s+|Contract\s+)?(?:Effective|Execution|Signing|Commencement|Agreement)"
+                            r"(?:\s+Date)?|Date|Effective\s+Time", re.IGNORECASE)
 _AGREEMENT_CUE = re.compile(r"\b(?:dated|made|entered\s+into|executed|as\s+of|effective|this)\b", re.IGNORECASE)
 
 
@@ -111,11 +127,45 @@ def preamble_span(text: str) -> tuple[int, int] | None:
 
 def parties(text: str) -> list[dict[str, str]]:
     """Parties named in the preamble ("between A, a Delaware corporation ("A"), and B"), with the
-    defined term each is given when there is one."""
-    head = text[:PREAMBLE_CHARS]
-    m = _BETWEEN.search(head)
-    if not m:
-        return []
+    defined term each is given when there is one.
+
+    Every "between" near the top is tried, and the first that names two parties or more wins: a
+    cover title ("JOINT VENTURE AGREEMENT BETWEEN TATE & LYLE ... LTD." then "AND IGENE ..." on the
+    next line) or a table of contents often comes before the preamble that names them all. With no
+    such preamble, what the first "between" names (a later one that names a single "party" is more
+    often a clause heading than a party).
+    """
+    head = text[:PREAMBLE_CHARS * 2]
+    first: list[dict[str, str]] | None = None
+    for m in _BETWEEN.finditer(head):
+        found = _parties_after(head, m)
+        if len(found) >= 2:
+            return found
+        if first is None and m.start() < PREAMBLE_CHARS:
+            first = found
+    listed = _listed_parties(head)
+    return listed if len(listed) >= 2 > len(first or []) else first or []
+
+
+#: A company followed by the term it is given: "Valence Technology, Inc., (hereinafter referred to as
+#: Party B)" — contracts that list their parties one per article instead of "between A and B".
+_HEREINAFTER = re.compile(r"[,\s]*\((?:hereinafter|hereafter)\s+(?:referred\s+to\s+as\s+|called\s+)?(?:the\s+)?"
+                          r"[\"“]?([^\"”)]{1,40}?)[\"”]?\)")
+
+
+def _listed_parties(head: str) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for term in _HEREINAFTER.finditer(head):
+        before = head[max(0, term.start() - 150) : term.start()]
+        raw = re.split(r"\n|(?<=[a-z0-9)])[.;:]\s+|\b\d{1,2}\.\s+", before)[-1]
+        name = _clean_name(raw)
+        if name and _plausible_name(name) and all(p["name"] != name for p in out):
+            out.append({"name": name, "defined_as": term.group(1).strip()})
+    return out[:6]
+
+
+def _parties_after(head: str, m: re.Match[str]) -> list[dict[str, str]]:
+    """The parties in the sentence that ``m`` (a "between") starts."""
     end = _PREAMBLE_END.search(head, m.end())
     body = head[m.end() : end.start() if end else len(head)]
     out: list[dict[str, str]] = []
@@ -164,14 +214,36 @@ def agreement_date(text: str) -> FoundDate | None:
     return dates[0] if dates else None
 
 
+def _footer_spans(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _FILING_FOOTER.finditer(text)]
+
+
+def _usable(d: FoundDate, text: str, footers: Sequence[tuple[int, int]]) -> bool:
+    """Not a filing footer's date, and not the date of another defined thing ("executed by IBM on
+    August 3, 2001 (the "AECI")")."""
+    if any(start <= d.start < end for start, end in footers):
+        return False
+    term = _DEFINED_AFTER.match(text, d.end)
+    return term is None or _OWN_DATE_TERM.fullmatch(term.group(1)) is not None
+
+
 def effective_date(text: str, agreement: FoundDate | None) -> FoundDate | None:
-    """A date tied to "Effective Date" / "effective as of"; a contract that defines none is
-    effective on its agreement date."""
+    """The date the contract defines as its "Effective Date" ("made this 20th day of November, 2018
+    (the "Effective Date")"): that defined term wins over any other mention. Else a date tied to
+    "effective as of", "Effective Date" by proximity, leaving out filing footers ("Source: ACME
+    CORP., 8-K, 11/30/2018", repeated on every page of an EDGAR exhibit) and dates that another
+    defined term follows. A contract that defines none is effective on its agreement date."""
+    footers = _footer_spans(text)
+    for d in find_dates(text):
+        term = _DEFINED_AFTER.match(text, d.end)
+        if term and _EFFECTIVE_TERM.fullmatch(term.group(1)) and _usable(d, text, footers):
+            return d
     for m in _EFFECTIVE_CUE.finditer(text):
-        nearby = find_dates(text, max(0, m.start() - 120), min(len(text), m.end() + 120))
+        nearby = [d for d in find_dates(text, max(0, m.start() - 120), min(len(text), m.end() + 120))
+                  if _usable(d, text, footers)]
         if nearby:
             return min(nearby, key=lambda d: min(abs(d.start - m.end()), abs(m.start() - d.end)))
-    return agreement
+    return agreement if agreement is None or _usable(agreement, text, footers) else None
 
 
 def expiration_date(clause: str | None, effective: str | None) -> str | None:
@@ -202,7 +274,8 @@ def _place_after(text: str, pos: int) -> str | None:
     for m in re.finditer(r"\S+", text[pos : pos + 80]):
         word = m.group(0)
         bare = word.rstrip(".,;:)")
-        if not _PLACE_WORD.fullmatch(bare) or (bare in _PLACE_STOP and not words):
+        if not _PLACE_WORD.fullmatch(bare) or (bare in _PLACE_STOP and not words) or \
+                (words and bare.lower() in _AFTER_PLACE) or len(words) >= MAX_PLACE_WORDS:
             break
         words.append(bare)
         if bare != word:

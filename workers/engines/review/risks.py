@@ -48,15 +48,39 @@ class RiskRule:
     severity: str
     cue: re.Pattern[str]
     why: str
-    #: Whether a negation right before the cue undoes it (see the module docstring).
+    #: Whether a negation right before the cue, or a sentence that denies it ("Nothing in this
+    #: Agreement grants ... any exclusive right"), undoes it (see the module docstring).
     negatable: bool = True
+    #: Wording in the cue's sentence that makes it something else ("terminated at any time upon the
+    #: mutual written agreement of the parties" is no termination for convenience).
+    unless: re.Pattern[str] | None = None
 
     def find(self, text: str) -> re.Match[str] | None:
         """The first cue in ``text`` that the text does not negate."""
         for cue in self.cue.finditer(text):
-            if not (self.negatable and _NEGATION.search(text, max(0, cue.start() - 60), cue.start())):
-                return cue
+            start = _sentence_start(text, cue.start())
+            if self.negatable and (_NEGATION.search(text, max(0, cue.start() - 60), cue.start())
+                                   or _DENIAL.match(text, start)):
+                continue
+            if self.unless is not None and self.unless.search(text, start, _sentence_end(text, cue.end())):
+                continue
+            return cue
         return None
+
+
+def _sentence_start(text: str, pos: int) -> int:
+    cut = max(text.rfind(". ", 0, pos), text.rfind("; ", 0, pos), text.rfind("\n", 0, pos))
+    return 0 if cut < 0 else cut + 1
+
+
+def _sentence_end(text: str, pos: int) -> int:
+    ends = [i for i in (text.find(". ", pos), text.find("; ", pos), text.find("\n", pos)) if i >= 0]
+    return min(ends) if ends else len(text)
+
+
+#: A sentence that denies what follows: "Nothing in this Agreement grants ...", "Nothing contained
+#: herein shall be construed as ...", "No provision of this Agreement ...".
+_DENIAL = re.compile(r"\s*(?:\(?\w{1,4}[.)]\s*)*(?:nothing\b|no\s+(?:provision|term|part)\s+of\b)", re.IGNORECASE)
 
 
 #: Wording right before a cue that turns it around: "non-exclusive", "nonexclusive" (which the cues'
@@ -77,7 +101,9 @@ RULES: tuple[RiskRule, ...] = (
              re.compile(r"\b(?:for\s+convenience|without\s+cause|for\s+any\s+reason|at\s+any\s+time|for\s+no\s+reason|"
                         r"in\s+its\s+(?:sole\s+)?discretion)\b|\bupon\s+(?:\w+\s+){0,3}(?:days?|months?)['’]?\s+"
                         r"(?:prior\s+)?(?:written\s+)?notice", re.IGNORECASE),
-             "a party may end the contract without a breach; check which party holds this right"),
+             "a party may end the contract without a breach; check which party holds this right",
+             unless=re.compile(r"\bmutual(?:ly)?\b|\bagreement\s+of\s+(?:both|the)\s+parties|\bboth\s+parties\s+agree",
+                               re.IGNORECASE)),
     RiskRule("exclusivity", "Exclusivity", "medium",
              re.compile(r"\bexclusiv\w*|\bsole\s+(?:and\s+exclusive\s+)?(?:source|supplier|provider|distributor)|"
                         r"\bonly\s+from\b|\bshall\s+not\b[^.]{0,80}\b(?:any\s+other|third\s+part)", re.IGNORECASE),
@@ -99,7 +125,8 @@ RULES: tuple[RiskRule, ...] = (
                         r"\bmore\s+favou?rable|\bequal\s+to\s+or\s+(?:better|lower)", re.IGNORECASE),
              "prices or terms must match the best given to anyone else"),
     RiskRule("audit_rights", "Audit Rights", "low",
-             re.compile(r"\baudit\w*|\binspect\w*|\bbooks\b|\brecords\b|\bexamin\w*", re.IGNORECASE),
+             re.compile(r"\baudit\w*|\binspect\w*|\bexamin\w*|\b(?:access\s+to|make\s+available|review|copy|copies)\b"
+                        r"[^.]{0,80}\b(?:books|records)\b", re.IGNORECASE),
              "the other party may audit books, records or premises"),
     RiskRule("liquidated_damages", "Liquidated Damages", "high",
              re.compile(r"\bliquidated\s+damages|\bpenalt(?:y|ies)\b|\btermination\s+fee|\bbreak(?:-|\s)?up\s+fee|"
