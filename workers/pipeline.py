@@ -41,6 +41,14 @@ class RunReport:
     engine_runs: int = 0
     chars: int = 0  # characters of the documents it ran (the worker trims memory after big ones)
     unknown: list[str] = field(default_factory=list)  # job ids this database does not have
+    succeeded: int = 0  # documents of this call whose outcome is a result
+    failed: dict[str, int] = field(default_factory=dict)  # documents that failed, by error kind
+
+    def summary(self) -> dict[str, Any]:
+        """What the Celery task returns, so Flower's Result column (and ``celery events``) shows the
+        documents' outcomes: the task itself succeeds even when every document in it failed."""
+        return {"stored": self.stored, "jobs": self.jobs, "succeeded": self.succeeded,
+                "failed": sum(self.failed.values()), "failed_by_kind": dict(sorted(self.failed.items()))}
 
 
 def _free_accelerator_memory() -> None:
@@ -171,7 +179,7 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
         finished_at = utcnow()
         # the engine's work is done: keep it through a database outage instead of running it again
         report.stored = retried("storing outcomes", lambda: results.record_groups(db, recorded, now=finished_at))
-    _count_documents(task, recorded)  # only once stored: a failed commit is retried, not counted twice
+    _count_documents(task, recorded, report)  # only once stored: a failed commit is retried, not counted twice
     _observe_latency(task, claimed, finished_at)
     metrics.observe_gpu_memory()
     if sink is not None and report.stored:
@@ -200,7 +208,7 @@ def _observe_latency(task: str, claimed: Sequence[results.ClaimedJob], finished_
             metrics.LATENCY.labels(task=task).observe(max(0.0, (done - created).total_seconds()))
 
 
-def _count_documents(task: str, recorded: Sequence[results.RecordGroup]) -> None:
+def _count_documents(task: str, recorded: Sequence[results.RecordGroup], report: RunReport) -> None:
     counts: dict[tuple[str, str, str], int] = {}
     for group in recorded:
         model = group.model_id or ""
@@ -211,6 +219,10 @@ def _count_documents(task: str, recorded: Sequence[results.RecordGroup]) -> None
     for (model, status, kind), n in counts.items():
         metrics.DOCUMENTS.labels(task=task, model=model, status=status, error_kind=kind).inc(n)
         outcomes[(status, kind)] = outcomes.get((status, kind), 0) + n
+        if status == "failed":
+            report.failed[kind] = report.failed.get(kind, 0) + n
+        else:
+            report.succeeded += n
     metrics.count_outcomes(task, outcomes)
 
 
