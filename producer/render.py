@@ -10,6 +10,11 @@ from rich.table import Table
 from docqueue.models_catalog import ConfiguredModel
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 job``, ``2 jobs``: counts read as English in messages."""
+    return f"{n} {word if n == 1 else words or word + 's'}"
+
+
 def result_brief(task: str, result: dict[str, Any] | None) -> str:
     """One short line describing a result, for tables."""
     if not result:
