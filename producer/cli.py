@@ -31,6 +31,7 @@ from docqueue.secrets import install_log_masking, mask_url
 from docqueue.settings import Settings
 from docqueue.webhooks import WEBHOOK_QUEUE
 from producer.context import Context, err_console, json_option, pass_ctx
+from producer.envfile import ENV_FILE_OPTION
 from producer.loaders import ReadStats, iter_documents
 from producer.queries import BatchNotFoundError, batch_counts, iter_results
 from producer.render import models_table, results_table, summary_table
@@ -100,6 +101,7 @@ class DocqueueGroup(FullHelpGroup):
               help="Broker URL [default: redis://localhost:6379/0, else an embedded Redis].")
 @click.option("--data-dir", envvar="DOCQUEUE_DATA_DIR", show_envvar=True, type=click.Path(path_type=Path),
               help="Local state (embedded Redis) [default: .docqueue].")
+@ENV_FILE_OPTION
 @click.version_option(package_name="docqueue")
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None, redis_url: str | None, data_dir: Path | None) -> None:
