@@ -137,7 +137,7 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
     except BrokerUnavailableError as e:
         click.echo(f"docqueue: {e}; nothing was stored", err=True)
         sys.exit(BROKER_EXIT)
-    check_before_submit(obj.broker_url, queue_name(task), err_console.print)
+    check_before_submit(obj.broker_url, queue_name(task), err_console.print, settings.database_url)
     if webhook_url:
         warning = coverage_warning(obj.broker_url, WEBHOOK_QUEUE)
         if warning:
@@ -181,7 +181,7 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
                               f"{report.reused} reused from earlier results) in {report.messages} messages")
             click.echo(report.batch_id)
         return
-    watch = ConsumerWatch(obj.broker_url, queue_name(task), no_worker_timeout())
+    watch = ConsumerWatch(obj.broker_url, queue_name(task), no_worker_timeout(), batch=report.batch_id)
     counts = _wait_for(engine, report.batch_id, timeout, quiet=as_json, watch=watch)
     if as_json:
         click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents, "reused": report.reused,
