@@ -34,7 +34,7 @@ from producer.context import Context, err_console, json_option, pass_ctx
 from producer.envfile import ENV_FILE_OPTION
 from producer.loaders import ReadStats, iter_documents
 from producer.queries import BatchNotFoundError, batch_counts, iter_results
-from producer.render import models_table, results_table, summary_table
+from producer.render import models_table, plural, results_table, summary_table
 from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progress
 from producer.submit import PublishError, SubmitReport, submit_batch
 from producer.taskopts import TASK_SPECS, TaskSpec
@@ -177,8 +177,8 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
             click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents,
                                    "reused": report.reused}))
         else:
-            err_console.print(f"submitted {report.documents} documents ({report.failed} unreadable, "
-                              f"{report.reused} reused from earlier results) in {report.messages} messages")
+            err_console.print(f"submitted {plural(report.documents, 'document')} ({report.failed} unreadable, "
+                              f"{report.reused} reused from earlier results) in {plural(report.messages, 'message')}")
             click.echo(report.batch_id)
         return
     watch = ConsumerWatch(obj.broker_url, queue_name(task), no_worker_timeout(), batch=report.batch_id)

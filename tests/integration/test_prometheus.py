@@ -131,7 +131,8 @@ def test_dashboard_and_alerts_see_a_batch_with_failures(sqlite_url: str, clean_r
     try:
         wait_until(targets_up, timeout=120, what="Prometheus to scrape the worker and both exporters")
     except AssertionError as e:
-        raise AssertionError(f"{e}: {seen}\n{(tmp_path / 'services.log').read_text(errors='replace')[-3000:]}") from None
+        logged = (tmp_path / "services.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{e}: {seen}\n{logged}") from None
     # The series the failures will increment exist at 0 before them (the whole point of item 1).
     zero = 'docqueue_document_outcomes_total{task="classify",status="failed",error_kind="model_not_allowed"}'
     wait_until(lambda: _query(prom_port, zero), timeout=60, what="the zero series to be scraped")

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 
 def test_submit_warns_and_wait_ends_on_the_refusal(clean_redis: str, tmp_path: Path, start_worker: Any) -> None:
     worker_env = service_env(clean_redis, f"sqlite:///{tmp_path / 'worker.db'}", tmp_path)
-    start_worker(worker_env, module="tests.faults.noop_worker")
+    worker = start_worker(worker_env, module="tests.faults.noop_worker")
+    # the banner shows the password-less broker URL as it is, not as `redis://:**@`
+    assert clean_redis.split("//")[1] in worker.log() and ":**@" not in worker.log()
     mine = service_env(clean_redis, f"sqlite:///{tmp_path / 'producer.db'}", tmp_path)
     doc = tmp_path / "a.txt"
     doc.write_text("Please pay the invoice.")

@@ -38,7 +38,7 @@ def test_env_file_names_another_file(bare_env: pytest.MonkeyPatch, tmp_path: Pat
     bare_env.setenv(ENV_FILE_ENV, str(other))
     assert get_settings().batch_max_docs == 11
     bare_env.setenv(ENV_FILE_ENV, str(tmp_path / "missing.env"))
-    with pytest.raises(ValueError, match="missing.env: no such file"):
+    with pytest.raises(ValueError, match=r"missing\.env: no such file"):
         get_settings()
 
 
