@@ -19,12 +19,14 @@ from sqlmodel import col
 from docqueue.broker import check_broker
 from docqueue.errors import LOADER_ERROR_KINDS, worker_error_kinds
 from docqueue.models import Batch, Document, Job
+from docqueue.names import queue_name
 from docqueue.schema import JobStatus
 from docqueue.secrets import mask_url
 from producer.batching import Sized, estimate_tokens
 from producer.context import json_option
 from producer.render import plural
 from producer.submit import _enqueue, _mark_queued, _size_cap
+from producer.worker_check import coverage_warning
 
 
 def _reopen(engine: Any, batch: str, failed: bool, cancelled: bool, kinds: tuple[str, ...]) -> tuple[int, int]:
@@ -122,6 +124,9 @@ def retry(obj: Any, batch: str, failed: bool, cancelled: bool, kinds: tuple[str,
     except Exception as e:
         click.echo(f"docqueue: broker failed, nothing re-enqueued for batch {batch}: {mask_url(str(e))}", err=True)
         sys.exit(4)
+    warning = coverage_warning(obj.broker_url, queue_name(task))
+    if warning:  # re-queued for nobody: say so before the jobs wait unseen
+        click.echo(f"warning: {warning}; the re-enqueued jobs wait until one does", err=True)
     try:
         done = retry_batch(engine, obj.app, settings, batch, task, params or {}, failed, cancelled, kinds)
     except Exception as e:  # the broker is still (or again) unusable: one line, as submit says it

@@ -77,3 +77,15 @@ def test_workers_json_and_refusals(env: dict[str, str], clean_redis: str) -> Non
     code, out = _run({**env, "COLUMNS": "400"}, "workers")  # wide: each cell on one line
     assert code == 0 and "1 worker" in out
     assert "translate: translate:" not in out and "translate: none of" in out
+
+
+def test_retry_warns_when_no_worker_consumes_the_queue(env: dict[str, str], tmp_path: Path) -> None:
+    doc = tmp_path / "a.txt"
+    doc.write_text("Please pay the invoice.")
+    code, out = _run(env, "submit", "classify", str(doc), "--labels", "a,b", "--json")
+    batch = json.loads(out.splitlines()[-1])["batch"]
+    assert _run(env, "cancel", batch)[0] == 0
+    code, out = _run(env, "retry", batch, "--cancelled")
+    assert code == 0, out
+    assert "no worker consumes queue 'classify'" in out and "re-enqueued jobs wait" in out
+    assert "re-enqueued 1 job of batch" in out and "in 1 message" in out
