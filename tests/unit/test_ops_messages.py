@@ -5,6 +5,9 @@ what to do, valid names listed."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +17,8 @@ from click.testing import CliRunner
 
 from docqueue import deadletter, presence
 from producer.cli import main
+from tests.conftest import ROOT
+from tests.helpers import wait_until
 
 
 @pytest.fixture
@@ -89,3 +94,18 @@ def test_retry_warns_when_no_worker_consumes_the_queue(env: dict[str, str], tmp_
     assert code == 0, out
     assert "no worker consumes queue 'classify'" in out and "re-enqueued jobs wait" in out
     assert "re-enqueued 1 job of batch" in out and "in 1 message" in out
+
+
+def test_beat_is_quiet_at_info(env: dict[str, str], tmp_path: Path) -> None:
+    """``docqueue beat`` at INFO: no alembic lines (its schema check runs at every start)."""
+    log = tmp_path / "beat.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "producer.cli", "beat", "--max-interval", "1"],
+                                env={**os.environ, **env}, cwd=ROOT, stderr=sink, text=True)
+        try:
+            wait_until(lambda: "beat: Starting" in log.read_text(), timeout=120, what="beat to start")
+            time.sleep(3)  # a few looks at the (empty) schedules
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    assert "alembic" not in log.read_text(), log.read_text()
