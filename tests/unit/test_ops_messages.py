@@ -109,3 +109,14 @@ def test_beat_is_quiet_at_info(env: dict[str, str], tmp_path: Path) -> None:
             proc.terminate()
             proc.wait(30)
     assert "alembic" not in log.read_text(), log.read_text()
+
+
+def test_translate_refusal_names_the_pattern_not_another_pairs_model(tmp_path: Path) -> None:
+    """A zh-en user was told to pull opus-mt-en-de (the first configured pair's model)."""
+    from docqueue.models_catalog import start_check
+    from docqueue.settings import get_settings
+
+    reason = start_check(get_settings(hf_home=str(tmp_path / "empty-hf-cache")), "translate")
+    assert reason is not None and reason.startswith("translate: none of the configured models")
+    assert "models pull Helsinki-NLP/opus-mt-<from>-<to>" in reason and "Helsinki-NLP/opus-mt-zh-en" in reason
+    assert "models pull Helsinki-NLP/opus-mt-en-de" not in reason
