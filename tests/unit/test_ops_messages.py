@@ -120,3 +120,17 @@ def test_translate_refusal_names_the_pattern_not_another_pairs_model(tmp_path: P
     assert reason is not None and reason.startswith("translate: none of the configured models")
     assert "models pull Helsinki-NLP/opus-mt-<from>-<to>" in reason and "Helsinki-NLP/opus-mt-zh-en" in reason
     assert "models pull Helsinki-NLP/opus-mt-en-de" not in reason
+
+
+def test_top_does_not_count_messages_of_cancelled_batches_as_ready(env: dict[str, str], tmp_path: Path) -> None:
+    doc = tmp_path / "a.txt"
+    doc.write_text("Please pay the invoice.")
+    for _ in range(2):
+        assert _run(env, "submit", "classify", str(doc), "--labels", "a,b", "--force", "--json")[0] == 0
+    code, out = _run(env, "batches", "--json")
+    first, _waiting = (json.loads(line)["batch"] for line in out.splitlines())
+    assert _run(env, "cancel", first)[0] == 0
+    code, out = _run(env, "top", "--once", "--json")
+    assert code == 0, out
+    (classify,) = [q for q in json.loads(out)["queues"] if q["queue"] == "classify"]
+    assert (classify["ready"], classify["stale"]) == (1, 1)  # the second batch waits; the first's is stale
