@@ -97,18 +97,32 @@ def test_retry_warns_when_no_worker_consumes_the_queue(env: dict[str, str], tmp_
 
 
 def test_beat_is_quiet_at_info(env: dict[str, str], tmp_path: Path) -> None:
-    """``docqueue beat`` at INFO: no alembic lines (its schema check runs at every start)."""
+    """``docqueue beat`` at INFO: no alembic lines (its schema check runs at every start), and no
+    line per idle poll of an inbox with nothing new."""
+    import sqlite3
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    code, out = _run(env, "schedule", "add", "idle", "--every", "1s", "classify", str(inbox), "--labels", "a,b")
+    assert code == 0, out
     log = tmp_path / "beat.log"
+    database = env["DATABASE_URL"].removeprefix("sqlite:///")
+
+    def idle_runs() -> int:
+        with sqlite3.connect(database) as conn:
+            return int(conn.execute("SELECT count(*) FROM schedule_run WHERE outcome = 'nothing_new'").fetchone()[0])
+
     with log.open("w") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "producer.cli", "beat", "--max-interval", "1"],
                                 env={**os.environ, **env}, cwd=ROOT, stderr=sink, text=True)
         try:
             wait_until(lambda: "beat: Starting" in log.read_text(), timeout=120, what="beat to start")
-            time.sleep(3)  # a few looks at the (empty) schedules
+            wait_until(lambda: idle_runs() >= 1, timeout=60, what="an idle run of the inbox")
         finally:
             proc.terminate()
             proc.wait(30)
-    assert "alembic" not in log.read_text(), log.read_text()
+    text = log.read_text()
+    assert "alembic" not in text and "nothing_new" not in text, text
 
 
 def test_translate_refusal_names_the_pattern_not_another_pairs_model(tmp_path: Path) -> None:
