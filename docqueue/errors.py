@@ -60,6 +60,26 @@ INLINE_ERROR_KINDS: dict[str, str] = {
 }
 
 
+#: Per-document ``error_kind`` an engine or the worker's pipeline gives (besides the model and inline
+#: kinds above).
+ENGINE_ERROR_KINDS: dict[str, str] = {
+    "empty_document": "the document has no text to run the model on",
+    "engine_mismatch": "params ask for something the selected classify engine does not do",
+    "engine_error": "the engine raised on this document alone (the message names the exception)",
+    "out_of_memory": "the document alone does not fit in accelerator memory",
+    "language_undetected": "translate could not tell the source language (give --source-lang)",
+    "unsupported_language_pair": "no translation model is configured for the language pair",
+    "no_clauses": "review found no sentence of 8 characters or more to review",
+    "review_failed": "a review rule raised on this contract (the message names the exception)",
+}
+
+
+def worker_error_kinds() -> tuple[str, ...]:
+    """Every ``error_kind`` a worker may record on a document, sorted: the label values a metric
+    creates at 0 up front, so ``increase()`` sees a kind's first failure (docs/metrics.md)."""
+    return tuple(sorted({*MODEL_ERROR_KINDS, *INLINE_ERROR_KINDS, *ENGINE_ERROR_KINDS}))
+
+
 class DocqueueError(Exception):
     """Root of every error docqueue raises on purpose."""
 

@@ -164,6 +164,15 @@ def pull_hint(spec: str, env: str) -> str:
     return f"fetch it with `docqueue models pull {spec}` where a hub is reachable, or set {env} to a local path"
 
 
+def pair_model(source: str, target: str) -> str:
+    """The usual public model of one translation direction (Helsinki-NLP opus-mt, one per pair)."""
+    return f"Helsinki-NLP/opus-mt-{source}-{target}"
+
+
+def pair_model_pattern() -> str:
+    return pair_model("<from>", "<to>")
+
+
 def start_check(settings: Settings, task: str) -> str | None:
     """None when a worker can take ``task`` jobs with its configuration; else one line that names the
     model and how to fetch or configure it."""
@@ -185,9 +194,15 @@ def start_check(settings: Settings, task: str) -> str | None:
         first = next(iter(pairs.values()), "")
         env = "DOCQUEUE_TRANSLATE_MODEL" if "*" in pairs else "DOCQUEUE_TRANSLATE_MODELS"
         shown = ", ".join(f"{p}: {m}" for p, m in list(pairs.items())[:3]) + (", ..." if len(pairs) > 3 else "")
-        return (f"translate: none of the configured models is available on this machine ({shown}); "
-                f"{pull_hint(first, env)}"
-                + ("" if "*" in pairs else ' (JSON, e.g. \'{"en-de": "/models/opus-mt-en-de"}\')'))
+        if "*" in pairs:
+            return (f"translate: none of the configured models is available on this machine ({shown}); "
+                    f"{pull_hint(first, env)}")
+        # one model per direction: the advice names the pattern, not the first pair's model (a zh-en
+        # user told to pull opus-mt-en-de would fetch the wrong direction)
+        return (f"translate: none of the configured models is available on this machine ({shown}); fetch the "
+                f"model of each pair you translate, `docqueue models pull {pair_model_pattern()}` (for zh-en: "
+                f"{pair_model('zh', 'en')}), or set {env} to local paths "
+                '(JSON, e.g. \'{"zh-en": "/models/opus-mt-zh-en"}\')')
     model = getattr(settings, f"{task}_model", None)
     if not isinstance(model, str):
         return None

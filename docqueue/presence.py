@@ -108,6 +108,18 @@ class QueueCoverage:
     queue: str
     consumers: list[str]
     refusals: dict[str, str]
+    databases: dict[str, str] = field(default_factory=dict)  # consumer node -> its database (password hidden)
+
+    def database_warning(self, database_url: str) -> str | None:
+        """Consumers whose database is not ``database_url``: they refuse every message of a batch
+        stored elsewhere (dead letters of kind ``unknown_jobs``), so the batch never finishes."""
+        mine = database_key(database_url)
+        other = {node: db for node, db in self.databases.items() if db and database_key(db) != mine}
+        if not other:
+            return None
+        nodes = ", ".join(sorted(other))
+        return (f"worker(s) {nodes} consuming queue {self.queue!r} use database {sorted(set(other.values()))[0]}, "
+                f"not this one ({mine}): they will refuse its messages")
 
     def warning(self) -> str | None:
         if self.consumers:
@@ -121,7 +133,21 @@ class QueueCoverage:
 def coverage(client: Any, queue: str) -> QueueCoverage:
     workers = live_workers(client)
     return QueueCoverage(queue, sorted(w.node for w in workers if queue in w.queues),
-                         {w.node: w.refused[queue] for w in workers if queue in w.refused})
+                         {w.node: w.refused[queue] for w in workers if queue in w.refused},
+                         {w.node: w.database for w in workers if queue in w.queues})
+
+
+def database_key(url: str) -> str:
+    """A database URL as worker records show it, without driver or password: two URLs with the
+    same key name the same database (``postgresql+psycopg://u:pw@h/db`` = ``postgresql://u:***@h/db``)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return url
+    bare = parsed._replace(drivername=parsed.get_backend_name(), password=None)
+    return bare.render_as_string(hide_password=True)
 
 
 def node_host(node: str) -> str:

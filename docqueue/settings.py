@@ -6,6 +6,7 @@ CLI options can change the environment first.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -34,7 +35,10 @@ _LANGUAGE_PAIR = re.compile(r"^[a-z]{2}-[a-z]{2}$")
 class Settings(BaseSettings):
     """Every knob docqueue has. Invalid values fail at start-up, not in the middle of a batch."""
 
-    model_config = SettingsConfigDict(env_prefix="DOCQUEUE_", extra="ignore", populate_by_name=True)
+    # A .env file in the working directory is read too (below the real environment, which wins);
+    # get_settings reads the file DOCQUEUE_ENV_FILE (``docqueue --env-file``) names instead.
+    model_config = SettingsConfigDict(env_prefix="DOCQUEUE_", extra="ignore", populate_by_name=True,
+                                      env_file=".env", env_file_encoding="utf-8")
 
     redis_url: str | None = Field(
         default=None,
@@ -348,7 +352,26 @@ class Settings(BaseSettings):
         return self
 
 
+#: Names the dotenv file to read instead of ``./.env`` (set by ``docqueue --env-file``, inherited by
+#: the worker processes it starts).
+ENV_FILE_ENV = "DOCQUEUE_ENV_FILE"
+
+
+def env_file() -> Path:
+    """The dotenv file settings are read from besides the environment: ``DOCQUEUE_ENV_FILE`` when
+    set (it must exist: a typo must not silently fall back to defaults), else ``.env`` in the
+    working directory (skipped when there is none)."""
+    named = os.environ.get(ENV_FILE_ENV)
+    if not named:
+        return Path(".env")
+    path = Path(named)
+    if not path.is_file():
+        raise ValueError(f"{ENV_FILE_ENV}={named}: no such file")
+    return path
+
+
 def get_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with explicit overrides (CLI options) on top."""
+    """Settings from the environment and the dotenv file (:func:`env_file`), with explicit overrides
+    (CLI options) on top: overrides, then environment variables, then the file, then defaults."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)  # type: ignore[arg-type]
+    return Settings(_env_file=env_file(), **clean)  # type: ignore[arg-type, call-arg]

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Start the local Redis and PostgreSQL the tests use, when they are installed but not running.
+# Start the local Redis and PostgreSQL the tests use, when they are installed but not running; install
+# Debian's prometheus package (tests/integration/test_prometheus.py runs the real binary) where apt
+# can and it is missing. Idempotent: with everything present and running it only checks.
 set -uo pipefail
 
 redis_up() { python3 - <<'PY'
@@ -29,6 +31,16 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; the
     for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.1; done
   else
     echo "services: PostgreSQL is down and no pg_ctlcluster to start it" >&2
+  fi
+fi
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "services: installing Debian's prometheus package (for tests/integration/test_prometheus.py)"
+    # the package's post-install would start a system Prometheus where systemd runs; the tests start their own
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
+      || echo "services: could not install prometheus; its test is skipped" >&2
+  else
+    echo "services: prometheus is not installed (apt-get install prometheus); its test is skipped" >&2
   fi
 fi
 exit 0

@@ -31,9 +31,10 @@ from docqueue.secrets import install_log_masking, mask_url
 from docqueue.settings import Settings
 from docqueue.webhooks import WEBHOOK_QUEUE
 from producer.context import Context, err_console, json_option, pass_ctx
+from producer.envfile import ENV_FILE_OPTION
 from producer.loaders import ReadStats, iter_documents
 from producer.queries import BatchNotFoundError, batch_counts, iter_results
-from producer.render import models_table, results_table, summary_table
+from producer.render import models_table, plural, results_table, summary_table
 from producer.sourceopts import SOURCE_OPTIONS, source_options, with_read_progress
 from producer.submit import PublishError, SubmitReport, submit_batch
 from producer.taskopts import TASK_SPECS, TaskSpec
@@ -100,6 +101,7 @@ class DocqueueGroup(FullHelpGroup):
               help="Broker URL [default: redis://localhost:6379/0, else an embedded Redis].")
 @click.option("--data-dir", envvar="DOCQUEUE_DATA_DIR", show_envvar=True, type=click.Path(path_type=Path),
               help="Local state (embedded Redis) [default: .docqueue].")
+@ENV_FILE_OPTION
 @click.version_option(package_name="docqueue")
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None, redis_url: str | None, data_dir: Path | None) -> None:
@@ -135,7 +137,7 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
     except BrokerUnavailableError as e:
         click.echo(f"docqueue: {e}; nothing was stored", err=True)
         sys.exit(BROKER_EXIT)
-    check_before_submit(obj.broker_url, queue_name(task), err_console.print)
+    check_before_submit(obj.broker_url, queue_name(task), err_console.print, settings.database_url)
     if webhook_url:
         warning = coverage_warning(obj.broker_url, WEBHOOK_QUEUE)
         if warning:
@@ -175,11 +177,11 @@ def _run_submit(obj: Context, task: str, paths: tuple[str, ...], params: dict[st
             click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents,
                                    "reused": report.reused}))
         else:
-            err_console.print(f"submitted {report.documents} documents ({report.failed} unreadable, "
-                              f"{report.reused} reused from earlier results) in {report.messages} messages")
+            err_console.print(f"submitted {plural(report.documents, 'document')} ({report.failed} unreadable, "
+                              f"{report.reused} reused from earlier results) in {plural(report.messages, 'message')}")
             click.echo(report.batch_id)
         return
-    watch = ConsumerWatch(obj.broker_url, queue_name(task), no_worker_timeout())
+    watch = ConsumerWatch(obj.broker_url, queue_name(task), no_worker_timeout(), batch=report.batch_id)
     counts = _wait_for(engine, report.batch_id, timeout, quiet=as_json, watch=watch)
     if as_json:
         click.echo(json.dumps({"batch": report.batch_id, "documents": report.documents, "reused": report.reused,

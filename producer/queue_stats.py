@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from docqueue import presence
+from docqueue.envelope import batch_of
 from docqueue.models import Batch, Job
 from docqueue.names import TASK_TYPES, queue_name
 from docqueue.schema import JobStatus
@@ -256,12 +257,49 @@ def workers(client: Any) -> list[WorkerView]:
 SNAPSHOT_VERSION = 1
 
 
+#: Ready messages read per queue (every priority list together) to find those of finished batches.
+STALE_SCAN_LIMIT = 2000
+
+
+def stale_ready(client: Any, engine: Engine, queues: list[str]) -> dict[str, int]:
+    """Per queue, ready messages whose batch has no unfinished job left (cancelled, or finished
+    another way): workers drop them unrun, so they are not work waiting. Only the first
+    :data:`STALE_SCAN_LIMIT` messages of a queue are read; a batch this database does not know is
+    not counted (another database's, perhaps)."""
+    seen: dict[str, list[str]] = {}
+    for q in queues:
+        items: list[Any] = []
+        for key in priority_lists(q):
+            room = STALE_SCAN_LIMIT - len(items)
+            if room <= 0:
+                break
+            items += client.lrange(key, 0, room - 1)
+        seen[q] = [b for b in map(batch_of, items) if b]
+    names = {b for found in seen.values() for b in found}
+    if not names:
+        return {}
+    with engine.connect() as conn:
+        known = set(conn.execute(sa.select(col(Batch.id)).where(col(Batch.id).in_(names))).scalars())
+        open_ = set(conn.execute(sa.select(col(Job.batch_id)).where(
+            col(Job.batch_id).in_(names), col(Job.status).in_(_UNFINISHED)).distinct()).scalars())
+    return {q: sum(1 for b in found if b in known and b not in open_) for q, found in seen.items()}
+
+
+def _queues_view(client: Any, engine: Engine) -> list[dict[str, Any]]:
+    """Queue depths for ``top``: ``ready`` without the messages of finished (cancelled) batches,
+    which are counted apart as ``stale``."""
+    depths = queue_depths(client)
+    stale = stale_ready(client, engine, [d.queue for d in depths if d.ready])
+    return [{**d.as_json(), "ready": d.ready - stale.get(d.queue, 0), "stale": stale.get(d.queue, 0)}
+            for d in depths]
+
+
 def snapshot(client: Any, engine: Engine, failures: int = 10, batches: int = 20) -> dict[str, Any]:
     """Everything ``docqueue top`` shows, as one JSON-ready object (schema in docs/operations/metrics.md)."""
     return {
         "version": SNAPSHOT_VERSION,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "queues": [q.as_json() for q in queue_depths(client)],
+        "queues": _queues_view(client, engine),
         "workers": [w.as_json() for w in workers(client)],
         "batches": [b.as_json() for b in batches_in_progress(engine, limit=batches)],
         "batch_states": batch_states(engine),

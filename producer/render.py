@@ -10,6 +10,23 @@ from rich.table import Table
 from docqueue.models_catalog import ConfiguredModel
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 job``, ``2 jobs``: counts read as English in messages."""
+    return f"{n} {word if n == 1 else words or word + 's'}"
+
+
+def id_column(table: Table, name: str, values: list[str]) -> None:
+    """A column of ids (batch, dead letter, node): never wrapped, since a folded id cannot be copied
+    back into a command; the other columns (folding) give way when the terminal is narrow. Output
+    that is not a terminal is laid out for 80 columns."""
+    table.add_column(name, no_wrap=True, min_width=max([len(name), *map(len, values)]))
+
+
+def counts_brief(counts: dict[str, int]) -> str:
+    """``10 succeeded, 2 failed``: the non-zero states, one cell instead of a column per state."""
+    return ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "none"
+
+
 def result_brief(task: str, result: dict[str, Any] | None) -> str:
     """One short line describing a result, for tables."""
     if not result:

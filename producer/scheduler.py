@@ -388,7 +388,8 @@ class ScheduleRunner:
                     outcome=run.outcome, batch_id=run.batch_id, documents=run.documents, detail=run.detail))
                 if run.outcome in (SKIPPED, NOTHING_NEW) and run.trigger == "schedule":
                     self._collapse_idle(conn, run)
-        log.info("schedule %s: %s run for %s: %s%s%s", schedule.name, trigger, due.isoformat(), run.outcome,
+        log.log(logging.DEBUG if run.outcome == NOTHING_NEW else logging.INFO,  # idle polls: quiet at INFO
+                "schedule %s: %s run for %s: %s%s%s", schedule.name, trigger, due.isoformat(), run.outcome,
                  f" batch {run.batch_id} ({run.documents} documents)" if run.batch_id else "",
                  f" ({run.detail})" if run.detail else "")
         return run

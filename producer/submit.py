@@ -10,6 +10,7 @@ succeeded, so a broker failure mid-submit leaves jobs that say they were never s
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from celery import Celery
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
+from docqueue import loader_counts
 from docqueue.events import EventSink, close_batch, emit_finished, open_batch
 from docqueue.models import Batch, Document, Job, utcnow
 from docqueue.names import REVIEW, queue_name, task_name
@@ -35,6 +37,8 @@ from producer.loaders import LoadedDocument
 PUBLISH_PIPELINE = 500
 #: Pause before each further try of a failed publish (seconds); a blip of the broker is ridden out.
 PUBLISH_BACKOFF = (0.5, 1.0, 2.0)
+
+log = logging.getLogger(__name__)
 
 
 class PublishError(Exception):
@@ -158,6 +162,7 @@ def _store_chunks(*, settings: Settings, engine: Engine, app: Celery, task: str,
         done_here = [j["id"] for j in job_rows if j["finished_at"] is not None]
         if done_here:  # unreadable or reused: finished at submit time, their events come from here
             emit_finished(sink, engine, finished_at=now, job_ids=done_here)
+        _count_loader_failures(sink, task, [d.error_kind for d in chunk if d.error_kind])
         open_batch(sink, report.batch_id)  # refreshed per chunk: a slow reader keeps it open
         report.documents += len(chunk)
         report.messages += _publish_with_retry(app, task, report, params, sized, settings)
@@ -165,6 +170,17 @@ def _store_chunks(*, settings: Settings, engine: Engine, app: Celery, task: str,
         report.queued += len(sized)
         if on_progress is not None:
             on_progress(report)
+
+
+def _count_loader_failures(sink: EventSink, task: str, kinds: list[str]) -> None:
+    """Loader failures for ``docqueue metrics serve`` (no worker sees these documents)."""
+    if not kinds:
+        return
+    try:
+        with sink.client() as client:
+            loader_counts.record(client, task, kinds)
+    except Exception:  # best effort: the failures are stored with the batch already
+        log.warning("could not count %d loader failure(s) for metrics", len(kinds), exc_info=True)
 
 
 def _publish_with_retry(app: Celery, task: str, report: SubmitReport, params: dict[str, Any],

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from docqueue.contract_categories import canonical_category
+from docqueue.contract_categories import CUAD_CATEGORIES, canonical_category
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.settings import Settings
 from producer.classify_options import classify_params
@@ -64,7 +64,7 @@ def parse_categories(value: str | None) -> list[str] | None:
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if canonical_category(n) is None]
     if unknown:
-        raise click.BadParameter(f"not CUAD categories: {', '.join(unknown)} (see docs/tasks/review.md)",
+        raise click.BadParameter(f"not CUAD categories: {', '.join(unknown)}; one of: {'; '.join(CUAD_CATEGORIES)}",
                                  param_hint="--categories")
     return list(dict.fromkeys(str(canonical_category(n)) for n in names))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from docqueue import presence
+from docqueue import deadletter, presence
 from docqueue.broker import redis_client
 
 #: Exit status of a submission refused because no worker consumes its queue.
@@ -57,9 +57,17 @@ def coverage_warning(broker_url: str, queue: str) -> str | None:
         return None
 
 
-def check_before_submit(broker_url: str, queue: str, warn: Any) -> None:
-    """Warn (or, with --require-worker, refuse) when no worker consumes ``queue``."""
-    warning = coverage_warning(broker_url, queue)
+def check_before_submit(broker_url: str, queue: str, warn: Any, database_url: str | None = None) -> None:
+    """Warn (or, with --require-worker, refuse) when no worker consumes ``queue``; warn when the
+    workers that do use another database than ``database_url`` (they would refuse the messages)."""
+    try:
+        found = presence.coverage(redis_client(broker_url, timeout=3), queue)
+    except Exception:
+        return  # Redis cannot say: submit's own broker check reports a dead broker
+    other = found.database_warning(database_url) if database_url else None
+    if other:
+        warn(f"warning: {other}; run `docqueue submit` with their DATABASE_URL, or workers on this one")
+    warning = found.warning()
     if warning is None:
         return
     if _options().get("require_worker"):
@@ -70,17 +78,24 @@ def check_before_submit(broker_url: str, queue: str, warn: Any) -> None:
 class ConsumerWatch:
     """Tracks, during ``--wait``, how long the queue has had no consumer."""
 
-    def __init__(self, broker_url: str, queue: str, timeout_s: float, every_s: float = 2.0) -> None:
+    def __init__(self, broker_url: str, queue: str, timeout_s: float, every_s: float = 2.0,
+                 batch: str | None = None) -> None:
         self.broker_url, self.queue, self.timeout_s, self.every_s = broker_url, queue, timeout_s, every_s
+        self.batch = batch
         self._since: float | None = None
         self._checked = 0.0
 
     def check(self) -> None:
-        """Raise :class:`NoWorker` once the queue has had no consumer for longer than the timeout."""
+        """Raise :class:`NoWorker` once the queue has had no consumer for longer than the timeout,
+        or as soon as a worker refused a message of ``batch`` (it would never finish)."""
         now = time.monotonic()
-        if self.timeout_s <= 0 or now - self._checked < self.every_s:
+        if now - self._checked < self.every_s:
             return
         self._checked = now
+        if self.batch is not None:
+            self._check_refusals(self.batch)
+        if self.timeout_s <= 0:
+            return
         warning = coverage_warning(self.broker_url, self.queue)
         if warning is None:
             self._since = None
@@ -89,3 +104,14 @@ class ConsumerWatch:
         if now - self._since >= self.timeout_s:
             raise NoWorker(f"stopped waiting: {warning} for {self.timeout_s:g}s; the batch stays stored "
                            "and runs once a worker consumes the queue (or `docqueue cancel` it)")
+
+    def _check_refusals(self, batch: str) -> None:
+        try:
+            client = redis_client(self.broker_url, timeout=3)
+            refused = deadletter.count_for_batch(client, batch)
+            first = next(deadletter.entries(client, batch=batch, limit=1), None) if refused else None
+        except Exception:
+            return  # Redis cannot say; keep waiting
+        if first is not None:
+            raise NoWorker(f"stopped waiting: a worker refused {refused} message(s) of batch {batch} "
+                           f"({first.kind}: {first.reason}); see `docqueue dlq list --batch {batch}`")

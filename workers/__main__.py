@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         preload_models(settings)  # no fork: load in this very process
     if uid:
         celery_args = ["--uid", uid, *(["--gid", gid] if gid else []), *celery_args]
+    from workers.banner import honest_banner
+
+    honest_banner(app, str(app.conf.broker_url))  # no `redis://:**@` when there is no password
     # the start-up banner is not a log line (--quiet is an option of `celery`, before the subcommand)
     quiet = ["--quiet"] if settings.log_format == "json" else []
     try:

@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None, queues: list[str] | None = None
         if processes == 1 and os.environ.get(POOL_ENV) == "solo":
             STATUS.start(app)  # a solo worker runs its tasks in this very process
         if settings.metrics_port:
-            metrics.start_server(settings.metrics_port)
+            metrics.start_server(settings.metrics_port, list(queues or []))
 
     @worker_shutting_down.connect(weak=False)
     def _main_stopping(sig: str | None = None, how: str | None = None, **_: Any) -> None:

@@ -18,12 +18,14 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
 
+from docqueue.errors import worker_error_kinds
+from docqueue.names import TASK_TYPES
 from workers.metrics_dir import MULTIPROC_ENV
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,20 @@ GPU_ALLOCATED = Gauge(
 GPU_RESERVED = Gauge(
     "docqueue_gpu_memory_reserved_bytes", "CUDA memory reserved by the caching allocator, summed over live "
     "worker processes.", ["device"], multiprocess_mode="livesum")
+OUTCOMES = Counter(
+    "docqueue_document_outcomes_total", "Documents a worker finished, by outcome, without the model label: every "
+    "(task, status, error_kind) series exists at 0 from the worker's start, so increase() sees the first "
+    "failure of a kind; use this one for rates and alerts.", ["task", "status", "error_kind"])
+RETRIES = Counter(
+    "docqueue_job_retries_total", "Jobs claimed again after an earlier attempt (redelivered after a crash, "
+    "reaped, or re-queued by docqueue retry).", ["task"])
+LATENCY = Histogram(
+    "docqueue_job_latency_seconds", "Seconds from a job's submission to its outcome being stored (queue wait, "
+    "every attempt and the engine run).",
+    ["task"], buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600))
+WORKER_UP = Gauge(
+    "docqueue_worker_up", "1 while the worker's main process runs (absent once it is gone: alert on absent() or up).",
+    ["queues"], multiprocess_mode="livemax")
 TOKENS = Counter(
     "docqueue_tokens_total", "Real (unpadded) input tokens run through the models; rate() gives tokens/s.",
     ["task", "model"])
@@ -148,17 +164,42 @@ class _ReapingCollector:
         return self.inner.collect()
 
 
+def init_series(tasks: Sequence[str], queues: Sequence[str] = ()) -> None:
+    """Create every bounded counter series at 0 (and the histograms' buckets) before any work.
+
+    A counter series born at its first increment has no earlier sample, so ``rate()`` and
+    ``increase()`` never see that step: the first failures of a kind, or the first batch after a
+    start, would read 0. Created here at 0, before the first scrape, every later step is seen.
+    """
+    for task in tasks:
+        OUTCOMES.labels(task=task, status="succeeded", error_kind="")
+        for kind in worker_error_kinds():
+            OUTCOMES.labels(task=task, status="failed", error_kind=kind)
+        RETRIES.labels(task=task)
+        LATENCY.labels(task=task)
+        QUEUE_WAIT.labels(task=task)
+    WORKER_UP.labels(queues=",".join(queues)).set(1)
+
+
+def count_outcomes(task: str, counts: dict[tuple[str, str], int]) -> None:
+    """(status, error_kind) -> documents, for the model-less outcome counter."""
+    for (status, kind), n in counts.items():
+        OUTCOMES.labels(task=task, status=status, error_kind=kind).inc(n)
+
+
 _server_lock = threading.Lock()
 _server: Any = None
 
 
-def start_server(port: int) -> None:
+def start_server(port: int, queues: Sequence[str] = ()) -> None:
     """Serve /metrics on ``port`` from this (the main) process: merged over every process in
-    multiprocess mode, this process's own registry otherwise (solo pool without the directory)."""
+    multiprocess mode, this process's own registry otherwise (solo pool without the directory).
+    The series of every docqueue task (:func:`init_series`) exist at 0 from here on."""
     global _server
     with _server_lock:
         if _server is not None:
             return
+        init_series(TASK_TYPES, queues)
         registry: Any
         if multiprocess_enabled():
             registry = CollectorRegistry()

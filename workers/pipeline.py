@@ -42,6 +42,14 @@ class RunReport:
     engine_runs: int = 0
     chars: int = 0  # characters of the documents it ran (the worker trims memory after big ones)
     unknown: list[str] = field(default_factory=list)  # job ids this database does not have
+    succeeded: int = 0  # documents of this call whose outcome is a result
+    failed: dict[str, int] = field(default_factory=dict)  # documents that failed, by error kind
+
+    def summary(self) -> dict[str, Any]:
+        """What the Celery task returns, so Flower's Result column (and ``celery events``) shows the
+        documents' outcomes: the task itself succeeds even when every document in it failed."""
+        return {"stored": self.stored, "jobs": self.jobs, "succeeded": self.succeeded,
+                "failed": sum(self.failed.values()), "failed_by_kind": dict(sorted(self.failed.items()))}
 
 
 def _free_accelerator_memory() -> None:
@@ -172,7 +180,8 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
         finished_at = utcnow()
         # the engine's work is done: keep it through a database outage instead of running it again
         report.stored = retried("storing outcomes", lambda: results.record_groups(db, recorded, now=finished_at))
-    _count_documents(task, recorded)  # only once stored: a failed commit is retried, not counted twice
+    _count_documents(task, recorded, report)  # only once stored: a failed commit is retried, not counted twice
+    _observe_latency(task, claimed, finished_at)
     metrics.observe_gpu_memory()
     if sink is not None and report.stored:
         emit_finished(sink, db, finished_at=finished_at, job_ids=[j.job_id for j in claimed])
@@ -184,20 +193,38 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
 def _observe_queue_wait(task: str, claimed: Sequence[results.ClaimedJob]) -> None:
     now = datetime.now(timezone.utc)
     for job in claimed:
+        if job.attempts > 1:
+            metrics.RETRIES.labels(task=task).inc()
         if job.attempts == 1 and job.created_at is not None:
             created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=timezone.utc)
             metrics.QUEUE_WAIT.labels(task=task).observe(max(0.0, (now - created).total_seconds()))
 
 
-def _count_documents(task: str, recorded: Sequence[results.RecordGroup]) -> None:
+def _observe_latency(task: str, claimed: Sequence[results.ClaimedJob], finished_at: datetime) -> None:
+    """Submission to stored outcome, per job (``docqueue_job_latency_seconds``)."""
+    done = finished_at if finished_at.tzinfo else finished_at.replace(tzinfo=timezone.utc)
+    for job in claimed:
+        if job.created_at is not None:
+            created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=timezone.utc)
+            metrics.LATENCY.labels(task=task).observe(max(0.0, (done - created).total_seconds()))
+
+
+def _count_documents(task: str, recorded: Sequence[results.RecordGroup], report: RunReport) -> None:
     counts: dict[tuple[str, str, str], int] = {}
     for group in recorded:
         model = group.model_id or ""
         for _job_id, outcome in group.outcomes:
             key = (model, "failed", outcome.kind) if isinstance(outcome, DocumentError) else (model, "succeeded", "")
             counts[key] = counts.get(key, 0) + 1
+    outcomes: dict[tuple[str, str], int] = {}
     for (model, status, kind), n in counts.items():
         metrics.DOCUMENTS.labels(task=task, model=model, status=status, error_kind=kind).inc(n)
+        outcomes[(status, kind)] = outcomes.get((status, kind), 0) + n
+        if status == "failed":
+            report.failed[kind] = report.failed.get(kind, 0) + n
+        else:
+            report.succeeded += n
+    metrics.count_outcomes(task, outcomes)
 
 
 def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob], registry: Registry,

@@ -101,16 +101,16 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
                     wait_s=settings.batch_gather_ms / 1000, token_cap=settings.max_tokens_per_document)
 
     @app.task(name=name, bind=True, base=DocqueueTask, settings=settings, task_type=task_type)
-    def run(self: Task, **kwargs: Any) -> int:
+    def run(self: Task, **kwargs: Any) -> dict[str, Any]:
         try:
             message = TaskMessage.decode(kwargs, correlation_id=self.request.correlation_id)
         except MessageError as e:
             # It can never succeed, so retrying would only loop: keep it where someone will see it.
             _dead_letter(self, task_type, kwargs, e)
-            return 0
+            return {"refused": str(e)}
         with log_context(message.batch, results.message_job_ids(task_type, message)):
             if _split(self, message, kwargs):
-                return 0
+                return {"split": len(message.documents)}
             return _run(self, message, kwargs)
 
     def _split(self: Task, message: TaskMessage, kwargs: dict[str, Any]) -> bool:
@@ -137,7 +137,7 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
             _run(self, message.model_copy(update={"documents": ()}), kwargs)
         return True
 
-    def _run(self: Task, message: TaskMessage, kwargs: dict[str, Any]) -> int:
+    def _run(self: Task, message: TaskMessage, kwargs: dict[str, Any]) -> dict[str, Any]:
         # Only a trickle is gathered: inline messages of integrations, typically one document each.
         # The producer's micro-batches are already sized and length-sorted, and a Celery retry runs
         # alone so that its own back-off and retry count stay meaningful.
@@ -169,4 +169,5 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
                     f"{len(own)} of {len(message.jobs)} job(s) are not in this worker's database "
                     f"({where}): the message was meant for another database"),
                     kind="unknown_jobs")
-        return report.stored
+        # the documents' outcomes, where Flower shows a task's result (docs/metrics.md, "Flower")
+        return report.summary()

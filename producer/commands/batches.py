@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -15,6 +16,7 @@ from docqueue.models import utcnow
 from docqueue.schema import JobStatus
 from producer.batch_control import BATCH_STATES, cancel_batch, list_batches, purge_batches, purge_schedule_runs
 from producer.context import Context, json_option, pass_ctx
+from producer.render import counts_brief, id_column, plural
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -51,12 +53,16 @@ def batches(obj: Context, state: str | None, since: str | None, limit: int, as_j
         for b in found:
             click.echo(json.dumps(b.as_json()))
         return
-    table = Table(title=f"{len(found)} batch(es)")
-    for column in ("batch", "task", "created", "state", "total", *(s.value for s in JobStatus)):
+    # light borders: an unwrapped id and the rest fit 80 columns (output that is not a terminal)
+    table = Table(title=plural(len(found), "batch", "batches"), box=box.SIMPLE_HEAD, pad_edge=False)
+    id_column(table, "batch", [b.id for b in found])
+    table.add_column("task", no_wrap=True)
+    table.add_column("created", no_wrap=True)  # month-day hour:minute (UTC); --json has the full time
+    for column in ("state", "documents"):
         table.add_column(column, overflow="fold")
     for b in found:
-        table.add_row(b.id, b.task, b.created_at.isoformat(timespec="seconds"), b.state, str(b.total),
-                      *(str(b.counts.get(s.value, 0)) for s in JobStatus))
+        table.add_row(b.id, b.task, b.created_at.strftime("%m-%d %H:%M"), b.state,
+                      f"{b.total}: {counts_brief({s.value: b.counts.get(s.value, 0) for s in JobStatus})}")
     Console().print(table)
 
 

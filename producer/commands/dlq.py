@@ -4,10 +4,12 @@ after a fix, or purge."""
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timezone
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -15,6 +17,7 @@ from docqueue import deadletter
 from docqueue.broker import redis_client
 from docqueue.secrets import mask_url
 from producer.context import Context, json_option, pass_ctx
+from producer.render import id_column, plural
 
 
 def _client(obj: Context) -> Any:
@@ -45,11 +48,14 @@ def dlq_list(obj: Context, batch: str | None, limit: int | None, as_json: bool) 
         for entry in found:
             click.echo(json.dumps(entry.as_json(), ensure_ascii=False))
         return
-    table = Table(title=f"{len(found)} dead letter(s)")
-    for column in ("id", "received", "queue", "kind", "batch", "reason"):
+    table = Table(title=plural(len(found), "dead letter"), box=box.SIMPLE_HEAD)
+    # the batch goes under the entry's id: two unwrapped ids side by side do not fit 80 columns
+    cells = [e.id + (f"\nbatch {e.batch}" if e.batch else "") for e in found]
+    id_column(table, "id / batch", [line for cell in cells for line in cell.splitlines()])
+    for column in ("received", "queue", "kind", "reason"):
         table.add_column(column, overflow="fold")
-    for e in found:
-        table.add_row(e.id, _when(e.received_at), e.queue, e.kind, e.batch or "", e.reason)
+    for e, cell in zip(found, cells, strict=True):
+        table.add_row(cell, _when(e.received_at), e.queue, e.kind, e.reason)
     Console().print(table)
 
 
@@ -122,6 +128,8 @@ def dlq_replay(obj: Context, entry_id: str | None, replay_all: bool, batch: str 
 def dlq_purge(obj: Context, yes: bool, as_json: bool) -> None:
     """Delete every dead letter."""
     if not yes and not as_json:
+        if not sys.stdin.isatty():  # click.confirm would read EOF and say only "Aborted!"
+            raise click.UsageError("no terminal to confirm on: add --yes (DOCQUEUE_YES=1) to delete every dead letter")
         click.confirm("delete every dead letter?", abort=True)
     n = deadletter.purge(_client(obj))
     click.echo(json.dumps({"purged": n}) if as_json else f"purged {n} dead letter(s)")

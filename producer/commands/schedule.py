@@ -359,6 +359,8 @@ def _serve(obj: Context, max_interval: float | None, loglevel: str, only: str | 
     current tick (a run being fired is finished and recorded first)."""
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s: %(levelname)s/%(name)s] %(message)s",
                         stream=sys.stderr)
+    if loglevel.lower() != "debug":  # alembic's "Context impl SQLiteImpl." at every start says nothing new
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     interval = max_interval or obj.settings.beat_max_interval_s
     runner = _runner(obj)
     service = celery_beat.Service(obj.app, max_interval=interval,

@@ -52,10 +52,10 @@ class LiveRates:
 
 def render(snap: dict[str, Any]) -> Group:
     queues = Table(title="queues", title_justify="left", expand=True)
-    for column in ("queue", "ready", "unacked"):
+    for column in ("queue", "ready", "unacked", "stale"):
         queues.add_column(column, justify="left" if column == "queue" else "right")
     for q in snap["queues"]:
-        queues.add_row(q["queue"], str(q["ready"]), str(q["unacked"]))
+        queues.add_row(q["queue"], str(q["ready"]), str(q["unacked"]), str(q.get("stale", 0)))
 
     workers = Table(title=f"workers ({len(snap['workers'])})", title_justify="left", expand=True)
     for column in ("host", "node", "queues", "device", "processes", "resident models", "in flight"):
@@ -93,7 +93,8 @@ def render(snap: dict[str, Any]) -> Group:
               show_envvar=True, help="Batches in progress shown, newest first.")
 @pass_ctx
 def top(obj: Context, once: bool, as_json: bool, interval: float, n_failures: int, n_batches: int) -> None:
-    """Live view of queues (ready/unacked), workers (host, queues, device, resident models, in flight),
+    """Live view of queues (ready, unacked, and stale: ready messages of cancelled or finished batches,
+    which workers drop unrun), workers (host, queues, device, resident models, in flight),
     batches in progress (done/total, rate, ETA) and recent failures."""
     client, engine = redis_client(obj.broker_url), obj.engine
     rates = LiveRates()

@@ -44,12 +44,18 @@ def _walk(root: Path, hidden: bool) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
+def walk_order(path: Path) -> tuple[tuple[str, ...], str]:
+    """The order :func:`_walk` yields files in (a folder's files by name, then each subfolder by
+    name, depth first), as a sort key: glob matches are sorted by it too."""
+    return path.parent.parts, path.name
+
+
 def iter_paths(inputs: Iterable[str], include: Sequence[str] = (), exclude: Sequence[str] = (),
                hidden: bool = False) -> Iterator[Path]:
-    """Every file named by ``inputs``: files as given, folders recursively (sorted; hidden files
-    and folders skipped unless ``hidden``), glob patterns expanded (``**`` recurses), each kept when
-    it passes ``include``/``exclude``. A name matching nothing is yielded as is, so the loader
-    reports it as missing instead of silently dropping it."""
+    """Every file named by ``inputs``: files as given, folders recursively and glob patterns
+    (``**`` recurses) both in :func:`walk_order` (hidden files and folders skipped unless ``hidden``),
+    inputs in the order given, each kept when it passes ``include``/``exclude``. A name matching
+    nothing is yielded as is, so the loader reports it as missing instead of silently dropping it."""
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
@@ -60,7 +66,9 @@ def iter_paths(inputs: Iterable[str], include: Sequence[str] = (), exclude: Sequ
             # glob skips dot-files itself; Python 3.11+ can be told not to
             matches_ = (glob.iglob(raw, recursive=True, include_hidden=True)
                         if hidden and sys.version_info >= (3, 11) else glob.iglob(raw, recursive=True))
-            for match in matches_:
+            # in a folder's order (walk_order), not the directory's: the same files give the same
+            # batch order, and so the same result order, whether named by a folder or a glob
+            for match in sorted(matches_, key=lambda m: walk_order(Path(m))):
                 if Path(match).is_file() and selected(match, include, exclude):
                     yield Path(match)
         elif selected(raw, include, exclude):

@@ -24,7 +24,31 @@ PAGE_SEPARATOR = "\n\n"
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
+def looks_like(data: bytes) -> str:
+    """What a file that is not a PDF seems to be, for the error: a text file renamed ``.pdf``
+    should say so, not fail with pypdf's stream error."""
+    head = data[:2048]
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (a .docx, .xlsx or .zip renamed?)"
+    if head.startswith(b"{\\rtf"):
+        return "an RTF document"
+    if head.lstrip()[:1] == b"<":
+        return "HTML or XML markup"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the sample's end
+            return "binary data"
+        text = head[:e.start].decode("utf-8")
+    if text and sum(c.isprintable() or c in "\r\n\t" for c in text) / len(text) > 0.95:
+        first = " ".join(text.split())[:40]
+        return f"plain text (it begins {first!r}); rename it .txt"
+    return "binary data"
+
+
 def _open(data: bytes) -> PdfReader:
+    if b"%PDF-" not in data[:1024]:  # the header must be within the first 1024 bytes
+        raise DocumentError("corrupt_pdf", f"not a PDF (no %PDF- header): the file looks like {looks_like(data)}")
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:

@@ -19,7 +19,7 @@ def test_a_worker_records_its_queues_and_its_refusals(sqlite_url: str, clean_red
     worker = start_worker(env, queues="classify,translate")
 
     def records() -> list[dict]:
-        return [json.loads(line) for line in cli(env, "workers", "--json").stdout.splitlines()]
+        return list(json.loads(cli(env, "workers", "--json").stdout))
 
     found = wait_until(records, timeout=30, what="the worker's record")
     assert len(found) == 1

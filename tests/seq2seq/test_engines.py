@@ -183,6 +183,7 @@ def test_translate_errors_are_per_document(tiny_models: dict[str, Path], tmp_pat
     [unknown, ok] = engine.run([SPANISH, english], {"to": "de", "from": "auto"})
     assert isinstance(unknown, DocumentError) and unknown.kind == "unsupported_language_pair"
     assert "es-de" in unknown.message and "DOCQUEUE_TRANSLATE_MODELS" in unknown.message
+    assert "models pull Helsinki-NLP/opus-mt-es-de" in unknown.message  # the model of that very direction
     assert isinstance(ok, dict) and ok["source_language"] == "en" and ok["target_language"] == "de"
     [fr] = engine.run([english], {"to": "fr", "from": "en"})
     assert isinstance(fr, DocumentError) and fr.kind == "unsupported_language_pair" and "en-fr" in fr.message

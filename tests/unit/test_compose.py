@@ -66,9 +66,10 @@ def test_environment_names_are_real_settings(compose: dict[str, Any]) -> None:
         assert env["REDIS_URL"] == "redis://:${REDIS_PASSWORD:?set REDIS_PASSWORD}@redis:6379/0"
         unknown = {k for k in env if k.startswith("DOCQUEUE_") and k not in known | PENDING_SETTINGS}
         assert not unknown, f"{name} sets variables docqueue does not read: {unknown}"
-        # every value parses as docqueue settings would parse it
+        # every value parses as docqueue settings would parse it (a required ${VAR:?} is the operator's)
         Settings(**{k.lower()[len("docqueue_"):]: v for k, v in env.items()
-                    if k.startswith("DOCQUEUE_") and k.lower()[len("docqueue_"):] in Settings.model_fields})
+                    if k.startswith("DOCQUEUE_") and k.lower()[len("docqueue_"):] in Settings.model_fields
+                    and not _REQUIRED_VAR.fullmatch(str(v))})
 
 
 def _parse_cli(where: str, args: list[str]) -> click.Context | None:
@@ -131,9 +132,16 @@ AGREED_METRICS: dict[str, set[str]] = {
     "docqueue_tokens_total": {"task", "model"},
     "docqueue_queue_messages": {"queue", "state"},
     "docqueue_batches": {"state"},
+    "docqueue_document_outcomes_total": {"task", "status", "error_kind"},
+    "docqueue_loader_failures_total": {"task", "error_kind"},
+    "docqueue_job_retries_total": {"task"},
+    "docqueue_job_latency_seconds": {"task"},
+    "docqueue_worker_up": {"queues"},
+    "docqueue_workers": {"queue"},
+    "docqueue_dead_letters": set(),
 }
 HISTOGRAMS = {"docqueue_engine_batch_size", "docqueue_engine_padded_tokens", "docqueue_engine_batch_seconds",
-              "docqueue_queue_wait_seconds", "docqueue_model_load_seconds"}
+              "docqueue_queue_wait_seconds", "docqueue_model_load_seconds", "docqueue_job_latency_seconds"}
 #: Labels Prometheus adds to every scraped series (and the relabelled compose service name).
 TARGET_LABELS = {"instance", "job", "service"}
 LONG_RUNNING_HEALTH_GATES = {"service_healthy", "service_completed_successfully"}
@@ -269,7 +277,7 @@ def test_prometheus_scrapes_every_metrics_port(compose: dict[str, Any]) -> None:
     exporters = {n for n, s in services.items() if _metrics_port(s) is not None}
     assert exporters == scraped, f"not scraped: {exporters - scraped}"
     assert {"worker", "metrics"} <= scraped
-    assert _metrics_port(services["worker"]) == 9808 and _metrics_port(services["metrics"]) == 9809
+    assert _metrics_port(services["worker"]) == 9810 and _metrics_port(services["metrics"]) == 9809
 
 
 def _mount(service: dict[str, Any], source: str) -> str:
@@ -338,10 +346,15 @@ def test_dashboard_queries_use_the_agreed_metrics_and_labels() -> None:
             used |= names
     # the panels the issue asks for
     joined = " ".join(q for qs in exprs.values() for q in qs)
-    assert "docqueue_documents_total" in used and 'status="failed"' in joined  # throughput, failure rate
+    # throughput and failure rate from the counter whose series exist at 0 from a worker's start
+    assert "docqueue_document_outcomes_total" in used and 'status="failed"' in joined
+    assert "docqueue_documents_total" not in used, "its series are born at their first increment"
     assert {"docqueue_queue_messages", "docqueue_queue_wait_seconds", "docqueue_gpu_memory_allocated_bytes",
-            "docqueue_gpu_memory_reserved_bytes"} <= used
-    assert any("by (task)" in q and "docqueue_documents_total" in q for q in exprs[next(iter(exprs))])
+            "docqueue_gpu_memory_reserved_bytes", "docqueue_loader_failures_total", "docqueue_job_retries_total",
+            "docqueue_job_latency_seconds", "docqueue_workers", "docqueue_dead_letters"} <= used
+    assert any("by (task)" in q and "docqueue_document_outcomes_total" in q for q in exprs[next(iter(exprs))])
+    # a model loads once per process: a rate() of its histogram is always empty
+    assert not [q for q in joined.split("rate(")[1:] if q.startswith("docqueue_model_load_seconds")]
 
 
 def test_flower_sees_the_workers_events(compose: dict[str, Any]) -> None:
@@ -353,3 +366,22 @@ def test_flower_sees_the_workers_events(compose: dict[str, Any]) -> None:
     assert compose["services"]["worker"]["environment"]["DOCQUEUE_TASK_EVENTS"] == "true"
     assert Settings(task_events=compose["services"]["worker"]["environment"]["DOCQUEUE_TASK_EVENTS"]).task_events
     assert "/healthcheck" in " ".join(flower["healthcheck"]["test"])
+
+
+def test_webhooks_worker_gets_its_signing_secret(compose: dict[str, Any]) -> None:
+    """Without DOCQUEUE_WEBHOOK_SECRET the webhooks worker refuses its only queue and exits, and
+    ``restart: on-failure`` loops it: compose must require the secret instead."""
+    env = compose["services"]["webhooks"]["environment"]
+    assert env["DOCQUEUE_WEBHOOK_SECRET"].startswith("${DOCQUEUE_WEBHOOK_SECRET:?")
+    assert "DOCQUEUE_WEBHOOK_SECRET" in (ROOT / "docker-compose.yml").read_text().split("name: docqueue")[0], \
+        "the header's export line must name the secret"
+
+
+def test_images_built_differently_have_distinct_tags(compose: dict[str, Any]) -> None:
+    """Two services building one tag with different build args overwrite each other's image."""
+    builds: dict[str, str] = {}
+    for name, service in _docqueue_services(compose).items():
+        build = json.dumps(service.get("build", {}), sort_keys=True)
+        other = builds.setdefault(service["image"], build)
+        assert other == build, f"{name} builds {service['image']} with other build arguments than another service"
+    assert compose["services"]["worker"]["image"] != compose["services"]["worker-gpu"]["image"]

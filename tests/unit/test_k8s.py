@@ -31,7 +31,7 @@ KUBERNETES_VERSION = "1.30"
 CRD_KINDS = {"ScaledObject"}
 #: The keys of the Secret the manifests expect (created by the operator, documented in the README).
 SECRET_NAME = "docqueue-secrets"
-SECRET_KEYS = {"redis-url", "database-url", "flower-basic-auth"}
+SECRET_KEYS = {"redis-url", "database-url", "flower-basic-auth", "webhook-secret"}
 #: Settings another branch of issue 13 adds (worker metrics port); accepted while Settings lacks them.
 PENDING_SETTINGS = {"DOCQUEUE_METRICS_PORT"}
 
@@ -213,8 +213,8 @@ def test_one_worker_deployment_per_task_consuming_its_queue(rendered: tuple[str,
             assert env["DOCQUEUE_DEVICE"] == "cpu" and env["DOCQUEUE_POOL"] == "prefork"
             # concurrency 0 counts the CPU affinity, which a CFS limit is not: processes = CPU limit
             assert int(env["DOCQUEUE_CONCURRENCY"]) == int(limits["cpu"])
-        assert env["DOCQUEUE_METRICS_PORT"] == "9808"
-        assert {"containerPort": 9808, "name": "metrics"} in container["ports"]
+        assert env["DOCQUEUE_METRICS_PORT"] == "9810"
+        assert {"containerPort": 9810, "name": "metrics"} in container["ports"]
 
 
 def test_webhooks_beat_migrate_metrics_flower(rendered: tuple[str, list[dict[str, Any]]]) -> None:
@@ -224,6 +224,9 @@ def test_webhooks_beat_migrate_metrics_flower(rendered: tuple[str, list[dict[str
     assert webhooks["args"] == ["worker", "--queues", "webhooks", "--concurrency", "2"]
     assert "nvidia.com/gpu" not in webhooks["resources"].get("limits", {})
     assert not any(m["mountPath"] == "/models" for m in webhooks.get("volumeMounts", []))
+    # without a signing secret the webhooks worker refuses its only queue and exits (CrashLoopBackOff)
+    (secret,) = [e for e in webhooks["env"] if e["name"] == "DOCQUEUE_WEBHOOK_SECRET"]
+    assert secret["valueFrom"]["secretKeyRef"] == {"name": SECRET_NAME, "key": "webhook-secret"}
 
     beat = deployments["docqueue-beat"]
     assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"]["type"] == "Recreate"
@@ -298,7 +301,8 @@ def test_docqueue_environment_names_are_real(rendered: tuple[str, list[dict[str,
         unknown = {k for k in env if k.startswith("DOCQUEUE_") and k not in known}
         assert not unknown, f"{doc['metadata']['name']} sets variables docqueue does not read: {unknown}"
         values = {k[len("DOCQUEUE_"):].lower(): v for k, v in env.items()
-                  if k.startswith("DOCQUEUE_") and k[len("DOCQUEUE_"):].lower() in Settings.model_fields}
+                  if k.startswith("DOCQUEUE_") and k[len("DOCQUEUE_"):].lower() in Settings.model_fields
+                  and isinstance(v, str)}  # a secretKeyRef's value is the operator's
         Settings(**values)  # every value parses
 
 

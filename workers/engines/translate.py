@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docqueue.errors import DocumentError, ModelUnavailableError
+from docqueue.models_catalog import pair_model
 from workers.engines import Outcome
 from workers.engines.chunking import paragraph_spans, split_long, window_sentences
 from workers.engines.langdetect import detect_language
@@ -134,7 +135,8 @@ class Translator:
             known = ", ".join(sorted(self.pairs)) or "none"
             raise DocumentError("unsupported_language_pair",
                                 f"no translation model configured for {source}-{target} (configured: {known}); "
-                                f"add one to DOCQUEUE_TRANSLATE_MODELS or pass --model")
+                                f"add one to DOCQUEUE_TRANSLATE_MODELS (usually {pair_model(source, target)}: "
+                                f"`docqueue models pull {pair_model(source, target)}`) or pass --model")
         return spec
 
     def _plan(self, text: str, source: str, target: str) -> _Job:
