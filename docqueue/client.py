@@ -1,4 +1,4 @@
-"""``docqueue.Client``: submit, watch and manage batches from Python (docs/client.md).
+"""``docqueue.Client``: submit, watch and manage batches from Python (docs/integration/python-client.md).
 
 The CLI's operations without the CLI: a Python service submits files or inline documents with any
 task's params, polls or waits, iterates results and completion events, cancels and retries, with

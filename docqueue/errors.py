@@ -76,7 +76,7 @@ ENGINE_ERROR_KINDS: dict[str, str] = {
 
 def worker_error_kinds() -> tuple[str, ...]:
     """Every ``error_kind`` a worker may record on a document, sorted: the label values a metric
-    creates at 0 up front, so ``increase()`` sees a kind's first failure (docs/metrics.md)."""
+    creates at 0 up front, so ``increase()`` sees a kind's first failure (docs/operations/metrics.md)."""
     return tuple(sorted({*MODEL_ERROR_KINDS, *INLINE_ERROR_KINDS, *ENGINE_ERROR_KINDS}))
 
 

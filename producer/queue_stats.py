@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from docqueue import presence
-from docqueue.envelope import batch_of
+from docqueue.envelope import identify
 from docqueue.models import Batch, Job
 from docqueue.names import TASK_TYPES, queue_name
 from docqueue.schema import JobStatus
@@ -274,7 +274,7 @@ def stale_ready(client: Any, engine: Engine, queues: list[str]) -> dict[str, int
             if room <= 0:
                 break
             items += client.lrange(key, 0, room - 1)
-        seen[q] = [b for b in map(batch_of, items) if b]
+        seen[q] = [b for b in (identify(item).batch for item in items) if b]
     names = {b for found in seen.values() for b in found}
     if not names:
         return {}

@@ -64,7 +64,8 @@ def parse_categories(value: str | None) -> list[str] | None:
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if canonical_category(n) is None]
     if unknown:
-        raise click.BadParameter(f"not CUAD categories: {', '.join(unknown)}; one of: {'; '.join(CUAD_CATEGORIES)}",
+        raise click.BadParameter(f"not CUAD categories: {', '.join(unknown)}; one of: {'; '.join(CUAD_CATEGORIES)} "
+                                 "(docs/tasks/review.md)",
                                  param_hint="--categories")
     return list(dict.fromkeys(str(canonical_category(n)) for n in names))
 

@@ -169,5 +169,5 @@ def _register(app: Celery, settings: Settings, task_type: str) -> None:
                     f"{len(own)} of {len(message.jobs)} job(s) are not in this worker's database "
                     f"({where}): the message was meant for another database"),
                     kind="unknown_jobs")
-        # the documents' outcomes, where Flower shows a task's result (docs/metrics.md, "Flower")
+        # the documents' outcomes, where Flower shows a task's result (docs/operations/metrics.md, "Flower")
         return report.summary()

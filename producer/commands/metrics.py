@@ -128,7 +128,7 @@ def metrics_group() -> None:
 def metrics_serve(obj: Context, port: int | None, host: str) -> None:
     """Serve docqueue_queue_messages{queue,state} (ready, unacked; every priority list counted),
     docqueue_workers{queue}, docqueue_dead_letters, docqueue_loader_failures_total{task,error_kind}
-    and docqueue_batches{state}, computed at scrape time, until stopped (docs/metrics.md)."""
+    and docqueue_batches{state}, computed at scrape time, until stopped (docs/operations/metrics.md)."""
     port = port or obj.settings.metrics_serve_port
     registry = build_registry(redis_client(obj.broker_url), obj.engine)
     server, thread = start_http_server(port, addr=host, registry=registry)
