@@ -32,9 +32,7 @@ def load_classify_engine(registry: Registry, spec: str, revision: str | None) ->
     ref = resolve_model(spec, revision)
     kind = classifier_kind(ref)
     if kind == "embedding":
-        return ZeroShotEmbeddingClassifier(registry.encoder(spec, revision),
-                                           max_examples=settings.classify_max_examples,
-                                           max_labels=settings.classify_max_labels)
+        return ZeroShotEmbeddingClassifier(registry.encoder(spec, revision))
     model = SequenceClassifierModel(ref, resolve_device(settings.device), max_length=CLASSIFIER_MAX_TOKENS,
                                     batch_tokens=settings.batch_max_tokens)
     registry.loads += 1

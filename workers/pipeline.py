@@ -22,7 +22,9 @@ from sqlalchemy.engine import Engine
 from docqueue.errors import DocumentError
 from docqueue.events import EventSink, emit_finished
 from docqueue.models import utcnow
-from docqueue.schema import TASK_PARAMS, TaskMessage, unknown_params
+from docqueue.params import Limits, ParamsError, TaskParams, parse_params
+from docqueue.schema import TaskMessage
+from docqueue.settings import Settings
 from workers import metrics, results
 from workers.engines import Outcome, TaskEngine
 from workers.registry import Registry
@@ -48,7 +50,22 @@ def _free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _run_splitting(engine: TaskEngine, texts: Sequence[str], params: dict[str, Any], report: RunReport
+def params_limits(settings: Settings) -> Limits:
+    """The bounds this deployment puts on params (label and example counts)."""
+    return Limits(max_labels=settings.classify_max_labels, max_examples=settings.classify_max_examples)
+
+
+def typed_params(task: str, raw: dict[str, Any], settings: Settings) -> TaskParams | DocumentError:
+    """The shared prologue of every engine run: a message's params as the task's model, or the
+    ``invalid_params`` error every document of the message fails with (a typo such as
+    ``mutli_label`` must not run with the default and look like a bad model)."""
+    try:
+        return parse_params(task, raw, params_limits(settings))
+    except ParamsError as e:
+        return DocumentError("invalid_params", str(e))
+
+
+def _run_splitting(engine: TaskEngine, texts: Sequence[str], params: TaskParams, report: RunReport
                    ) -> list[Outcome]:
     """``engine.run``, halving the batch on CUDA out-of-memory until it fits; a single document
     that still does not fit fails alone (``out_of_memory``) instead of failing its batch."""
@@ -70,7 +87,7 @@ def _run_splitting(engine: TaskEngine, texts: Sequence[str], params: dict[str, A
     return _run_splitting(engine, texts[:mid], params, report) + _run_splitting(engine, texts[mid:], params, report)
 
 
-def run_engine(engine: TaskEngine, texts: list[str], params: dict[str, Any],
+def run_engine(engine: TaskEngine, texts: list[str], params: TaskParams,
                report: RunReport | None = None) -> list[Outcome]:
     """The whole batch in one call (split on out-of-memory); if that raises, each document alone,
     so one bad document fails only itself and its error names what went wrong."""
@@ -204,13 +221,9 @@ def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob]
     model = params.get("model")
     revision = params.get("model_revision")
     ids = [j.job_id for j in jobs]
-    unknown = unknown_params(task, params)
-    if unknown:
-        # A typo (``mutli_label``) must not run with the default and look like a bad model: every
-        # document of the message fails with the reason, like any other invalid parameter.
-        error = DocumentError("invalid_params", f"unknown parameter(s) for {task}: {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(TASK_PARAMS[task]))})")
-        return results.RecordGroup([(i, error) for i in ids], None, None)
+    typed = typed_params(task, params, registry.settings)
+    if isinstance(typed, DocumentError):
+        return results.RecordGroup([(i, typed) for i in ids], None, None)
     try:
         engine = registry.get(task, str(model) if model else None, str(revision) if revision else None,
                               params=params)
@@ -221,7 +234,7 @@ def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob]
     began = time.perf_counter()
     try:
         with metrics.engine_labels(task, engine.model_id):
-            outcomes = run_engine(engine, [j.text for j in jobs], params, report)
+            outcomes = run_engine(engine, [j.text for j in jobs], typed, report)
     except Exception as e:  # a single document that crashed the engine
         outcomes = [DocumentError("engine_error", f"{type(e).__name__}: {e}")]
     metrics.BATCH_SECONDS.labels(task=task, model=engine.model_id).observe(time.perf_counter() - began)

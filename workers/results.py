@@ -23,8 +23,9 @@ from sqlmodel import col
 
 from docqueue.errors import ConfigurationError, DocumentError
 from docqueue.models import Batch, Document, Job, utcnow
+from docqueue.params import ParamsError, parse_params
 from docqueue.reuse import ReuseKey, find_reusable, job_fields
-from docqueue.schema import JobStatus, TaskMessage, derived_id, unknown_params
+from docqueue.schema import JobStatus, TaskMessage, derived_id
 from docqueue.settings import Settings
 
 _UNFINISHED = (JobStatus.pending.value, JobStatus.queued.value, JobStatus.running.value)
@@ -216,6 +217,16 @@ def _conflict_rows(batch: str, task: str, doc: dict[str, Any], stored: str | Non
     return document, job
 
 
+def _valid_params(task: str, params: dict[str, Any]) -> bool:
+    """Whether ``params`` would run at all: only then may an earlier result be reused (a message
+    with bad params fails every document with ``invalid_params`` instead)."""
+    try:
+        parse_params(task, params)
+    except ParamsError:
+        return False
+    return True
+
+
 def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMessage],
                             settings: Settings | None = None, now: datetime | None = None,
                             rejected_ids: list[str] | None = None) -> list[tuple[str, ...]]:
@@ -261,7 +272,7 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
                           "finished_at": None, "error_kind": None, "error_message": None,
                           "correlation_id": message.correlation_id, "params_hash": key.params_hash if key else None,
                           "reused_from": None, "result": None, "model_id": None, "model_revision": None}))
-        if key is not None and rows and not unknown_params(task, message.params):
+        if key is not None and rows and _valid_params(task, message.params):
             with engine.connect() as conn:
                 hits = find_reusable(conn, key, [d["sha256"] for d, _ in rows if d["text"].strip()])
             for document, job in rows:

@@ -11,7 +11,7 @@ then lists every label whose softmax probability reaches the threshold.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -20,9 +20,10 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from docqueue.classifier_config import classify_engine_for
 from docqueue.classifier_config import nli_label_ids as label_ids_of
 from docqueue.errors import DocumentError, ModelUnavailableError
+from docqueue.params import ClassifyParams
 from workers.device import inference_dtype
 from workers.engines import Outcome
-from workers.engines.classify_common import check_engine, classification, empty_outcomes, parse_params
+from workers.engines.classify_common import check_engine, classification, empty_outcomes
 from workers.engines.embedding import ModelRef
 from workers.engines.windows import token_prefix, window_chars
 from workers.metrics import observe_inputs
@@ -133,9 +134,9 @@ class FineTunedClassifier:
         self.labels = [str(config.id2label[i]) for i in range(config.num_labels)]
         self.sigmoid = getattr(config, "problem_type", None) == "multi_label_classification"
 
-    def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
+    def run(self, texts: Sequence[str], params: ClassifyParams) -> list[Outcome]:
+        p = params
         try:
-            p = parse_params(params, need_labels=False)
             check_engine(p.engine, self.kind, self.model_id)
         except DocumentError as e:
             return [e for _ in texts]
