@@ -27,6 +27,7 @@ from docqueue.schema import TaskMessage
 from docqueue.settings import Settings
 from workers import metrics, results
 from workers.engines import Outcome, TaskEngine
+from workers.engines.forward import observing
 from workers.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,8 @@ def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob]
     metrics.BATCH_SIZE.observe(len(jobs))
     began = time.perf_counter()
     try:
-        with metrics.engine_labels(task, engine.model_id):
+        # the engine's forward passes feed the token counters under this task and model
+        with metrics.engine_labels(task, engine.model_id), observing(metrics.observe_forward):
             outcomes = run_engine(engine, [j.text for j in jobs], typed, report)
     except Exception as e:  # a single document that crashed the engine
         outcomes = [DocumentError("engine_error", f"{type(e).__name__}: {e}")]

@@ -21,12 +21,11 @@ from docqueue.classifier_config import classify_engine_for
 from docqueue.classifier_config import nli_label_ids as label_ids_of
 from docqueue.errors import DocumentError, ModelUnavailableError
 from docqueue.params import ClassifyParams
-from workers.device import inference_dtype
 from workers.engines import Outcome
 from workers.engines.classify_common import check_engine, classification, empty_outcomes
 from workers.engines.embedding import ModelRef
+from workers.engines.forward import observe_inputs
 from workers.engines.windows import token_prefix, window_chars
-from workers.metrics import observe_inputs
 
 
 def _unavailable(ref: ModelRef, what: str, err: Exception) -> ModelUnavailableError:
@@ -56,11 +55,11 @@ class SequenceClassifierModel:
     """A resident classification model and its tokenizer, run over token windows in batches."""
 
     def __init__(self, ref: ModelRef, device: torch.device, max_length: int = 512, batch_tokens: int = 8192,
-                 max_windows: int = 8) -> None:
+                 max_windows: int = 8, dtype: torch.dtype = torch.float32) -> None:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(ref.location, revision=ref.revision)
             model = AutoModelForSequenceClassification.from_pretrained(
-                ref.location, revision=ref.revision, dtype=inference_dtype(device))
+                ref.location, revision=ref.revision, dtype=dtype)
         except (OSError, ValueError) as e:
             raise _unavailable(ref, "classification model", e) from e
         self.model = model.to(device).eval()
