@@ -60,6 +60,14 @@ class JobStatus(str, enum.Enum):
         return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
 
+#: The stored values of the states a job can still leave: what workers may claim, cancel may stop,
+#: and a batch is not finished while any job is in. The one definition (a state added to
+#: ``JobStatus`` is unfinished unless ``terminal`` says otherwise).
+UNFINISHED: tuple[str, ...] = tuple(s.value for s in JobStatus if not s.terminal)
+#: Unfinished and not running: waiting for a worker to claim it (what ``docqueue retry`` re-sends).
+WAITING: tuple[str, ...] = tuple(s for s in UNFINISHED if s != JobStatus.running.value)
+
+
 #: Longest batch id (the same on SQLite and PostgreSQL: columns are this wide, and ids are checked
 #: before any row is written) and longest publisher document id.
 BATCH_ID_MAX_LENGTH = 128

@@ -21,6 +21,7 @@ from celery import Celery
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
+from docqueue.errors import PublishError
 from docqueue.events import EventSink, close_batch, emit_finished, open_batch
 from docqueue.models import Batch, Document, Job, utcnow
 from docqueue.names import REVIEW, queue_name, task_name
@@ -35,15 +36,6 @@ from producer.loaders import LoadedDocument
 PUBLISH_PIPELINE = 500
 #: Pause before each further try of a failed publish (seconds); a blip of the broker is ridden out.
 PUBLISH_BACKOFF = (0.5, 1.0, 2.0)
-
-
-class PublishError(Exception):
-    """A chunk's messages could not be published after every retry; the report says how far the
-    submit got, so the caller can tell the user what is stored and how to resume."""
-
-    def __init__(self, report: SubmitReport, pending: int, reason: str) -> None:
-        super().__init__(reason)
-        self.report, self.pending, self.reason = report, pending, reason
 
 
 @dataclass

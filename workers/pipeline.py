@@ -108,9 +108,10 @@ def run_engine(engine: TaskEngine, texts: list[str], params: TaskParams,
     return isolated
 
 
-class Heartbeat:
-    """Keeps the claimed jobs' heartbeat fresh while they run, from a thread beside the engine
-    (torch releases the GIL in its kernels), so the reaper can tell a long job from a dead worker."""
+class JobHeartbeat:
+    """Keeps the claimed jobs' heartbeat (``jobs.heartbeat_at``) fresh while they run, from a thread
+    beside the engine (torch releases the GIL in its kernels), so the reaper can tell a long job from
+    a dead worker. (A schedule run's liveness key in Redis is another thing: ``producer.scheduler``.)"""
 
     def __init__(self, db: Engine, job_ids: list[str], worker: str, interval_s: float) -> None:
         self._args = (db, job_ids, worker)
@@ -125,7 +126,7 @@ class Heartbeat:
             except Exception:  # a missed beat is not fatal; the next one may get through
                 log.warning("could not refresh the heartbeat of %d job(s)", len(self._args[1]), exc_info=True)
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> JobHeartbeat:
         self._thread.start()
         return self
 
@@ -183,7 +184,7 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
     for job in claimed:
         groups.setdefault(_group_key(params_of[job.job_id]), []).append(job)
     recorded: list[results.RecordGroup] = []
-    with Heartbeat(db, [j.job_id for j in claimed], worker, settings.heartbeat_interval_s):
+    with JobHeartbeat(db, [j.job_id for j in claimed], worker, settings.heartbeat_interval_s):
         for jobs in groups.values():
             recorded.append(_run_group(task, params_of[jobs[0].job_id], jobs, registry, report))
         finished_at = utcnow()
@@ -202,8 +203,8 @@ def _observe_queue_wait(task: str, claimed: Sequence[results.ClaimedJob]) -> Non
     now = datetime.now(timezone.utc)
     for job in claimed:
         if job.attempts == 1 and job.created_at is not None:
-            created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=timezone.utc)
-            metrics.QUEUE_WAIT.labels(task=task).observe(max(0.0, (now - created).total_seconds()))
+            # UTC-aware on every database (docqueue.models.UtcDateTime)
+            metrics.QUEUE_WAIT.labels(task=task).observe(max(0.0, (now - job.created_at).total_seconds()))
 
 
 def _count_documents(task: str, recorded: Sequence[results.RecordGroup]) -> None:
