@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 from docqueue.contract_categories import CUAD_CATEGORIES, canonical_category
 from docqueue.errors import DocqueueError
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
-from docqueue.settings import DEFAULT_CLASSIFY_MAX_EXAMPLES, DEFAULT_CLASSIFY_MAX_LABELS
+from docqueue.settings import DEFAULT_CLASSIFY_MAX_EXAMPLES, DEFAULT_CLASSIFY_MAX_LABELS, Settings
 
 #: The hard ceiling on examples in one message, whatever DOCQUEUE_CLASSIFY_MAX_EXAMPLES says (the
 #: schema publishes it; the setting may only lower it).
@@ -61,6 +61,11 @@ class Limits:
 
     max_labels: int = DEFAULT_CLASSIFY_MAX_LABELS
     max_examples: int = DEFAULT_CLASSIFY_MAX_EXAMPLES
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        """The bounds a deployment's settings put on params."""
+        return cls(max_labels=settings.classify_max_labels, max_examples=settings.classify_max_examples)
 
 
 def _invalid(message: str) -> PydanticCustomError:

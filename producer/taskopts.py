@@ -59,8 +59,7 @@ def checked_params(settings: Settings, task: str, raw: dict[str, Any]) -> dict[s
     """``raw`` checked by the task's params model (``docqueue.params``, the same rules the worker
     applies) and returned as it travels; a broken rule is a usage error naming the options."""
     try:
-        typed = parse_params(task, raw, Limits(max_labels=settings.classify_max_labels,
-                                               max_examples=settings.classify_max_examples))
+        typed = parse_params(task, raw, Limits.of(settings))
     except ParamsError as e:
         names = {name: option_name(name) for name in known_params(task)}
         raise click.UsageError(e.render(names)) from None

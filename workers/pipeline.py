@@ -51,17 +51,12 @@ def _free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def params_limits(settings: Settings) -> Limits:
-    """The bounds this deployment puts on params (label and example counts)."""
-    return Limits(max_labels=settings.classify_max_labels, max_examples=settings.classify_max_examples)
-
-
 def typed_params(task: str, raw: dict[str, Any], settings: Settings) -> TaskParams | DocumentError:
     """The shared prologue of every engine run: a message's params as the task's model, or the
     ``invalid_params`` error every document of the message fails with (a typo such as
     ``mutli_label`` must not run with the default and look like a bad model)."""
     try:
-        return parse_params(task, raw, params_limits(settings))
+        return parse_params(task, raw, Limits.of(settings))
     except ParamsError as e:
         return DocumentError("invalid_params", str(e))
 

@@ -23,7 +23,7 @@ from sqlmodel import col
 from docqueue.db import insert_ignoring_duplicates
 from docqueue.errors import DocumentError
 from docqueue.models import Batch, Document, Job, utcnow
-from docqueue.params import ParamsError, parse_params
+from docqueue.params import Limits, ParamsError, parse_params
 from docqueue.reuse import ReuseKey, find_reusable, job_fields
 from docqueue.schema import UNFINISHED, WAITING, JobStatus, TaskMessage, derived_id
 from docqueue.settings import Settings
@@ -207,11 +207,11 @@ def _conflict_rows(batch: str, task: str, doc: dict[str, Any], stored: str | Non
     return document, job
 
 
-def _valid_params(task: str, params: dict[str, Any]) -> bool:
+def _valid_params(task: str, params: dict[str, Any], settings: Settings) -> bool:
     """Whether ``params`` would run at all: only then may an earlier result be reused (a message
     with bad params fails every document with ``invalid_params`` instead)."""
     try:
-        parse_params(task, params)
+        parse_params(task, params, Limits.of(settings))
     except ParamsError:
         return False
     return True
@@ -262,7 +262,7 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
                           "finished_at": None, "error_kind": None, "error_message": None,
                           "correlation_id": message.correlation_id, "params_hash": key.params_hash if key else None,
                           "reused_from": None, "result": None, "model_id": None, "model_revision": None}))
-        if key is not None and rows and _valid_params(task, message.params):
+        if key is not None and settings is not None and rows and _valid_params(task, message.params, settings):
             with engine.connect() as conn:
                 hits = find_reusable(conn, key, [d["sha256"] for d, _ in rows if d["text"].strip()])
             for document, job in rows:

@@ -101,7 +101,7 @@ def main() -> int:
 
     encoder.encode = encode_once  # type: ignore[method-assign]
     engine = ZeroShotEmbeddingClassifier(encoder)
-    limits = Limits(max_labels=settings.classify_max_labels, max_examples=settings.classify_max_examples)
+    limits = Limits.of(settings)
 
     def score(name: str, part: list[dict[str, Any]], params: dict[str, Any]) -> None:
         start = time.perf_counter()
