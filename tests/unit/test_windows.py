@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from docqueue.names import SUMMARIZE
+from docqueue.names import REVIEW, SUMMARIZE
 from docqueue.params import parse_params
 from docqueue.settings import get_settings
 from tests import helpers
@@ -142,7 +142,7 @@ def test_review_of_a_huge_contract_reads_its_start_and_says_so(registry: Registr
                 "(\"Supplier\") and Beta LLC (\"Buyer\").\n\nThis Agreement shall be governed by the laws of "
                 "the State of New York.\n\n")
     text = contract + prose(100_000)
-    [out] = engine.run([text], typed({}))
+    [out] = engine.run([text], parse_params(REVIEW, {}))
     assert isinstance(out, dict), out
     assert 10_000 <= out["analysed_chars"] <= 20_000
     assert out["clauses"] and all(c["end"] <= out["analysed_chars"] for c in out["clauses"])
