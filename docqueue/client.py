@@ -27,7 +27,9 @@ from docqueue import events as ev
 from docqueue.broker import check_broker, redis_client, resolve_broker_url
 from docqueue.errors import DocqueueError
 from docqueue.names import TASK_TYPES
-from docqueue.schema import TASK_PARAMS, JobStatus, unknown_params
+from docqueue.params import Limits as ParamLimits
+from docqueue.params import ParamsError, parse_params
+from docqueue.schema import JobStatus
 from docqueue.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -200,10 +202,10 @@ class Client:
         if task not in TASK_TYPES:
             raise ValueError(f"unknown task {task!r}; one of {', '.join(TASK_TYPES)}")
         merged = {**(params or {}), **task_params}
-        unknown = unknown_params(task, merged)
-        if unknown:
-            raise ValueError(f"unknown parameter(s) for {task}: {', '.join(unknown)} "
-                             f"(known: {', '.join(sorted(TASK_PARAMS[task]))})")
+        try:  # the same params model the CLI and the worker apply (docqueue.params)
+            merged = parse_params(task, merged, ParamLimits.of(self.settings)).wire()
+        except ParamsError as e:
+            raise ValueError(f"invalid params for {task}: {e}") from None
         inline = [_inline(d) for d in documents]
         path_list = [os.fspath(p) for p in paths]
         if not inline and not path_list:

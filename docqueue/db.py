@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from docqueue.errors import SchemaMissingError
+from docqueue.errors import ConfigurationError, SchemaMissingError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -42,6 +43,22 @@ def make_engine(database_url: str) -> Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def insert_ignoring_duplicates(bind: sa.Connection | Engine, table: Any,
+                               index_elements: Sequence[str] | None = None) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` into ``table`` for ``bind``'s database: how a re-delivered
+    message or two racing runs add rows exactly once, without a read-then-write race. With
+    ``index_elements``, only a conflict on that unique key is ignored (and ``RETURNING`` can tell
+    which rows went in); add ``.values(rows)`` or execute it with a list of rows."""
+    dialect = bind.dialect.name
+    if dialect == "postgresql":
+        insert: Any = postgresql.insert(table)
+    elif dialect == "sqlite":
+        insert = sqlite.insert(table)
+    else:
+        raise ConfigurationError(f"docqueue supports SQLite and PostgreSQL, not {dialect}")
+    return insert.on_conflict_do_nothing(index_elements=index_elements)
 
 
 def get_engine(database_url: str) -> Engine:

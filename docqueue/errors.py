@@ -6,6 +6,8 @@ document and move on) versus *retryable* (the infrastructure hiccuped: the job i
 
 from __future__ import annotations
 
+from typing import Any
+
 #: Every ``error_kind`` a producer loader gives a file or row it cannot read, with its meaning.
 LOADER_ERROR_KINDS: dict[str, str] = {
     "not_found": "the path (file or folder) does not exist",
@@ -43,7 +45,7 @@ MODEL_ERROR_KINDS: dict[str, str] = {
 #: makes it less trustworthy than usual.
 RESULT_WARNING_KINDS: dict[str, str] = {
     "language_unsupported": "the document's detected language is not one the model was trained on (the result "
-                            "names both); use a model that reads it (README, model languages)",
+                            "names both); use a model that reads it (docs/tasks/index.md)",
 }
 
 
@@ -63,14 +65,14 @@ INLINE_ERROR_KINDS: dict[str, str] = {
 #: Per-document ``error_kind`` an engine or the worker's pipeline gives (besides the model and inline
 #: kinds above).
 ENGINE_ERROR_KINDS: dict[str, str] = {
-    "empty_document": "the document has no text to run the model on",
-    "engine_mismatch": "params ask for something the selected classify engine does not do",
-    "engine_error": "the engine raised on this document alone (the message names the exception)",
-    "out_of_memory": "the document alone does not fit in accelerator memory",
-    "language_undetected": "translate could not tell the source language (give --source-lang)",
-    "unsupported_language_pair": "no translation model is configured for the language pair",
+    "empty_document": "the document has no text to work on (empty or only whitespace)",
+    "engine_mismatch": "the submission asked for an engine (--engine) that its model does not run",
+    "engine_error": "the engine raised on this document alone (the message says what); the batch went on",
+    "out_of_memory": "the document alone does not fit in accelerator memory, even in a batch of one",
+    "language_undetected": "translate --from auto could not tell the document's language; pass --from",
+    "unsupported_language_pair": "no translation model is configured for the document's language pair",
     "no_clauses": "review found no sentence of 8 characters or more to review",
-    "review_failed": "a review rule raised on this contract (the message names the exception)",
+    "review_failed": "a review rule tripped on this contract (the message says what)",
 }
 
 
@@ -111,3 +113,13 @@ class DocumentError(DocqueueError):
 
 class ModelUnavailableError(DocqueueError):
     """A configured model cannot be loaded on this machine (not downloaded, wrong path)."""
+
+
+class PublishError(DocqueueError):
+    """A submission's messages could not be published after every retry. ``report`` (the
+    producer's ``SubmitReport``) says how far the submit got, so the caller can tell the user what is
+    stored and how to resume; ``pending`` is how many messages of the chunk were not sent."""
+
+    def __init__(self, report: Any, pending: int, reason: str) -> None:
+        super().__init__(reason)
+        self.report, self.pending, self.reason = report, pending, reason

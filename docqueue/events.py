@@ -39,7 +39,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -49,7 +49,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from docqueue.models import Batch, Document, Job, utcnow
-from docqueue.schema import JobStatus, new_id
+from docqueue.schema import UNFINISHED, JobStatus, new_id
 from docqueue.secrets import mask_url
 from docqueue.settings import Settings
 from docqueue.webhooks import DELIVER_TASK, WEBHOOK_QUEUE
@@ -72,7 +72,6 @@ FINISHED_PREFIX = "docqueue:batch-finished:"
 FINISHED_TTL_S = 7 * 24 * 3600
 
 _TERMINAL = tuple(s.value for s in JobStatus if s.terminal)
-_UNFINISHED = tuple(s.value for s in JobStatus if not s.terminal)
 #: SQLite's bound-parameter limit, with room for the other parameters of a query.
 _IN_CHUNK = 900
 _PIPELINE = 500
@@ -83,7 +82,7 @@ RedisClient = Any
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    return value.isoformat()  # UTC-aware by column type (docqueue.models.UtcDateTime) or utcnow()
 
 
 def public_url(url: str) -> str:
@@ -286,12 +285,12 @@ def finish_batches(sink: EventSink, engine: Engine, batch_ids: Iterable[str],
             if client.exists(OPEN_PREFIX + batch):
                 continue
             busy = conn.execute(sa.select(col(Job.id)).where(col(Job.batch_id) == batch,
-                                                             col(Job.status).in_(_UNFINISHED)).limit(1)).first()
+                                                             col(Job.status).in_(UNFINISHED)).limit(1)).first()
             if busy is not None:
                 continue
             rows = conn.execute(sa.select(col(Job.status), sa.func.count(), sa.func.max(col(Job.finished_at)))
                                 .where(col(Job.batch_id) == batch).group_by(col(Job.status))).all()
-            if not rows or any(status in _UNFINISHED for status, _, _ in rows):
+            if not rows or any(status in UNFINISHED for status, _, _ in rows):
                 continue
             stamps = [r[2] for r in rows if r[2] is not None]
             newest = max(stamps) if stamps else None

@@ -25,6 +25,28 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp that is UTC-aware on the way in and out, on every database.
+
+    PostgreSQL's ``timestamptz`` answers aware datetimes, SQLite's text answers naive ones; without
+    this type every reader had to patch in the zone itself (and one that forgot compared naive with
+    aware). Naive values written are taken as UTC, aware ones converted to it.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class Batch(SQLModel, table=True):
     """One submission: a task type, its parameters, and the documents it covers."""
 
@@ -32,7 +54,7 @@ class Batch(SQLModel, table=True):
     task: str = Field(max_length=32)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
     model: str | None = Field(default=None, max_length=512)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     schedule_id: str | None = Field(
         default=None, max_length=32, index=True,
         description="The schedule whose run made this batch (no foreign key: a removed schedule's batches stay).")
@@ -55,7 +77,7 @@ class Document(SQLModel, table=True):
                                "indexed because re-submissions look earlier results up by it.")
     text: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONType, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     source_row: int | None = Field(default=None, description="1-based row (CSV) or line (JSONL) in the source export.")
     external_id: str | None = Field(default=None, max_length=512, description="The row's own id (--id-field).")
     page_offsets: list[int] | None = Field(
@@ -76,11 +98,12 @@ class Job(SQLModel, table=True):
     attempts: int = Field(default=0)
     error_kind: str | None = Field(default=None, max_length=64)
     error_message: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
-    created_at: datetime = Field(default_factory=utcnow)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     heartbeat_at: datetime | None = Field(
-        default=None, description="Refreshed while a worker runs the job; a stale one means its worker died.")
+        default=None, sa_type=UtcDateTime,
+        description="Refreshed while a worker runs the job; a stale one means its worker died.")
     worker: str | None = Field(default=None, max_length=255)
     model_id: str | None = Field(default=None, max_length=512)
     model_revision: str | None = Field(default=None, max_length=128)
@@ -125,8 +148,8 @@ class Schedule(SQLModel, table=True):
                                     description="Every run's batch POSTs its batch.finished event here (0007).")
     webhook_documents: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False,
                                                                        server_default=sa.false()))
-    created_at: datetime = Field(default_factory=utcnow)
-    cursor_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    cursor_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class ScheduleRun(SQLModel, table=True):
@@ -138,8 +161,8 @@ class ScheduleRun(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     schedule_id: str = Field(max_length=32, index=True)
-    due_at: datetime
-    fired_at: datetime = Field(default_factory=utcnow)
+    due_at: datetime = Field(sa_type=UtcDateTime)
+    fired_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     trigger: str = Field(max_length=16, description="schedule | catch-up | manual")
     outcome: str = Field(max_length=16, description="running | submitted | skipped | nothing_new | error")
     batch_id: str | None = Field(default=None, max_length=BATCH_ID_MAX_LENGTH)
@@ -167,5 +190,5 @@ class InboxFile(SQLModel, table=True):
     documents: int | None = Field(default=None, description="Documents read from it (an export: one per row).")
     state: str = Field(default="submitted", max_length=16, description="submitted | finishing | done | failed")
     detail: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
-    created_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

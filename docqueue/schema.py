@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from docqueue.errors import MessageError
-from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.params import Limits, TaskParams, parse_params
 from docqueue.storable import text_problem, value_problem
 from docqueue.webhooks import URL_MAX_LENGTH, check_url
 
@@ -61,32 +61,20 @@ class JobStatus(str, enum.Enum):
         return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
 
+#: The stored values of the states a job can still leave: what workers may claim, cancel may stop,
+#: and a batch is not finished while any job is in. The one definition (a state added to
+#: ``JobStatus`` is unfinished unless ``terminal`` says otherwise).
+UNFINISHED: tuple[str, ...] = tuple(s.value for s in JobStatus if not s.terminal)
+#: Unfinished and not running: waiting for a worker to claim it (what ``docqueue retry`` re-sends).
+WAITING: tuple[str, ...] = tuple(s for s in UNFINISHED if s != JobStatus.running.value)
+
+
 #: Longest batch id (the same on SQLite and PostgreSQL: columns are this wide, and ids are checked
 #: before any row is written) and longest publisher document id.
 BATCH_ID_MAX_LENGTH = 128
 DOCUMENT_ID_MAX_LENGTH = 512
 #: Batch ids appear in commands, file names (outboxes) and URLs: letters, digits and ``._:-``.
 BATCH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
-
-
-#: The ``params`` each task understands (docqueue/contract/<task>.message.schema.json lists them with
-#: their types). Anything else is refused (``invalid_params``) instead of silently ignored: a typo such
-#: as ``mutli_label`` would otherwise run with the default and look like a bad model.
-MODEL_PARAMS: tuple[str, ...] = ("model", "model_revision")
-TASK_PARAMS: dict[str, frozenset[str]] = {
-    CLASSIFY: frozenset({"labels", "descriptions", "examples", "engine", "multi_label", "threshold", "template",
-                         *MODEL_PARAMS}),
-    SUMMARIZE: frozenset({"engine", "language", "sentences", "num_beams", "max_length", "min_length",
-                          "length_penalty", "no_repeat_ngram_size", *MODEL_PARAMS}),
-    TRANSLATE: frozenset({"to", "from", "num_beams", *MODEL_PARAMS}),
-    REVIEW: frozenset({"categories", "min_score", *MODEL_PARAMS}),
-}
-
-
-def unknown_params(task: str, params: dict[str, Any]) -> list[str]:
-    """The keys of ``params`` that ``task`` does not understand, sorted."""
-    known = TASK_PARAMS.get(task, frozenset())
-    return sorted(k for k in params if k not in known)
 
 
 class InlineDocument(BaseModel):
@@ -224,6 +212,13 @@ class TaskMessage(BaseModel):
             raise ValueError("'webhook' belongs in messages with inline 'documents' (a submitted batch stores "
                              "its webhook in the database)")
         return self
+
+    def typed_params(self, task: str, limits: Limits | None = None) -> TaskParams:
+        """``params`` as ``task``'s model (``docqueue.params``). Kept apart from :meth:`decode` on
+        purpose: bad params fail each document of the message (``invalid_params``, recorded against
+        the batch), while a message that is not a message at all is dead-lettered whole. Raises
+        :class:`docqueue.params.ParamsError`."""
+        return parse_params(task, self.params, limits)
 
     @classmethod
     def decode(cls, kwargs: dict[str, Any], correlation_id: str | None = None) -> TaskMessage:

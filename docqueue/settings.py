@@ -27,6 +27,8 @@ DEFAULT_TRANSLATE_MODELS: dict[str, str] = {
 }
 #: Most labels of one classify submission (:attr:`Settings.classify_max_labels`).
 DEFAULT_CLASSIFY_MAX_LABELS = 1000
+#: Most few-shot examples of one classify submission (:attr:`Settings.classify_max_examples`).
+DEFAULT_CLASSIFY_MAX_EXAMPLES = 1000
 #: Redis re-delivers a message unacknowledged this long (see :attr:`Settings.visibility_timeout`).
 DEFAULT_VISIBILITY_TIMEOUT_S = 300
 _LANGUAGE_PAIR = re.compile(r"^[a-z]{2}-[a-z]{2}$")
@@ -103,7 +105,7 @@ class Settings(BaseSettings):
         description="Most labels one classify submission may have: every document is scored against each, "
         "and each result keeps every label's score (a taxonomy of a few hundred fits; 10,000 is a mistake).")
     classify_max_examples: int = Field(
-        default=1000, ge=1, le=20000,
+        default=DEFAULT_CLASSIFY_MAX_EXAMPLES, ge=1, le=20000,
         description="Most few-shot examples one classify submission may carry (they travel in every message).",
     )
 

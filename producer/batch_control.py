@@ -12,11 +12,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from docqueue.models import Batch, Document, InboxFile, Job, ScheduleRun, utcnow
-from docqueue.schema import JobStatus
+from docqueue.schema import UNFINISHED, JobStatus
 from producer.queries import batch_counts
 
 #: Jobs not yet finished: what ``cancel`` stops.
-UNFINISHED = tuple(s.value for s in JobStatus if not s.terminal)
 
 #: A batch's state, derived from its jobs' states (never stored, so it cannot drift).
 BATCH_STATES = ("queued", "running", "finished", "cancelled")

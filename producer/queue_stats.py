@@ -26,14 +26,13 @@ from docqueue import presence
 from docqueue.envelope import identify
 from docqueue.models import Batch, Job
 from docqueue.names import TASK_TYPES, queue_name
-from docqueue.schema import JobStatus
+from docqueue.schema import UNFINISHED, JobStatus
 
 #: kombu's separator between a queue's name and its priority (``kombu.transport.redis.Channel.sep``).
 PRIORITY_SEP: str = RedisChannel.sep
 UNACKED_KEY: str = RedisChannel.unacked_key
 UNACKED_INDEX_KEY: str = RedisChannel.unacked_index_key
 
-_UNFINISHED = (JobStatus.pending.value, JobStatus.queued.value, JobStatus.running.value)
 _DONE = (JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.cancelled.value)
 
 #: Returns the last bytes of every unacked entry (each is JSON ``[message, exchange, routing_key]``):
@@ -110,7 +109,7 @@ def batch_states(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         total = int(conn.execute(sa.select(sa.func.count()).select_from(Batch)).scalar_one())
         open_ids = set(conn.execute(
-            sa.select(col(Job.batch_id)).where(col(Job.status).in_(_UNFINISHED)).distinct()).scalars())
+            sa.select(col(Job.batch_id)).where(col(Job.status).in_(UNFINISHED)).distinct()).scalars())
         started: set[str] = set()
         if open_ids:
             started = set(conn.execute(
@@ -145,18 +144,12 @@ class BatchProgress:
                 "eta_s": None if self.eta_s is None else round(self.eta_s, 1)}
 
 
-def _aware(when: datetime | None) -> datetime | None:
-    if when is None:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
 def batches_in_progress(engine: Engine, limit: int = 20) -> list[BatchProgress]:
     """Batches with unfinished jobs, newest first, with their rate so far (documents finished per
     second since the batch's first job started) and the ETA at that rate."""
     with engine.connect() as conn:
         open_ids = list(conn.execute(
-            sa.select(col(Job.batch_id)).where(col(Job.status).in_(_UNFINISHED)).distinct()).scalars())
+            sa.select(col(Job.batch_id)).where(col(Job.status).in_(UNFINISHED)).distinct()).scalars())
         if not open_ids:
             return []
         heads = conn.execute(
@@ -178,10 +171,9 @@ def batches_in_progress(engine: Engine, limit: int = 20) -> list[BatchProgress]:
         c = counts[bid]
         done = sum(c.get(s, 0) for s in _DONE)
         total = sum(c.values())
-        progress = BatchProgress(bid, task, _aware(created) or now, total, done, c.get(JobStatus.failed.value, 0),
+        progress = BatchProgress(bid, task, created or now, total, done, c.get(JobStatus.failed.value, 0),
                                  c.get(JobStatus.running.value, 0))
         first, _last = spans.get(bid, (None, None))
-        first = _aware(first)
         ran = c.get(JobStatus.succeeded.value, 0) + progress.failed
         if first is not None and ran:
             elapsed = max((now - first).total_seconds(), 1e-3)
@@ -214,7 +206,7 @@ def recent_failures(engine: Engine, limit: int = 10, within: timedelta = timedel
                       col(Job.finished_at))
             .where(col(Job.status) == JobStatus.failed.value, col(Job.finished_at) >= since)
             .order_by(col(Job.finished_at).desc()).limit(limit)).all()
-    return [Failure(j, b, t, k or "", (m or "")[:300], _aware(f)) for j, b, t, k, m, f in rows]
+    return [Failure(j, b, t, k or "", (m or "")[:300], f) for j, b, t, k, m, f in rows]
 
 
 # ------------------------------------------------------------------------------------ workers
@@ -281,7 +273,7 @@ def stale_ready(client: Any, engine: Engine, queues: list[str]) -> dict[str, int
     with engine.connect() as conn:
         known = set(conn.execute(sa.select(col(Batch.id)).where(col(Batch.id).in_(names))).scalars())
         open_ = set(conn.execute(sa.select(col(Job.batch_id)).where(
-            col(Job.batch_id).in_(names), col(Job.status).in_(_UNFINISHED)).distinct()).scalars())
+            col(Job.batch_id).in_(names), col(Job.status).in_(UNFINISHED)).distinct()).scalars())
     return {q: sum(1 for b in found if b in known and b not in open_) for q, found in seen.items()}
 
 

@@ -36,12 +36,12 @@ import sqlalchemy as sa
 from celery import Celery, beat
 from croniter import croniter
 from redis import Redis, RedisError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from docqueue.broker import BrokerUnavailableError, check_broker
+from docqueue.db import insert_ignoring_duplicates
 from docqueue.events import EventSink, emit_finished
 from docqueue.models import InboxFile, Job, Schedule, ScheduleRun, utcnow
 from docqueue.schema import JobStatus, new_id
@@ -291,23 +291,18 @@ def scan_sources(schedule: Schedule, now: datetime | None = None) -> Scan:
     return scan
 
 
-def _insert_ignoring_duplicates(engine: Engine) -> Any:
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-
-
 def claim_files(engine: Engine, schedule_id: str, batch_id: str, files: list[Candidate]) -> list[Candidate]:
     """Record the files this run takes; those the schedule already took (same path and content) are
     left out. One insert that ignores duplicates, so two runs racing for a file cannot both take it."""
     claimed: set[str] = set()
     now = utcnow()
-    insert = _insert_ignoring_duplicates(engine)
     with engine.begin() as conn:
         for start in range(0, len(files), 500):
             rows = [{"id": new_id(), "schedule_id": schedule_id, "file_key": f.key, "path": f.path,
                      "relpath": f.relpath, "sha256": f.sha256, "size": f.size, "batch_id": batch_id,
                      "state": "submitted", "created_at": now} for f in files[start:start + 500]]
-            stmt = insert(InboxFile).values(rows).on_conflict_do_nothing(
-                index_elements=["schedule_id", "file_key"]).returning(col(InboxFile.file_key))
+            stmt = insert_ignoring_duplicates(conn, InboxFile, ["schedule_id", "file_key"]).values(rows).returning(
+                col(InboxFile.file_key))
             claimed.update(conn.execute(stmt).scalars())
     return [f for f in files if f.key in claimed]
 

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from docqueue import loader_counts
+from docqueue.errors import PublishError
 from docqueue.events import EventSink, close_batch, emit_finished, open_batch
 from docqueue.models import Batch, Document, Job, utcnow
 from docqueue.names import REVIEW, queue_name, task_name
@@ -39,15 +40,6 @@ PUBLISH_PIPELINE = 500
 PUBLISH_BACKOFF = (0.5, 1.0, 2.0)
 
 log = logging.getLogger(__name__)
-
-
-class PublishError(Exception):
-    """A chunk's messages could not be published after every retry; the report says how far the
-    submit got, so the caller can tell the user what is stored and how to resume."""
-
-    def __init__(self, report: SubmitReport, pending: int, reason: str) -> None:
-        super().__init__(reason)
-        self.report, self.pending, self.reason = report, pending, reason
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from docqueue.contract_categories import CUAD_CATEGORIES, canonical_category
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.params import Limits, ParamsError, known_params, parse_params
 from docqueue.settings import Settings
 from producer.classify_options import classify_params
 
@@ -24,12 +24,16 @@ Decorator = Callable[[Any], Any]
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task's options (Click decorators, outermost first) and its params builder."""
+    """One task's options (Click decorators, outermost first) and how they become raw params."""
 
     name: str
     help: str
     options: tuple[Decorator, ...]
-    build: Callable[[Settings, dict[str, Any]], dict[str, Any]]
+    raw: Callable[[Settings, dict[str, Any]], dict[str, Any]]
+
+    def build(self, settings: Settings, options: dict[str, Any]) -> dict[str, Any]:
+        """The ``params`` of this task's messages from a command's task options, checked."""
+        return checked_params(settings, self.name, self.raw(settings, options))
 
     def apply(self, f: Any) -> Any:
         for decorator in reversed(self.options):
@@ -42,32 +46,28 @@ class TaskSpec:
         return {p.name for p in probe.params if p.name and p.expose_value}
 
 
-def model_params(model: str | None, model_revision: str | None) -> dict[str, Any]:
-    if model_revision and not model:
-        raise click.UsageError("--model-revision needs --model")
-    return {k: v for k, v in (("model", model), ("model_revision", model_revision)) if v}
+#: How the CLI spells a param in an error message, where it is not ``--`` + the param's name.
+OPTION_NAMES: dict[str, str] = {"num_beams": "--beams", "examples": "--examples", "source": "--from"}
 
 
-def language_code(value: str | None, name: str, allow_auto: bool = False) -> str | None:
-    if value is None:
-        return None
-    code = value.strip().lower()
-    if (allow_auto and code == "auto") or (len(code) == 2 and code.isalpha() and code.isascii()):
-        return code
-    raise click.BadParameter(f"{value!r} is not an ISO 639-1 code (two letters, e.g. en, de)"
-                             + (" or 'auto'" if allow_auto else ""), param_hint=name)
+def option_name(param: str) -> str:
+    """The option that sets ``param`` (``model_revision`` -> ``--model-revision``)."""
+    return OPTION_NAMES.get(param, "--" + param.replace("_", "-"))
 
 
-def parse_categories(value: str | None) -> list[str] | None:
-    if not value:
-        return None
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if canonical_category(n) is None]
-    if unknown:
-        raise click.BadParameter(f"not CUAD categories: {', '.join(unknown)}; one of: {'; '.join(CUAD_CATEGORIES)} "
-                                 "(docs/tasks/review.md)",
-                                 param_hint="--categories")
-    return list(dict.fromkeys(str(canonical_category(n)) for n in names))
+def checked_params(settings: Settings, task: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` checked by the task's params model (``docqueue.params``, the same rules the worker
+    applies) and returned as it travels; a broken rule is a usage error naming the options."""
+    try:
+        typed = parse_params(task, raw, Limits.of(settings))
+    except ParamsError as e:
+        names = {name: option_name(name) for name in known_params(task)}
+        raise click.UsageError(e.render(names)) from None
+    return typed.wire()
+
+
+def _set(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
 
 
 MODEL_OPTIONS = (
@@ -113,8 +113,7 @@ def _classify(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
     return classify_params(labels=o["labels"], labels_file=o["labels_file"], examples_file=o["examples_file"],
                            engine=o["engine"], model=o["model"], model_revision=o["model_revision"],
                            multi_label=o["multi_label"], threshold=o["threshold"], template=o["template"],
-                           nli_model=settings.classify_nli_model, max_examples=settings.classify_max_examples,
-                           max_labels=settings.classify_max_labels)
+                           nli_model=settings.classify_nli_model)
 
 
 # --------------------------------------------------------------------------------------- summarize
@@ -142,15 +141,13 @@ SUMMARIZE_OPTIONS = (
 
 
 def _summarize(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {"engine": o["engine"] or settings.summarize_engine,
-                              "language": language_code(o["language"], "--language")}
-    if params["engine"] == "extractive":
+    engine = o["engine"] or settings.summarize_engine
+    params = _set(engine=engine, language=o["language"], model=o["model"], model_revision=o["model_revision"])
+    if engine == "extractive":
         params["sentences"] = o["sentences"]
     else:
-        options = {"num_beams": o["beams"], "max_length": o["max_length"], "min_length": o["min_length"],
-                   "length_penalty": o["length_penalty"]}
-        params.update({k: v for k, v in options.items() if v is not None})
-    params.update(model_params(o["model"], o["model_revision"]))
+        params.update(_set(num_beams=o["beams"], max_length=o["max_length"], min_length=o["min_length"],
+                           length_penalty=o["length_penalty"]))
     return params
 
 
@@ -167,12 +164,8 @@ TRANSLATE_OPTIONS = (
 
 
 def _translate(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {"to": language_code(o["target"], "--to"),
-                              "from": language_code(o["source"], "--from", allow_auto=True)}
-    if o["beams"] is not None:
-        params["num_beams"] = o["beams"]
-    params.update(model_params(o["model"], o["model_revision"]))
-    return params
+    return _set(to=o["target"], model=o["model"], model_revision=o["model_revision"], num_beams=o["beams"],
+                **{"from": o["source"]})
 
 
 # ------------------------------------------------------------------------------------------ review
@@ -188,14 +181,9 @@ REVIEW_OPTIONS = (
 
 
 def _review(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    wanted = parse_categories(o["categories"])
-    if wanted:
-        params["categories"] = wanted
-    if o["min_score"] is not None:
-        params["min_score"] = o["min_score"]
-    params.update(model_params(o["model"], o["model_revision"]))
-    return params
+    categories = [n.strip() for n in (o["categories"] or "").split(",") if n.strip()] or None
+    return _set(categories=categories, min_score=o["min_score"], model=o["model"],
+                model_revision=o["model_revision"])
 
 
 TASK_SPECS: dict[str, TaskSpec] = {

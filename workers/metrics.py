@@ -99,13 +99,6 @@ def observe_forward(padded_tokens: int, real_tokens: int) -> None:
         TOKENS.labels(task=task, model=model).inc(real_tokens)
 
 
-def observe_inputs(inputs: Any) -> None:
-    """:func:`observe_forward` from a tokenizer's padded batch (``input_ids`` and ``attention_mask``)."""
-    ids = inputs["input_ids"]
-    mask = inputs.get("attention_mask") if hasattr(inputs, "get") else None
-    observe_forward(int(ids.numel()), int(mask.sum()) if mask is not None else int(ids.numel()))
-
-
 def observe_gpu_memory() -> None:
     """This process's CUDA memory, where it uses CUDA (imports torch only if the worker already did)."""
     import sys

@@ -22,9 +22,12 @@ from sqlalchemy.engine import Engine
 from docqueue.errors import DocumentError
 from docqueue.events import EventSink, emit_finished
 from docqueue.models import utcnow
-from docqueue.schema import TASK_PARAMS, TaskMessage, unknown_params
+from docqueue.params import Limits, ParamsError, TaskParams, parse_params
+from docqueue.schema import TaskMessage
+from docqueue.settings import Settings
 from workers import metrics, results
 from workers.engines import Outcome, TaskEngine
+from workers.engines.forward import observing
 from workers.language_check import flag_languages
 from workers.registry import Registry
 
@@ -57,7 +60,17 @@ def _free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _run_splitting(engine: TaskEngine, texts: Sequence[str], params: dict[str, Any], report: RunReport
+def typed_params(task: str, raw: dict[str, Any], settings: Settings) -> TaskParams | DocumentError:
+    """The shared prologue of every engine run: a message's params as the task's model, or the
+    ``invalid_params`` error every document of the message fails with (a typo such as
+    ``mutli_label`` must not run with the default and look like a bad model)."""
+    try:
+        return parse_params(task, raw, Limits.of(settings))
+    except ParamsError as e:
+        return DocumentError("invalid_params", str(e))
+
+
+def _run_splitting(engine: TaskEngine, texts: Sequence[str], params: TaskParams, report: RunReport
                    ) -> list[Outcome]:
     """``engine.run``, halving the batch on CUDA out-of-memory until it fits; a single document
     that still does not fit fails alone (``out_of_memory``) instead of failing its batch."""
@@ -79,7 +92,7 @@ def _run_splitting(engine: TaskEngine, texts: Sequence[str], params: dict[str, A
     return _run_splitting(engine, texts[:mid], params, report) + _run_splitting(engine, texts[mid:], params, report)
 
 
-def run_engine(engine: TaskEngine, texts: list[str], params: dict[str, Any],
+def run_engine(engine: TaskEngine, texts: list[str], params: TaskParams,
                report: RunReport | None = None) -> list[Outcome]:
     """The whole batch in one call (split on out-of-memory); if that raises, each document alone,
     so one bad document fails only itself and its error names what went wrong."""
@@ -99,9 +112,10 @@ def run_engine(engine: TaskEngine, texts: list[str], params: dict[str, Any],
     return isolated
 
 
-class Heartbeat:
-    """Keeps the claimed jobs' heartbeat fresh while they run, from a thread beside the engine
-    (torch releases the GIL in its kernels), so the reaper can tell a long job from a dead worker."""
+class JobHeartbeat:
+    """Keeps the claimed jobs' heartbeat (``jobs.heartbeat_at``) fresh while they run, from a thread
+    beside the engine (torch releases the GIL in its kernels), so the reaper can tell a long job from
+    a dead worker. (A schedule run's liveness key in Redis is another thing: ``producer.scheduler``.)"""
 
     def __init__(self, db: Engine, job_ids: list[str], worker: str, interval_s: float) -> None:
         self._args = (db, job_ids, worker)
@@ -116,7 +130,7 @@ class Heartbeat:
             except Exception:  # a missed beat is not fatal; the next one may get through
                 log.warning("could not refresh the heartbeat of %d job(s)", len(self._args[1]), exc_info=True)
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> JobHeartbeat:
         self._thread.start()
         return self
 
@@ -174,7 +188,7 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
     for job in claimed:
         groups.setdefault(_group_key(params_of[job.job_id]), []).append(job)
     recorded: list[results.RecordGroup] = []
-    with Heartbeat(db, [j.job_id for j in claimed], worker, settings.heartbeat_interval_s):
+    with JobHeartbeat(db, [j.job_id for j in claimed], worker, settings.heartbeat_interval_s):
         for jobs in groups.values():
             recorded.append(_run_group(task, params_of[jobs[0].job_id], jobs, registry, report))
         finished_at = utcnow()
@@ -196,8 +210,8 @@ def _observe_queue_wait(task: str, claimed: Sequence[results.ClaimedJob]) -> Non
         if job.attempts > 1:
             metrics.RETRIES.labels(task=task).inc()
         if job.attempts == 1 and job.created_at is not None:
-            created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=timezone.utc)
-            metrics.QUEUE_WAIT.labels(task=task).observe(max(0.0, (now - created).total_seconds()))
+            # UTC-aware on every database (docqueue.models.UtcDateTime)
+            metrics.QUEUE_WAIT.labels(task=task).observe(max(0.0, (now - job.created_at).total_seconds()))
 
 
 def _observe_latency(task: str, claimed: Sequence[results.ClaimedJob], finished_at: datetime) -> None:
@@ -232,13 +246,9 @@ def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob]
     model = params.get("model")
     revision = params.get("model_revision")
     ids = [j.job_id for j in jobs]
-    unknown = unknown_params(task, params)
-    if unknown:
-        # A typo (``mutli_label``) must not run with the default and look like a bad model: every
-        # document of the message fails with the reason, like any other invalid parameter.
-        error = DocumentError("invalid_params", f"unknown parameter(s) for {task}: {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(TASK_PARAMS[task]))})")
-        return results.RecordGroup([(i, error) for i in ids], None, None)
+    typed = typed_params(task, params, registry.settings)
+    if isinstance(typed, DocumentError):
+        return results.RecordGroup([(i, typed) for i in ids], None, None)
     try:
         engine = registry.get(task, str(model) if model else None, str(revision) if revision else None,
                               params=params)
@@ -248,8 +258,9 @@ def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob]
     metrics.BATCH_SIZE.observe(len(jobs))
     began = time.perf_counter()
     try:
-        with metrics.engine_labels(task, engine.model_id):
-            outcomes = run_engine(engine, [j.text for j in jobs], params, report)
+        # the engine's forward passes feed the token counters under this task and model
+        with metrics.engine_labels(task, engine.model_id), observing(metrics.observe_forward):
+            outcomes = run_engine(engine, [j.text for j in jobs], typed, report)
     except Exception as e:  # a single document that crashed the engine
         outcomes = [DocumentError("engine_error", f"{type(e).__name__}: {e}")]
     outcomes = flag_languages(task, engine.model_id, [j.text for j in jobs], outcomes)

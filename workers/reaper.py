@@ -4,7 +4,7 @@ A worker SIGKILLed with its whole process tree cannot reject its message, so kom
 after the Redis visibility timeout (300 s by default; Celery's own default, tied to the longest
 task, was an hour), and a message handed back that way finds its jobs claimed by the dead worker
 until their heartbeat is stale. Every job a worker runs carries a
-heartbeat (``workers.pipeline.Heartbeat``); a ``running`` job whose heartbeat is older than
+heartbeat (``workers.pipeline.JobHeartbeat``); a ``running`` job whose heartbeat is older than
 ``DOCQUEUE_HEARTBEAT_TIMEOUT_S`` lost its worker, so the reaper sets it back to ``queued`` and
 publishes a new message for it. A long job that is still running keeps its heartbeat fresh and is
 never touched. Jobs ``queued`` whose message is nowhere on the broker (``workers.lost_jobs``) are

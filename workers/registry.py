@@ -11,62 +11,22 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from docqueue.errors import DocumentError, ModelUnavailableError
 from docqueue.models_catalog import start_check, summarize_default_model
-from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
-from docqueue.settings import TRANSLATE_BY_PAIR, Settings
+from docqueue.names import CLASSIFY, SUMMARIZE
+from docqueue.settings import Settings
 from docqueue.webhooks import WEBHOOK_QUEUE
-from workers.classify_models import load_classify_engine
-from workers.device import forward_token_budget, resolve_device
 from workers.engines import TaskEngine
-from workers.engines.embedding import SentenceEncoder, resolve_model
-from workers.engines.review import load_review_engine
-from workers.engines.seq2seq import Seq2SeqModel, is_seq2seq
-from workers.engines.summarize import AbstractiveSummarizer, ExtractiveSummarizer
-from workers.engines.translate import ResidentModels, Translator
+from workers.engines.embedding import SentenceEncoder
+from workers.engines.seq2seq import Seq2SeqModel
+from workers.loading import LOADERS, build_encoder, build_seq2seq
 from workers.metrics import MODEL_LOAD, RESIDENT
 from workers.model_policy import ModelPolicy
 
 log = logging.getLogger(__name__)
-
-
-def _load_classify(registry: Registry, spec: str, revision: str | None) -> TaskEngine:
-    # the engine (embedding / NLI / fine-tuned) follows the model's config.json
-    return load_classify_engine(registry, spec, revision)
-
-
-def _load_summarize(registry: Registry, spec: str, revision: str | None) -> TaskEngine:
-    """The model decides the engine: a seq2seq model writes summaries, a sentence encoder picks
-    sentences (a submission asking for the other engine gets a clear per-document error)."""
-    limit = registry.settings.analysis_max_chars
-    if is_seq2seq(spec, revision):
-        return AbstractiveSummarizer(registry.seq2seq(spec, revision), max_chars=limit)
-    return ExtractiveSummarizer(registry.encoder(spec, revision), max_chars=limit)
-
-
-def _load_translate(registry: Registry, spec: str, revision: str | None) -> TaskEngine:
-    """By pair (the settings mapping, models loaded on first use) or one fixed model for all."""
-    settings = registry.settings
-    models = ResidentModels(registry.seq2seq, settings.translate_memory_mb * 2**20)
-    if spec == TRANSLATE_BY_PAIR:
-        return Translator(models, pairs=settings.translate_models)
-    return Translator(models, fixed=(spec, revision))
-
-
-def _load_review(registry: Registry, spec: str, revision: str | None) -> TaskEngine:
-    # a fine-tuned classifier with CUAD labels scores clauses itself; any other model is the encoder
-    # of the shipped prototypes
-    return load_review_engine(registry, spec, revision)
-
-
-#: How to build each task's engine from a model spec; a loader gets the registry so engines can
-#: share models (one MiniLM for every engine that names it).
-LOADERS: dict[str, Callable[[Registry, str, str | None], TaskEngine]] = {
-    CLASSIFY: _load_classify, SUMMARIZE: _load_summarize, TRANSLATE: _load_translate, REVIEW: _load_review,
-}
 
 
 def configured_model(settings: Settings, task: str) -> tuple[str, str | None]:
@@ -152,18 +112,13 @@ class Registry:
         with self._lock:
             encoder = self._encoders.get(key)
             if encoder is None:
-                device = resolve_device(self.settings.device)
-                encoder = self._encoders[key] = SentenceEncoder(
-                    resolve_model(spec, revision), device, max_length=self.settings.max_tokens_per_document,
-                    batch_tokens=forward_token_budget(self.settings.forward_max_tokens,
-                                                      self.settings.batch_max_tokens, device))
+                encoder = self._encoders[key] = build_encoder(self.settings, spec, revision)
                 self.loads += 1
             return encoder
 
     def seq2seq(self, spec: str, revision: str | None = None) -> Seq2SeqModel:
         """A seq2seq model on this process's device (not shared: each engine holds its own)."""
-        model = Seq2SeqModel(spec, revision, resolve_device(self.settings.device),
-                             batch_tokens=self.settings.batch_max_tokens)
+        model = build_seq2seq(self.settings, spec, revision)
         self.loads += 1
         return model
 

@@ -17,17 +17,16 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
-from docqueue.errors import ConfigurationError, DocumentError
+from docqueue.db import insert_ignoring_duplicates
+from docqueue.errors import DocumentError
 from docqueue.models import Batch, Document, Job, utcnow
+from docqueue.params import Limits, ParamsError, parse_params
 from docqueue.reuse import ReuseKey, find_reusable, job_fields
-from docqueue.schema import JobStatus, TaskMessage, derived_id, unknown_params
+from docqueue.schema import UNFINISHED, WAITING, JobStatus, TaskMessage, derived_id
 from docqueue.settings import Settings
-
-_UNFINISHED = (JobStatus.pending.value, JobStatus.queued.value, JobStatus.running.value)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,14 +81,13 @@ def claim(engine: Engine, job_ids: Sequence[str], worker: str, stale_after_s: fl
     live worker: a duplicate delivery leaves it alone instead of running it twice.
     """
     now = utcnow()
-    waiting = [s for s in _UNFINISHED if s != JobStatus.running.value]
     running = col(Job.status) == JobStatus.running.value
     claimable: sa.ColumnElement[bool]
     if stale_after_s is None:
-        claimable = col(Job.status).in_(_UNFINISHED)
+        claimable = col(Job.status).in_(UNFINISHED)
     else:
         cutoff = now - timedelta(seconds=stale_after_s)
-        claimable = sa.or_(col(Job.status).in_(waiting),
+        claimable = sa.or_(col(Job.status).in_(WAITING),
                            sa.and_(running, sa.or_(col(Job.heartbeat_at).is_(None), col(Job.heartbeat_at) < cutoff)))
     with engine.begin() as conn:
         conn.execute(
@@ -148,7 +146,7 @@ def record_groups(engine: Engine, groups: Sequence[RecordGroup], now: datetime |
             else:
                 ok.append({"jid": job_id, "res": outcome, **model})
     # (no IN here: executemany needs plain bind parameters)
-    guard = (col(Job.id) == sa.bindparam("jid"), sa.or_(*(col(Job.status) == s for s in _UNFINISHED)))
+    guard = (col(Job.id) == sa.bindparam("jid"), sa.or_(*(col(Job.status) == s for s in UNFINISHED)))
     common = {"finished_at": now, "model_id": sa.bindparam("mid"), "model_revision": sa.bindparam("mrev")}
     updated = 0
     with engine.begin() as conn:
@@ -165,16 +163,9 @@ def record_groups(engine: Engine, groups: Sequence[RecordGroup], now: datetime |
     return updated
 
 
-def _insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        conn.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
-    elif dialect == "sqlite":
-        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
-    else:
-        raise ConfigurationError(f"docqueue supports SQLite and PostgreSQL, not {dialect}")
+def _add_new_rows(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert_ignoring_duplicates(conn, table), rows)
 
 
 def materialize_inline(engine: Engine, task: str, message: TaskMessage, settings: Settings | None = None
@@ -214,6 +205,16 @@ def _conflict_rows(batch: str, task: str, doc: dict[str, Any], stored: str | Non
            "error_kind": "conflict", "error_message": reason, "correlation_id": correlation_id,
            "params_hash": None, "reused_from": None, "result": None, "model_id": None, "model_revision": None}
     return document, job
+
+
+def _valid_params(task: str, params: dict[str, Any], settings: Settings) -> bool:
+    """Whether ``params`` would run at all: only then may an earlier result be reused (a message
+    with bad params fails every document with ``invalid_params`` instead)."""
+    try:
+        parse_params(task, params, Limits.of(settings))
+    except ParamsError:
+        return False
+    return True
 
 
 def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMessage],
@@ -261,7 +262,7 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
                           "finished_at": None, "error_kind": None, "error_message": None,
                           "correlation_id": message.correlation_id, "params_hash": key.params_hash if key else None,
                           "reused_from": None, "result": None, "model_id": None, "model_revision": None}))
-        if key is not None and rows and not unknown_params(task, message.params):
+        if key is not None and settings is not None and rows and _valid_params(task, message.params, settings):
             with engine.connect() as conn:
                 hits = find_reusable(conn, key, [d["sha256"] for d, _ in rows if d["text"].strip()])
             for document, job in rows:
@@ -283,11 +284,11 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
                  "result": None, "model_id": None, "model_revision": None}))
     kept: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     with engine.begin() as conn:
-        _insert_ignoring_duplicates(conn, Batch, list(batches.values()))
+        _add_new_rows(conn, Batch, list(batches.values()))
         for batch_id, (url, per_document) in webhooks.items():  # the last message naming one wins
             conn.execute(sa.update(Batch).where(col(Batch.id) == batch_id)
                          .values(webhook_url=url, webhook_documents=per_document))
-        _insert_ignoring_duplicates(conn, Document, _first_per_id([d for _, d, _ in entries]))
+        _add_new_rows(conn, Document, _first_per_id([d for _, d, _ in entries]))
         stored = _stored_digests(conn, sorted({d["id"] for _, d, _ in entries}))
         for index, document, job in entries:
             if stored.get(document["id"]) == document["sha256"]:
@@ -295,9 +296,9 @@ def materialize_inline_many(engine: Engine, task: str, messages: Sequence[TaskMe
             else:
                 failed_now.append(_conflict_rows(document["batch_id"], task, document, stored.get(document["id"]),
                                                  now, job["correlation_id"]))
-        _insert_ignoring_duplicates(conn, Job, _first_per_id([j for _, _, j in kept]))
-        _insert_ignoring_duplicates(conn, Document, _first_per_id([d for d, _ in failed_now]))
-        _insert_ignoring_duplicates(conn, Job, _first_per_id([j for _, j in failed_now]))
+        _add_new_rows(conn, Job, _first_per_id([j for _, _, j in kept]))
+        _add_new_rows(conn, Document, _first_per_id([d for d, _ in failed_now]))
+        _add_new_rows(conn, Job, _first_per_id([j for _, j in failed_now]))
     if rejected_ids is not None:
         rejected_ids.extend(j["id"] for _, j in failed_now)
         rejected_ids.extend(j["id"] for _, _, j in kept if j["finished_at"] is not None)  # reused
@@ -322,7 +323,7 @@ def fail_unfinished(engine: Engine, job_ids: Sequence[str], kind: str, message: 
     with engine.begin() as conn:
         return conn.execute(
             sa.update(Job)
-            .where(col(Job.id).in_(job_ids), col(Job.status).in_(_UNFINISHED))
+            .where(col(Job.id).in_(job_ids), col(Job.status).in_(UNFINISHED))
             .values(status=JobStatus.failed.value, error_kind=kind, error_message=message,
                     finished_at=now or utcnow())
         ).rowcount

@@ -5,8 +5,9 @@ Other systems build on these files, not on our Python: ``envelope.schema.json`` 
 ``<task>.result.schema.json`` (what a succeeded document's ``result`` holds); ``event.schema.json``
 (completion events) is published beside them where that feature is installed. Tests validate real
 messages read back from Redis and real worker results against them, so a change of the wire format
-that forgets its schema fails there. ``TASK_PARAMS`` in ``docqueue.schema`` must list exactly the
-params of each message schema (a unit test checks it): the worker refuses the others.
+that forgets its schema fails there. The message schemas are generated from the params models in
+``docqueue.params`` (``python -m docqueue.contract.generate``; a unit test fails when a shipped file
+differs from what the models generate).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from docqueue.names import REVIEW  # noqa: E402
+from docqueue.params import ReviewParams  # noqa: E402
 from docqueue.settings import get_settings  # noqa: E402
 from workers.registry import Registry  # noqa: E402
 
@@ -33,9 +34,9 @@ def main() -> None:
     base = contracts[-1].read_text(encoding="utf-8")
     text = (base + "\n\n") * (args.pages * PAGE_CHARS // len(base) + 1)
     engine = Registry(get_settings(device="cpu")).get(REVIEW)
-    engine.run(["warm-up. This Agreement is governed by the laws of New York."], {})
+    engine.run(["warm-up. This Agreement is governed by the laws of New York."], ReviewParams.of({}))
     started = time.perf_counter()
-    (result,) = engine.run([text], {})
+    (result,) = engine.run([text], ReviewParams.of({}))
     elapsed = time.perf_counter() - started
     assert isinstance(result, dict), result
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

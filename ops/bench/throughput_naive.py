@@ -25,6 +25,7 @@ from sqlmodel import col
 
 from docqueue.db import dispose_after_fork, get_engine
 from docqueue.models import Job, utcnow
+from docqueue.params import ClassifyParams
 
 TASK = "bench.naive_classify"
 _engine: Any = None
@@ -38,7 +39,7 @@ def make_app(broker_url: str) -> Celery:
 
     @app.task(name=TASK)
     def naive_classify(job_id: str, text: str, params: dict[str, Any]) -> None:
-        outcome = _model().run([text], params)[0]
+        outcome = _model().run([text], ClassifyParams.of(params))[0]
         with get_engine(os.environ["DATABASE_URL"]).begin() as conn:
             conn.execute(sa.update(Job).where(col(Job.id) == job_id).values(
                 status="succeeded", result=outcome, finished_at=utcnow()))

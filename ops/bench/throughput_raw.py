@@ -49,9 +49,12 @@ def sorted_batches(texts: Sequence[str], size: int) -> list[list[str]]:
 def run_batches(engine: Any, batches: Sequence[Sequence[str]], params: dict[str, Any],
                 cap_s: float | None = None) -> int:
     """Run batches in order until done or ``cap_s`` seconds have passed; returns documents done."""
+    from docqueue.params import ClassifyParams
+
+    typed = ClassifyParams.of(params)
     start, done = time.perf_counter(), 0
     for batch in batches:
-        engine.run(list(batch), params)
+        engine.run(list(batch), typed)
         done += len(batch)
         if cap_s is not None and time.perf_counter() - start > cap_s:
             break

@@ -77,6 +77,7 @@ def main() -> int:
         return 2
     import torch
 
+    from docqueue.params import ClassifyParams, Limits
     from docqueue.settings import get_settings
     from workers.device import configure_threads
     from workers.engines.classify import ZeroShotEmbeddingClassifier
@@ -99,11 +100,12 @@ def main() -> int:
         return torch.stack([memo[t] for t in texts]) if texts else encode(texts)
 
     encoder.encode = encode_once  # type: ignore[method-assign]
-    engine = ZeroShotEmbeddingClassifier(encoder, max_examples=settings.classify_max_examples)
+    engine = ZeroShotEmbeddingClassifier(encoder)
+    limits = Limits.of(settings)
 
     def score(name: str, part: list[dict[str, Any]], params: dict[str, Any]) -> None:
         start = time.perf_counter()
-        outcomes = engine.run([r["text"] for r in part], params)
+        outcomes = engine.run([r["text"] for r in part], ClassifyParams.of(params, limits))
         predicted = [o["labels"] if isinstance(o, dict) else [] for o in outcomes]
         f1 = micro_f1([r["label"] for r in part], predicted)
         print(f"ledgar {name}: micro-F1 {f1:.3f} on {len(part)} provisions, {len(labels)} labels "

@@ -67,6 +67,7 @@ def main() -> int:
 
     import torch
 
+    from docqueue.params import ClassifyParams
     from docqueue.settings import get_settings
     from ops.eval.zero_shot_sets import load_sets
     from workers.device import configure_threads
@@ -103,7 +104,7 @@ def main() -> int:
 
     encoder.encode = encode_once  # type: ignore[method-assign]
     encoder.encode_segments_with_text = segments_once  # type: ignore[method-assign]
-    engine = ZeroShotEmbeddingClassifier(encoder, max_examples=settings.classify_max_examples)
+    engine = ZeroShotEmbeddingClassifier(encoder)
 
     table = []
     sets = [s for s in sets if args.part != "fresh" or s.fresh]
@@ -113,7 +114,7 @@ def main() -> int:
         row: dict[str, Any] = {"set": s.name, "docs": len(part), "labels": len(s.labels), "source": s.source}
         for name, extra in SETTINGS.items():
             start = time.perf_counter()
-            outcomes = engine.run([d.text for d in part], {"labels": s.labels, **extra})
+            outcomes = engine.run([d.text for d in part], ClassifyParams.of({"labels": s.labels, **extra}))
             predicted = [o["label"] if isinstance(o, dict) else "" for o in outcomes]
             row[name] = accuracy_macro_f1(gold, predicted)
             print(f"{s.name} {args.part} {name}: accuracy {row[name][0]:.3f}, macro-F1 {row[name][1]:.3f} "

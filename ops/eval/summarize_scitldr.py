@@ -37,6 +37,7 @@ def main() -> int:
         return 2
     from rouge_score import rouge_scorer
 
+    from docqueue.params import SummarizeParams
     from docqueue.settings import get_settings
     from workers.registry import Registry
 
@@ -48,7 +49,7 @@ def main() -> int:
     # Abstracts come as sentence lists; the engine gets plain text and finds sentences itself.
     texts = [" ".join(r["source"]) for r in rows]
     started = time.perf_counter()
-    outcomes = engine.run(texts, {"engine": "extractive", "sentences": args.sentences})
+    outcomes = engine.run(texts, SummarizeParams.of({"engine": "extractive", "sentences": args.sentences}))
     elapsed = time.perf_counter() - started
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     metrics = ("rouge1", "rouge2", "rougeL")

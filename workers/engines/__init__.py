@@ -6,7 +6,7 @@ result dict or a :class:`docqueue.errors.DocumentError` for that one document.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from docqueue.errors import DocumentError
@@ -20,6 +20,8 @@ class TaskEngine(Protocol):
     model_id: str
     model_revision: str | None
 
-    def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
-        """One outcome per text, in order. Raises only for failures of the whole batch."""
+    def run(self, texts: Sequence[str], params: Any) -> list[Outcome]:
+        """One outcome per text, in order, for ``params`` already validated as the task's model
+        (:class:`docqueue.params.TaskParams`; the pipeline fails every document on bad params
+        before an engine runs). Raises only for failures of the whole batch."""
         ...

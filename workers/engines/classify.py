@@ -27,23 +27,20 @@ evidence is added when the user sent labelled examples (:mod:`workers.engines.fe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
 
 from docqueue.errors import DocumentError
-from docqueue.settings import DEFAULT_CLASSIFY_MAX_LABELS
+from docqueue.params import ClassifyParams
 from workers.engines import Outcome
 from workers.engines.classify_common import (
     DEFAULT_TEMPLATE,
     DEFAULT_TEMPLATES,
-    ClassifyParams,
     check_engine,
     classification,
     empty_outcomes,
     fill_template,
     normalise_label,
-    parse_params,
 )
 from workers.engines.document_kinds import kind_descriptions
 from workers.engines.embedding import SentenceEncoder
@@ -113,13 +110,10 @@ class ZeroShotEmbeddingClassifier:
 
     kind = "embedding"
 
-    def __init__(self, encoder: SentenceEncoder, max_examples: int = 1000,
-                 max_labels: int = DEFAULT_CLASSIFY_MAX_LABELS) -> None:
+    def __init__(self, encoder: SentenceEncoder) -> None:
         self.encoder = encoder
         self.model_id = encoder.ref.spec
         self.model_revision = encoder.revision
-        self.max_examples = max_examples
-        self.max_labels = max_labels
         self.examples = ExampleCache()
         self._label_cache: dict[tuple[Prompts, ...], torch.Tensor] = {}
         self._ordinary: torch.Tensor | None = None
@@ -153,7 +147,7 @@ class ZeroShotEmbeddingClassifier:
         """(n_docs, n_labels) scores for non-empty texts: softmax rows (single-label), or independent
         per-label probabilities (multi-label)."""
         ensemble = ensemble_default(p)
-        label_vecs = self._prompt_vectors(label_prompts(p.labels, p.descriptions, p.template, ensemble=ensemble))
+        label_vecs = self._prompt_vectors(label_prompts(p.labels, p.label_descriptions, p.template, ensemble=ensemble))
         if ensemble:
             label_vecs = self._without_ordinary(label_vecs)
             words = LabelWords(p.labels)
@@ -175,9 +169,9 @@ class ZeroShotEmbeddingClassifier:
         null = doc_vecs @ self._prompt_vectors([((null_prompt,),)])[0]
         return torch.sigmoid(SIMILARITY_SCALE * (sims - null[:, None] - NULL_MARGIN))
 
-    def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
+    def run(self, texts: Sequence[str], params: ClassifyParams) -> list[Outcome]:
+        p = params
         try:
-            p = parse_params(params, max_examples=self.max_examples, max_labels=self.max_labels)
             check_engine(p.engine, self.kind, self.model_id)
         except DocumentError as e:
             return [e for _ in texts]

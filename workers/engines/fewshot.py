@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from workers.engines.classify_common import Example
+from docqueue.params import Example
 from workers.engines.embedding import SentenceEncoder
 
 PROTOTYPE_WEIGHT = 1.0

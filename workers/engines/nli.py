@@ -16,11 +16,11 @@ NLI suits tens of labels; the embedding engine handles hundreds.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
 
 from docqueue.errors import DocumentError
+from docqueue.params import ClassifyParams
 from workers.engines import Outcome
 from workers.engines.classify_common import (
     DEFAULT_NLI_TEMPLATE,
@@ -28,7 +28,6 @@ from workers.engines.classify_common import (
     classification,
     empty_outcomes,
     fill_template,
-    parse_params,
 )
 from workers.engines.sequence_classifier import SequenceClassifierModel, nli_label_ids
 
@@ -58,9 +57,9 @@ class NLIZeroShotClassifier:
         self.model_id = model.ref.spec
         self.model_revision = model.revision
 
-    def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
+    def run(self, texts: Sequence[str], params: ClassifyParams) -> list[Outcome]:
+        p = params
         try:
-            p = parse_params(params)
             check_engine(p.engine, self.kind, self.model_id)
             if p.examples:
                 raise DocumentError("invalid_params", "few-shot examples steer the embedding engine only; "
@@ -70,7 +69,7 @@ class NLIZeroShotClassifier:
         outcomes, live = empty_outcomes(texts)
         if not live:
             return outcomes
-        hyps = hypotheses(p.labels, p.descriptions, p.template)
+        hyps = hypotheses(p.labels, p.label_descriptions, p.template)
         n_labels = len(hyps)
         premises = [texts[i] for i in live for _ in hyps]
         windows, owners = self.model.encode(premises, hyps * len(live))

@@ -16,9 +16,8 @@ import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from docqueue.errors import ModelUnavailableError
-from workers.device import inference_dtype
 from workers.engines.embedding import OFFLINE_MINILM
-from workers.metrics import observe_inputs
+from workers.engines.forward import observe_inputs
 
 #: Generation options a submission may set; anything else in params is ignored by ``generate``.
 GENERATION_OPTIONS = ("num_beams", "max_length", "min_length", "length_penalty", "no_repeat_ngram_size")
@@ -46,10 +45,11 @@ def is_seq2seq(spec: str, revision: str | None = None) -> bool:
 class Seq2SeqModel:
     """Tokenizer + model, resident on one device."""
 
-    def __init__(self, spec: str, revision: str | None, device: torch.device, batch_tokens: int = 8192) -> None:
+    def __init__(self, spec: str, revision: str | None, device: torch.device, batch_tokens: int = 8192,
+                 dtype: torch.dtype = torch.float32) -> None:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(spec, revision=revision)
-            model = AutoModelForSeq2SeqLM.from_pretrained(spec, revision=revision, dtype=inference_dtype(device))
+            model = AutoModelForSeq2SeqLM.from_pretrained(spec, revision=revision, dtype=dtype)
         except (OSError, ValueError, ImportError) as e:
             raise unavailable(spec, e) from e
         self.model = model.to(device).eval()

@@ -11,7 +11,7 @@ then lists every label whose softmax probability reaches the threshold.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -20,12 +20,12 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from docqueue.classifier_config import classify_engine_for
 from docqueue.classifier_config import nli_label_ids as label_ids_of
 from docqueue.errors import DocumentError, ModelUnavailableError
-from workers.device import inference_dtype
+from docqueue.params import ClassifyParams
 from workers.engines import Outcome
-from workers.engines.classify_common import check_engine, classification, empty_outcomes, parse_params
+from workers.engines.classify_common import check_engine, classification, empty_outcomes
 from workers.engines.embedding import ModelRef
+from workers.engines.forward import observe_inputs
 from workers.engines.windows import token_prefix, window_chars
-from workers.metrics import observe_inputs
 
 
 def _unavailable(ref: ModelRef, what: str, err: Exception) -> ModelUnavailableError:
@@ -55,11 +55,11 @@ class SequenceClassifierModel:
     """A resident classification model and its tokenizer, run over token windows in batches."""
 
     def __init__(self, ref: ModelRef, device: torch.device, max_length: int = 512, batch_tokens: int = 8192,
-                 max_windows: int = 8) -> None:
+                 max_windows: int = 8, dtype: torch.dtype = torch.float32) -> None:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(ref.location, revision=ref.revision)
             model = AutoModelForSequenceClassification.from_pretrained(
-                ref.location, revision=ref.revision, dtype=inference_dtype(device))
+                ref.location, revision=ref.revision, dtype=dtype)
         except (OSError, ValueError) as e:
             raise _unavailable(ref, "classification model", e) from e
         self.model = model.to(device).eval()
@@ -133,9 +133,9 @@ class FineTunedClassifier:
         self.labels = [str(config.id2label[i]) for i in range(config.num_labels)]
         self.sigmoid = getattr(config, "problem_type", None) == "multi_label_classification"
 
-    def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
+    def run(self, texts: Sequence[str], params: ClassifyParams) -> list[Outcome]:
+        p = params
         try:
-            p = parse_params(params, need_labels=False)
             check_engine(p.engine, self.kind, self.model_id)
         except DocumentError as e:
             return [e for _ in texts]

@@ -22,22 +22,22 @@ summary what a 330-page one does, in memory and in time.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from docqueue.errors import DocumentError
+from docqueue.params import SummarizeParams
 from workers.engines import Outcome
 from workers.engines.chunking import pack, split_sentences
 from workers.engines.embedding import SentenceEncoder
 from workers.engines.markdown_blocks import HEADING, blocks
-from workers.engines.seq2seq import GENERATION_OPTIONS, Seq2SeqModel
+from workers.engines.seq2seq import Seq2SeqModel
 from workers.engines.windows import bounded_counter, has_text, sample_spans, window_chars
 
 ABSTRACTIVE = "abstractive"
 EXTRACTIVE = "extractive"
-ENGINES = (ABSTRACTIVE, EXTRACTIVE)
 
 #: Characters of one document a summary reads by default (``DOCQUEUE_ANALYSIS_MAX_CHARS``).
 DEFAULT_MAX_CHARS = 1_000_000
@@ -83,38 +83,14 @@ def _coverage(outcome: dict[str, Any], analysed: int, total: int) -> dict[str, A
     return outcome
 
 
-def _language(params: Mapping[str, Any]) -> str:
-    lang = params.get("language") or "en"
-    return str(lang).lower()
-
-
-def _check_engine(params: Mapping[str, Any], mine: str, model: str) -> None:
+def _check_engine(wanted: str | None, mine: str, model: str) -> None:
     """A submission that asks for the other engine than its model runs must hear so, not get a
     silently different kind of summary."""
-    wanted = params.get("engine")
     if wanted is None or wanted == mine:
         return
-    if wanted not in ENGINES:
-        raise DocumentError("invalid_params", f"engine must be one of {', '.join(ENGINES)}, not {wanted!r}")
     raise DocumentError("invalid_params", f"engine {wanted!r} was requested but model {model!r} runs the "
                         f"{mine} engine; name a {'seq2seq' if wanted == ABSTRACTIVE else 'sentence-embedding'} "
                         f"model with --model")
-
-
-def _generation_options(params: Mapping[str, Any]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for key in GENERATION_OPTIONS:
-        value = params.get(key)
-        if value is None:
-            continue
-        kind = float if key == "length_penalty" else int
-        try:
-            options[key] = kind(value)
-        except (TypeError, ValueError) as e:
-            raise DocumentError("invalid_params", f"{key} must be a number, not {value!r}") from e
-        if kind is int and options[key] < (1 if key in ("num_beams", "max_length") else 0):
-            raise DocumentError("invalid_params", f"{key} must be positive, not {value!r}")
-    return options
 
 
 class AbstractiveSummarizer:
@@ -143,13 +119,13 @@ class AbstractiveSummarizer:
     def _chunks(self, text: str, language: str) -> list[str]:
         return pack(split_sentences(text, language), self._count, self.model.chunk_budget)
 
-    def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
+    def run(self, texts: Sequence[str], params: SummarizeParams) -> list[Outcome]:
         try:
-            _check_engine(params, self.engine, self.model_id)
-            options = _generation_options(params)
+            _check_engine(params.engine, self.engine, self.model_id)
         except DocumentError as e:
             return [e for _ in texts]
-        language = _language(params)
+        options = params.generation_options()
+        language = params.language
         outcomes: list[Outcome] = [DocumentError("empty_document", "document has no text to summarise")
                                    for _ in texts]
         pending: dict[int, list[str]] = {}
@@ -278,18 +254,13 @@ class ExtractiveSummarizer:
         self.model_revision = encoder.revision
         self.max_chars = max_chars
 
-    def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
+    def run(self, texts: Sequence[str], params: SummarizeParams) -> list[Outcome]:
         try:
-            _check_engine(params, self.engine, self.model_id)
-            k = int(params.get("sentences") or DEFAULT_SENTENCES)
-            if k < 1:
-                raise ValueError(k)
-        except (TypeError, ValueError):
-            return [DocumentError("invalid_params", f"sentences must be a positive integer, not "
-                                  f"{params.get('sentences')!r}") for _ in texts]
+            _check_engine(params.engine, self.engine, self.model_id)
         except DocumentError as e:
             return [e for _ in texts]
-        language = _language(params)
+        k = params.sentences
+        language = params.language
         size = window_chars(self.encoder.max_length)
         per_doc: list[list[str]] = []
         analysed: list[int] = []

@@ -17,7 +17,6 @@ split or tokenised at once.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 
 from docqueue.errors import DocumentError, ModelUnavailableError
 from docqueue.models_catalog import pair_model
+from docqueue.params import TranslateParams
 from workers.engines import Outcome
 from workers.engines.chunking import paragraph_spans, split_long, window_sentences
 from workers.engines.langdetect import detect_language
@@ -34,7 +34,6 @@ from workers.engines.windows import bounded_counter, has_text, window_chars
 
 log = logging.getLogger(__name__)
 
-_LANGUAGE = re.compile(r"^[a-z]{2}$")
 
 #: Sentences are generated in groups of about this many windows of text (length-sorted inside a
 #: group): big enough that batches stay full, small enough that a 100 MB document streams.
@@ -101,17 +100,6 @@ class _Job:
     paragraphs: list[str] = field(default_factory=list)  # separators after each paragraph
 
 
-def parse_params(params: Mapping[str, Any]) -> tuple[str, str]:
-    """``(source or 'auto', target)`` from the submission, checked."""
-    target = str(params.get("to") or "").strip().lower()
-    source = str(params.get("from") or "auto").strip().lower()
-    if not _LANGUAGE.match(target):
-        raise DocumentError("invalid_params", f"translate needs 'to': an ISO 639-1 language code, not {target!r}")
-    if source != "auto" and not _LANGUAGE.match(source):
-        raise DocumentError("invalid_params", f"'from' must be 'auto' or an ISO 639-1 code, not {source!r}")
-    return source, target
-
-
 class Translator:
     """Resident engine for ``translate``: picks, loads and runs the model of each document's pair."""
 
@@ -150,11 +138,8 @@ class Translator:
             source = detected
         return _Job(source=source, spec=self._model_for(source, target) if source != target else "")
 
-    def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
-        try:
-            source, target = parse_params(params)
-        except DocumentError as e:
-            return [e for _ in texts]
+    def run(self, texts: Sequence[str], params: TranslateParams) -> list[Outcome]:
+        source, target = params.source, params.to
         outcomes: list[Outcome] = [DocumentError("empty_document", "") for _ in texts]
         jobs: dict[int, _Job] = {}
         for i, text in enumerate(texts):
@@ -193,14 +178,14 @@ class Translator:
                 "model": job.spec or None}
 
     def _translate(self, model: Seq2SeqModel, texts: Sequence[str], jobs: Sequence[_Job],
-                   params: Mapping[str, Any]) -> list[str]:
+                   params: TranslateParams) -> list[str]:
         """Every document translated in full, streamed: paragraphs and windows are read in order,
         and the sentences are generated a group at a time (``GROUP_WINDOWS`` windows, length-sorted
         inside the group), so the working set is a group, not the message; only the output grows
         with the document."""
         size = window_chars(model.max_input_tokens)
         count = bounded_counter(model.count_tokens, size)
-        options = {"num_beams": params.get("num_beams")}
+        options = {"num_beams": params.num_beams}
         rebuilt: list[list[list[str]]] = [[] for _ in jobs]
         pending: list[_Unit] = []
 

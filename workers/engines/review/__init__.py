@@ -2,12 +2,11 @@
 
 ``segment`` cuts a contract into candidate clauses, ``scorer`` scores them (prototypes over MiniLM
 embeddings, or a fine-tuned classifier), ``fields`` and ``risks`` apply rules, ``engine`` assembles
-the result, ``loader`` picks the scorer a model spec means.
+the result, ``loader`` tells which scorer a model spec means (``workers.loading`` builds it).
 """
 
 from __future__ import annotations
 
 from workers.engines.review.engine import ContractReviewer
-from workers.engines.review.loader import load_review_engine
 
-__all__ = ["ContractReviewer", "load_review_engine"]
+__all__ = ["ContractReviewer"]

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
 from docqueue.errors import DocumentError
+from docqueue.params import ReviewParams
 from workers.engines import Outcome
 from workers.engines.review.categories import CATEGORIES
 from workers.engines.review.fields import agreement_date, effective_date, extract_fields, parties, preamble_span
@@ -215,22 +216,11 @@ def select_clauses(text: str, segments: Sequence[Segment], probs: np.ndarray, th
     return sorted(clauses, key=lambda x: (x["start"], x["end"], x["category"]))
 
 
-def parse_params(params: Mapping[str, Any]) -> tuple[list[int], float | None]:
-    """Category filter (indices) and an optional score floor replacing the calibrated thresholds."""
-    categories = params.get("categories")
-    if categories is None:
-        wanted = list(range(len(CATEGORIES)))
-    else:
-        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
-            raise DocumentError("invalid_params", "'categories' must be a list of CUAD category names")
-        unknown = [c for c in categories if c not in CATEGORIES]
-        if unknown:
-            raise DocumentError("invalid_params", f"unknown CUAD categories: {', '.join(unknown)}")
-        wanted = [CATEGORIES.index(c) for c in categories]
-    min_score = params.get("min_score")
-    if min_score is not None and (not isinstance(min_score, (int, float)) or not 0 <= float(min_score) <= 1):
-        raise DocumentError("invalid_params", "'min_score' must be a number between 0 and 1")
-    return wanted, None if min_score is None else float(min_score)
+def wanted_categories(params: ReviewParams) -> list[int]:
+    """Indices of the categories to report clauses for (all without a filter)."""
+    if params.categories is None:
+        return list(range(len(CATEGORIES)))
+    return [CATEGORIES.index(c) for c in params.categories]
 
 
 class ContractReviewer:
@@ -243,11 +233,8 @@ class ContractReviewer:
         self.model_revision = model_revision
         self.max_chars = max_chars
 
-    def run(self, texts: Sequence[str], params: Mapping[str, Any]) -> list[Outcome]:
-        try:
-            wanted, min_score = parse_params(params)
-        except DocumentError as e:
-            return [e for _ in texts]
+    def run(self, texts: Sequence[str], params: ReviewParams) -> list[Outcome]:
+        wanted, min_score = wanted_categories(params), params.min_score
         outcomes: list[Outcome] = [DocumentError("empty_document", "document has no text to review") for _ in texts]
         # a contract is reviewed from its start, up to max_chars (cut at whitespace): offsets, the
         # preamble rules and "nowhere in the contract" risks need one contiguous text, not samples

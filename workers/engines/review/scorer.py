@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from workers.engines.embedding import SentenceEncoder
+from workers.engines.forward import observe_inputs
 from workers.engines.review.categories import CATEGORIES
 from workers.engines.windows import token_prefix, window_chars
-from workers.metrics import observe_inputs
 
 #: The artifact shipped with the package (CUAD-derived, CC BY 4.0; see data/ATTRIBUTION.md).
 DEFAULT_ARTIFACT = Path(__file__).parent / "data" / "prototypes_minilm.npz"

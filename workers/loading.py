@@ -1,0 +1,125 @@
+"""Model loading, in one place: which engine a model spec means, and how its model is built.
+
+Engines (``workers.engines``) are pure: they get a built model and run texts. Everything that
+depends on the worker's runtime (the device, its dtype, token budgets, settings) is decided here.
+Loaders get a :class:`ModelSource` (the registry, in the worker) for the models engines share (one
+MiniLM for classify, extractive summaries and review); they never import the registry, so
+``registry -> loading -> engines`` has no way back.
+
+The classify engine follows the model's own ``config.json``: a sentence-embedding model (no
+classification head) runs the embedding engine and shares the process's encoder; a classification
+head whose labels are entailment/contradiction runs the NLI engine; any other classification head is
+a fine-tuned classifier with its own labels. A submission may still *ask* for an engine
+(``--engine``): the engine refuses, per document, a request it cannot honour (``engine_mismatch``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from docqueue.errors import ModelUnavailableError
+from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.settings import TRANSLATE_BY_PAIR, Settings
+from workers.device import forward_token_budget, inference_dtype, resolve_device
+from workers.engines import TaskEngine
+from workers.engines.classify import ZeroShotEmbeddingClassifier
+from workers.engines.embedding import SentenceEncoder, resolve_model
+from workers.engines.nli import NLIZeroShotClassifier
+from workers.engines.review.engine import ContractReviewer
+from workers.engines.review.loader import is_cuad_classifier
+from workers.engines.review.scorer import ClassifierScorer, PrototypeScorer
+from workers.engines.seq2seq import Seq2SeqModel, is_seq2seq
+from workers.engines.sequence_classifier import FineTunedClassifier, SequenceClassifierModel, classifier_kind
+from workers.engines.summarize import AbstractiveSummarizer, ExtractiveSummarizer
+from workers.engines.translate import ResidentModels, Translator
+
+#: Sequence classifiers read up to this many tokens per window (their own limit permitting).
+CLASSIFIER_MAX_TOKENS = 512
+
+
+class ModelSource(Protocol):
+    """What a loader needs from the process's model holder (:class:`workers.registry.Registry`)."""
+
+    settings: Settings
+    loads: int  # models loaded so far: tests check it stays at one per model
+
+    def encoder(self, spec: str, revision: str | None = None) -> SentenceEncoder: ...
+
+    def seq2seq(self, spec: str, revision: str | None = None) -> Seq2SeqModel: ...
+
+
+def build_encoder(settings: Settings, spec: str, revision: str | None) -> SentenceEncoder:
+    """A sentence encoder on this process's device, with its dtype and token budget."""
+    device = resolve_device(settings.device)
+    return SentenceEncoder(resolve_model(spec, revision), device, max_length=settings.max_tokens_per_document,
+                           batch_tokens=forward_token_budget(settings.forward_max_tokens, settings.batch_max_tokens,
+                                                             device),
+                           dtype=inference_dtype(device))
+
+
+def build_seq2seq(settings: Settings, spec: str, revision: str | None) -> Seq2SeqModel:
+    """A seq2seq model on this process's device (not shared: each engine holds its own)."""
+    device = resolve_device(settings.device)
+    return Seq2SeqModel(spec, revision, device, batch_tokens=settings.batch_max_tokens, dtype=inference_dtype(device))
+
+
+def load_classify(source: ModelSource, spec: str, revision: str | None) -> TaskEngine:
+    """The classify engine the model's config.json means; raises ModelUnavailableError with one line
+    that says how to get the model when it is not on this machine."""
+    settings = source.settings
+    ref = resolve_model(spec, revision)
+    kind = classifier_kind(ref)
+    if kind == "embedding":
+        return ZeroShotEmbeddingClassifier(source.encoder(spec, revision))
+    device = resolve_device(settings.device)
+    model = SequenceClassifierModel(ref, device, max_length=CLASSIFIER_MAX_TOKENS,
+                                    batch_tokens=settings.batch_max_tokens, dtype=inference_dtype(device))
+    source.loads += 1
+    return NLIZeroShotClassifier(model) if kind == "nli" else FineTunedClassifier(model)
+
+
+def load_summarize(source: ModelSource, spec: str, revision: str | None) -> TaskEngine:
+    """The model decides the engine: a seq2seq model writes summaries, a sentence encoder picks
+    sentences (a submission asking for the other engine gets a clear per-document error)."""
+    limit = source.settings.analysis_max_chars
+    if is_seq2seq(spec, revision):
+        return AbstractiveSummarizer(source.seq2seq(spec, revision), max_chars=limit)
+    return ExtractiveSummarizer(source.encoder(spec, revision), max_chars=limit)
+
+
+def load_translate(source: ModelSource, spec: str, revision: str | None) -> TaskEngine:
+    """By pair (the settings mapping, models loaded on first use) or one fixed model for all."""
+    settings = source.settings
+    models = ResidentModels(source.seq2seq, settings.translate_memory_mb * 2**20)
+    if spec == TRANSLATE_BY_PAIR:
+        return Translator(models, pairs=settings.translate_models)
+    return Translator(models, fixed=(spec, revision))
+
+
+def load_review(source: ModelSource, spec: str, revision: str | None) -> TaskEngine:
+    """A fine-tuned classifier with CUAD labels scores clauses itself; any other model is the
+    encoder of the shipped prototypes."""
+    settings = source.settings
+    ref = resolve_model(spec, revision)
+    if is_cuad_classifier(ref.location, ref.revision):
+        try:
+            scorer = ClassifierScorer(ref.location, ref.revision, resolve_device(settings.device),
+                                      max_length=settings.max_tokens_per_document)
+        except (OSError, ValueError) as e:
+            raise ModelUnavailableError(f"cannot load review classifier {spec!r}: {e}".splitlines()[0]) from e
+        return ContractReviewer(scorer, spec, ref.revision, max_chars=settings.analysis_max_chars)
+    encoder = source.encoder(spec, revision)
+    try:
+        prototypes = PrototypeScorer.load(encoder)
+    except ValueError as e:
+        raise ModelUnavailableError(f"review model {spec!r}: {e}; the shipped prototypes need the encoder they "
+                                    f"were built with, or give a fine-tuned classifier with CUAD labels") from e
+    return ContractReviewer(prototypes, spec, encoder.revision, max_chars=settings.analysis_max_chars)
+
+
+Loader = Callable[[ModelSource, str, str | None], TaskEngine]
+#: How to build each task's engine from a model spec.
+LOADERS: dict[str, Loader] = {
+    CLASSIFY: load_classify, SUMMARIZE: load_summarize, TRANSLATE: load_translate, REVIEW: load_review,
+}
