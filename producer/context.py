@@ -72,3 +72,18 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+class FullHelpGroup(click.Group):
+    """Lists each subcommand with its whole first sentence (wrapped): Click cuts it at the terminal
+    width minus the name ("The models each task is configured to use..."), dropping the part that
+    says what the command is for."""
+
+    group_class = type  # subgroups made with @group.group() list their commands the same way
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
