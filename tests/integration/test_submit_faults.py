@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from docqueue import db
+from docqueue.models import ScheduleRun
 from producer.cli import main
-from producer.submission import EXIT_ALL_FAILED, EXIT_UNAVAILABLE
+from producer.submission import EXIT_ALL_FAILED, EXIT_SOME_FAILED, EXIT_UNAVAILABLE
 from tests.conftest import ROOT, service_env
 from tests.helpers import wait_until
 from tests.integration.test_broker_failures import PASSWORD, REDIS_SERVER, OwnRedis, _free_port
@@ -177,3 +179,37 @@ def _params(database_url: str) -> str:
     with db.get_engine(database_url).connect() as conn:
         rows = conn.execute(sa.text("SELECT params FROM schedule")).scalars().all()
     return json.dumps([json.loads(p) if isinstance(p, str) else p for p in rows])
+
+
+def test_wait_exits_5_when_some_documents_failed(clean_redis: str, sqlite_url: str, tmp_path: Path,
+                                                 start_worker) -> None:
+    env = service_env(clean_redis, sqlite_url, tmp_path)
+    start_worker(env, module="tests.faults.noop_worker")  # a real worker, no model work
+    good = _documents(tmp_path / "in", 2)
+    result = _run(env, "submit", "classify", str(good), str(tmp_path / "missing.txt"), "--labels", "a,b", "--wait",
+                  "--timeout", "120", "--json")
+    assert result.exit_code == EXIT_SOME_FAILED, result.output
+    status = json.loads(result.stdout.strip().splitlines()[-1])["status"]
+    assert (status["succeeded"], status["failed"]) == (2, 1), status
+
+
+def test_schedule_list_keeps_an_error_in_view_behind_idle_runs(env: dict[str, str], database_url: str,
+                                                              tmp_path: Path) -> None:
+    """Issue 23 item 12: after a run's error, the looks that found nothing new hid it in `schedule list`."""
+    folder = _documents(tmp_path / "in", 1)
+    assert _run(env, "schedule", "add", "nightly", "--every", "1h", "classify", str(folder), "--labels",
+                "a,b").exit_code == 0
+    engine = db.get_engine(database_url)
+    with engine.begin() as conn:
+        schedule_id = conn.execute(sa.text("SELECT id FROM schedule")).scalar_one()
+        for n, (outcome, detail) in enumerate((("submitted", None), ("error", "broker down; nothing was stored"),
+                                               ("nothing_new", None))):
+            at = datetime(2026, 12, 1, n, tzinfo=timezone.utc)
+            run = ScheduleRun(id=f"run{n}", schedule_id=schedule_id, due_at=at, fired_at=at, trigger="schedule",
+                              outcome=outcome, detail=detail)
+            conn.execute(sa.insert(ScheduleRun).values(**run.model_dump()))
+    listed = json.loads(_run(env, "schedule", "list", "--json").stdout)
+    assert listed["last_run"]["outcome"] == "nothing_new"
+    assert listed["last_error"]["detail"] == "broker down; nothing was stored", listed
+    table = CliRunner(env=env).invoke(main, ["schedule", "list"], terminal_width=200).output
+    assert "error at" in table, table
