@@ -61,6 +61,9 @@ class DocqueueGroup(FullHelpGroup):
             return rv
         except DocqueueError as e:
             raise click.ClickException(str(e)) from e
+        except BrokenPipeError:
+            _quiet_closed_stdout()
+            ctx.exit(0)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as e:
@@ -68,9 +71,6 @@ class DocqueueGroup(FullHelpGroup):
             if line is None:
                 raise
             raise click.ClickException(line) from None
-        except BrokenPipeError:
-            _quiet_closed_stdout()
-            ctx.exit(0)
 
 
 @click.group(cls=DocqueueGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
