@@ -3,7 +3,7 @@ each built on first use (``docqueue --help`` touches none of them)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -34,7 +34,6 @@ class Context:
     _engine: Engine | None = None
     _app: Celery | None = None
     _broker_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:

@@ -50,6 +50,34 @@ def resume_key(run_id: str) -> str:
     return f"docqueue:schedule-run:{run_id}:resume"
 
 
+def take_due(redis: Redis, schedule_id: str, due: datetime, token: str, ttl_s: int) -> bool:
+    """Whether this beat (``token``) may fire ``due``: the first to ask holds it for ``ttl_s``."""
+    return bool(redis.set(lock_key(schedule_id, due), token, nx=True, ex=ttl_s))
+
+
+def take_resume(redis: Redis, run_id: str, token: str, ttl_s: int) -> bool:
+    """Whether this beat may resume the abandoned run: the first to ask holds it for ``ttl_s``."""
+    return bool(redis.set(resume_key(run_id), token, nx=True, ex=ttl_s))
+
+
+def silent_twice(redis: Redis, run_id: str, now: float, lifetime: float) -> bool:
+    """True when the run's heartbeat is missing now and was missing at a first look at least
+    ``lifetime`` seconds ago; the first look is recorded here, and a heartbeat seen clears it."""
+    if redis.exists(alive_key(run_id)):
+        redis.delete(suspect_key(run_id))
+        return False
+    first_seen = redis.get(suspect_key(run_id))
+    if first_seen is None:
+        redis.set(suspect_key(run_id), str(now), ex=int(lifetime * 10) + 60)
+        return False
+    return now - float(first_seen) >= lifetime
+
+
+def forget_suspicion(redis: Redis, run_id: str) -> None:
+    """The run has been dealt with: its first-look mark goes."""
+    redis.delete(suspect_key(run_id))
+
+
 class RunHeartbeat:
     """Renews a run's ``alive_key`` every ``every`` seconds from a daemon thread while the run reads
     and submits (a big inbox file can take minutes between two points of the run's own code). A

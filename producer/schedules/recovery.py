@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from docqueue.models import Document, InboxFile, Schedule, ScheduleRun, utcnow
-from producer.schedules.locks import alive_key, heartbeat_lifetime, resume_key, suspect_key
+from producer.schedules import locks
+from producer.schedules.locks import heartbeat_lifetime
 
 if TYPE_CHECKING:
     from producer.schedules.runner import ScheduleRunner
@@ -37,20 +38,13 @@ def recover_abandoned(runner: ScheduleRunner, schedule: Schedule) -> int:
             col(ScheduleRun.fired_at) < now - timedelta(seconds=lifetime)))]
     recovered = 0
     for run in runs:
-        if runner.redis.exists(alive_key(run.id)):
-            runner.redis.delete(suspect_key(run.id))
-            continue
-        first_seen = runner.redis.get(suspect_key(run.id))
-        if first_seen is None:
-            runner.redis.set(suspect_key(run.id), str(now.timestamp()), ex=int(lifetime * 10) + 60)
-            continue
-        if now.timestamp() - float(first_seen) < lifetime:
+        if not locks.silent_twice(runner.redis, run.id, now.timestamp(), lifetime):
             continue
         # one beat resumes it; the others see its heartbeat again from the next look on
-        if not runner.redis.set(resume_key(run.id), runner.token, nx=True, ex=runner.settings.schedule_lock_ttl_s):
+        if not locks.take_resume(runner.redis, run.id, runner.token, runner.settings.schedule_lock_ttl_s):
             continue
         runner.resume(schedule, run, f"its process stopped mid-run (no heartbeat for {lifetime:g}+ s)")
-        runner.redis.delete(suspect_key(run.id))
+        locks.forget_suspicion(runner.redis, run.id)
         recovered += 1
     return recovered
 

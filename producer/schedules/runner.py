@@ -32,7 +32,7 @@ from producer.batch_control import UNFINISHED
 from producer.loaders import LoadedDocument, LoadOptions, load_path
 from producer.schedules import recovery
 from producer.schedules.inbox import claim_files, load_options, scan_sources
-from producer.schedules.locks import RunHeartbeat, alive_key, lock_key
+from producer.schedules.locks import RunHeartbeat, alive_key, take_due
 from producer.schedules.outbox import finish_files
 from producer.schedules.timing import aware, due_between, next_due, plan_runs, utc
 from producer.submission import SubmissionFailed, SubmitRequest, ensure_broker, submit_documents
@@ -95,7 +95,7 @@ class ScheduleRunner:
     # ---------------------------------------------------------------------------------- one run
     def fire(self, schedule: Schedule, due: datetime, trigger: str) -> ScheduleRun | None:
         """Run the schedule for ``due`` unless another beat has (or had) it; the run's row, or None."""
-        if not self.redis.set(lock_key(schedule.id, due), self.token, nx=True, ex=self.settings.schedule_lock_ttl_s):
+        if not take_due(self.redis, schedule.id, due, self.token, self.settings.schedule_lock_ttl_s):
             log.info("schedule %s: due %s is held by another beat", schedule.name, due.isoformat())
             return None
         run = ScheduleRun(id=new_id(), schedule_id=schedule.id, due_at=due, trigger=trigger, outcome=RUNNING)
