@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -182,7 +183,7 @@ def _params(database_url: str) -> str:
 
 
 def test_wait_exits_5_when_some_documents_failed(clean_redis: str, sqlite_url: str, tmp_path: Path,
-                                                 start_worker) -> None:
+                                                 start_worker: Any) -> None:
     env = service_env(clean_redis, sqlite_url, tmp_path)
     start_worker(env, module="tests.faults.noop_worker")  # a real worker, no model work
     good = _documents(tmp_path / "in", 2)
