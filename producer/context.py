@@ -3,7 +3,7 @@ each built on first use (``docqueue --help`` touches none of them)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -34,7 +34,6 @@ class Context:
     _engine: Engine | None = None
     _app: Celery | None = None
     _broker_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
@@ -72,3 +71,18 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+class FullHelpGroup(click.Group):
+    """Lists each subcommand with its whole first sentence (wrapped): Click cuts it at the terminal
+    width minus the name ("The models each task is configured to use..."), dropping the part that
+    says what the command is for."""
+
+    group_class = type  # subgroups made with @group.group() list their commands the same way
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)

@@ -1,8 +1,8 @@
 """The ``submit`` options that say which files to read and how (shared by every task subcommand).
 
-They are kept in the Click context rather than passed as arguments (``expose_value=False``), so
-a task subcommand gets them without naming them in its signature: adding a source option never
-breaks a subcommand.
+They arrive with the command's keyword arguments, and :func:`pop_source_options` takes them out
+as one value: a task subcommand hands them on without naming each in its signature (adding a
+source option never breaks a subcommand), and nothing travels through the Click context.
 """
 
 from __future__ import annotations
@@ -16,16 +16,12 @@ from rich.progress import Progress, TaskID
 
 from producer.loaders import LoadedDocument, LoadOptions, ReadStats
 
-_META_KEY = "docqueue.source_options"
-
-
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    ctx.meta.setdefault(_META_KEY, {})[param.name] = value
-    return value
+#: The keyword arguments SOURCE_OPTIONS add to a command.
+SOURCE_OPTION_NAMES = ("include", "exclude", "hidden", "text_field", "id_field", "force")
 
 
 def _option(*decls: str, **kw: Any) -> Any:
-    return click.option(*decls, expose_value=False, callback=_remember, show_envvar=True, **kw)
+    return click.option(*decls, show_envvar=True, **kw)
 
 
 SOURCE_OPTIONS = [
@@ -50,9 +46,9 @@ SOURCE_OPTIONS = [
 ]
 
 
-def source_options(ctx: click.Context | None = None) -> tuple[LoadOptions, bool]:
-    """``(LoadOptions, force)`` as given to the running ``submit`` subcommand."""
-    values = (ctx or click.get_current_context()).meta.get(_META_KEY, {})
+def pop_source_options(kwargs: dict[str, Any]) -> tuple[LoadOptions, bool]:
+    """``(LoadOptions, force)`` out of a command's keyword arguments (removed from them)."""
+    values = {name: kwargs.pop(name, None) for name in SOURCE_OPTION_NAMES}
     options = LoadOptions(include=tuple(values.get("include") or ()), exclude=tuple(values.get("exclude") or ()),
                           hidden=bool(values.get("hidden")), text_field=values.get("text_field") or "text",
                           id_field=values.get("id_field") or None, clean_text=bool(values.get("clean_text")))

@@ -81,6 +81,7 @@ def submit_batch(
     webhook_url: str | None = None,
     webhook_documents: bool = False,
     events: EventSink | None = None,
+    stored_already: int = 0,
 ) -> SubmitReport:
     """Store ``documents`` as one batch of ``task`` jobs and enqueue them in micro-batches.
 
@@ -96,20 +97,23 @@ def submit_batch(
     Completion events (``docqueue.events``): the batch is marked open while it is stored, so workers
     that drain its first chunks do not call it finished; documents finished here (unreadable, reused)
     get their events after their chunk's commit; batch.finished follows from whoever finishes last.
+
+    The batch's row is written in the same transaction as its first chunk: no document (an empty
+    glob) or a database that fails on the first chunk leaves no empty batch behind to be listed as
+    finished. ``stored_already`` continues a batch whose first documents were stored by an
+    interrupted run (a recovered schedule run): its row exists, and positions go on after them.
     """
     key = ReuseKey.of(settings, task, params)
-    report = SubmitReport(batch_id=batch_id or new_id())
+    report = SubmitReport(batch_id=batch_id or new_id(), documents=stored_already)
+    batch_row = None if stored_already else {
+        "id": report.batch_id, "task": task, "params": params, "model": None, "created_at": utcnow(),
+        "schedule_id": schedule_id, "webhook_url": webhook_url, "webhook_documents": webhook_documents}
     sink = events or EventSink(app, settings)
     open_batch(sink, report.batch_id)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.insert(Batch),
-            [{"id": report.batch_id, "task": task, "params": params, "model": None, "created_at": utcnow(),
-              "schedule_id": schedule_id, "webhook_url": webhook_url, "webhook_documents": webhook_documents}],
-        )
     try:
         _store_chunks(settings=settings, engine=engine, app=app, task=task, documents=documents, params=params,
-                      chunk_size=chunk_size, on_progress=on_progress, force=force, key=key, report=report, sink=sink)
+                      chunk_size=chunk_size, on_progress=on_progress, force=force, key=key, report=report, sink=sink,
+                      batch_row=batch_row)
     finally:
         close_batch(sink, engine, report.batch_id)
     return report
@@ -117,7 +121,8 @@ def submit_batch(
 
 def _store_chunks(*, settings: Settings, engine: Engine, app: Celery, task: str, documents: Iterable[LoadedDocument],
                   params: dict[str, Any], chunk_size: int, on_progress: Callable[[SubmitReport], None] | None,
-                  force: bool, key: ReuseKey, report: SubmitReport, sink: EventSink) -> None:
+                  force: bool, key: ReuseKey, report: SubmitReport, sink: EventSink,
+                  batch_row: dict[str, Any] | None) -> None:
     for chunk in _chunks(documents, chunk_size):
         now = utcnow()
         doc_rows: list[dict[str, Any]] = []
@@ -149,6 +154,9 @@ def _store_chunks(*, settings: Settings, engine: Engine, app: Celery, task: str,
             else:
                 sized.append(Sized(job_id, estimate_tokens(doc.text, _size_cap(task, settings))))
         with engine.begin() as conn:
+            if batch_row is not None:
+                conn.execute(sa.insert(Batch), [batch_row])
+                batch_row = None
             conn.execute(sa.insert(Document), doc_rows)
             conn.execute(sa.insert(Job), job_rows)
         done_here = [j["id"] for j in job_rows if j["finished_at"] is not None]

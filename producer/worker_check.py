@@ -9,6 +9,7 @@ a consumer instead of waiting forever.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -19,30 +20,28 @@ from docqueue.broker import redis_client
 #: Exit status of a submission refused because no worker consumes its queue.
 EXIT_NO_WORKER = 3
 
-_META_KEY = "docqueue.worker_check"
-
-
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    ctx.meta.setdefault(_META_KEY, {})[param.name] = value
-    return value
-
-
 WORKER_CHECK_OPTIONS = [
     click.option("--require-worker/--no-require-worker", default=False, envvar="DOCQUEUE_REQUIRE_WORKER",
-                 show_envvar=True, expose_value=False, callback=_remember,
+                 show_envvar=True,
                  help="Refuse the submission (exit 3, nothing stored) when no worker consumes its queue."),
     click.option("--no-worker-timeout", type=click.FloatRange(0), default=60.0, envvar="DOCQUEUE_NO_WORKER_TIMEOUT",
-                 show_envvar=True, expose_value=False, callback=_remember,
+                 show_envvar=True,
                  help="With --wait: stop after this many seconds in which no worker consumes the queue (0: never)."),
 ]
 
 
-def _options() -> dict[str, Any]:
-    return click.get_current_context().meta.get(_META_KEY, {})
+@dataclass(frozen=True)
+class WorkerCheck:
+    """What WORKER_CHECK_OPTIONS asked for."""
+
+    require_worker: bool = False
+    no_worker_timeout: float = 60.0
 
 
-def no_worker_timeout() -> float:
-    return float(_options().get("no_worker_timeout", 60.0))
+def pop_worker_check(kwargs: dict[str, Any]) -> WorkerCheck:
+    """The worker-check options out of a command's keyword arguments (removed from them)."""
+    return WorkerCheck(require_worker=bool(kwargs.pop("require_worker", False)),
+                       no_worker_timeout=float(kwargs.pop("no_worker_timeout", 60.0)))
 
 
 class NoWorker(click.ClickException):
@@ -57,7 +56,8 @@ def coverage_warning(broker_url: str, queue: str) -> str | None:
         return None
 
 
-def check_before_submit(broker_url: str, queue: str, warn: Any, database_url: str | None = None) -> None:
+def check_before_submit(broker_url: str, queue: str, warn: Any, require_worker: bool = False,
+                        database_url: str | None = None) -> None:
     """Warn (or, with --require-worker, refuse) when no worker consumes ``queue``; warn when the
     workers that do use another database than ``database_url`` (they would refuse the messages)."""
     try:
@@ -70,7 +70,7 @@ def check_before_submit(broker_url: str, queue: str, warn: Any, database_url: st
     warning = found.warning()
     if warning is None:
         return
-    if _options().get("require_worker"):
+    if require_worker:
         raise NoWorker(f"{warning}; nothing was stored (--require-worker)")
     warn(f"warning: {warning}; the jobs will wait until one does")
 

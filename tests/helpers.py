@@ -31,8 +31,12 @@ def migrate_if_postgres(env: dict[str, str]) -> None:
         cli(env, "db", "upgrade")
 
 
-def cli_json(env: dict[str, str], *args: str) -> Any:
-    return json.loads(cli(env, *args).stdout)
+def cli_json(env: dict[str, str], *args: str, exit_code: int = 0) -> Any:
+    """``docqueue ARGS --json``'s output; ``exit_code``: the status expected (``submit --wait`` exits 1
+    when every document failed, 5 when some did)."""
+    proc = cli(env, *args, check=exit_code == 0)
+    assert proc.returncode == exit_code, f"docqueue {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}"
+    return json.loads(proc.stdout)
 
 
 def results_jsonl(env: dict[str, str], batch: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from celery import Celery
@@ -105,6 +106,103 @@ class PresenceBeat(threading.Thread):
             log.debug("could not withdraw this worker's record", exc_info=True)
 
 
+class WorkerHooks:
+    """The worker's Celery signal handlers, one named job each, connected in the order they must run.
+
+    Main process: on ``worker_ready`` the start-up line, the reaper, the presence record, the solo
+    pool's status and the metrics server; on shutdown each is stopped again. Prefork children: on
+    ``worker_process_init`` fresh database connections, the status record, then the models; on
+    ``worker_process_shutdown`` their live gauges go with them."""
+
+    def __init__(self, app: Celery, settings: Settings, record: presence.WorkerRecord, processes: int) -> None:
+        self.app, self.settings, self.record, self.processes = app, settings, record, processes
+        self.reaper = Reaper(get_engine(settings.database_url), app, settings)
+        self.presence: PresenceBeat | None = None
+
+    def connect(self) -> None:
+        if self.settings.log_format == "json":
+            after_setup_logger.connect(self.json_logs, weak=False)
+            after_setup_task_logger.connect(self.json_logs, weak=False)
+        for hook in (self.log_start, self.start_reaper, self.announce_presence, self.start_solo_status,
+                     self.start_metrics_server):
+            worker_ready.connect(hook, weak=False)
+        worker_shutting_down.connect(self.log_stopping, weak=False)
+        for hook in (self.stop_reaper, self.withdraw_presence, self.stop_status, self.remove_metrics_dir):
+            worker_shutdown.connect(hook, weak=False)
+        for hook in (self.reset_database_after_fork, self.start_status, self.load_models):
+            worker_process_init.connect(hook, weak=False)
+        for hook in (self.stop_status, self.drop_child_gauges):
+            worker_process_shutdown.connect(hook, weak=False)
+
+    # ------------------------------------------------------------------------- logging
+    def json_logs(self, logger: logging.Logger | None = None, **_: Any) -> None:
+        """JSON lines on the handlers Celery just set up (``DOCQUEUE_LOG_FORMAT=json``)."""
+        if logger is not None:
+            json_log_handlers(logger)
+
+    def log_start(self, **_: Any) -> None:
+        log.info("docqueue worker: database %s; reaper every %.0f s (heartbeat timeout %.0f s)",
+                 engine_url(self.settings.database_url), self.settings.reaper_interval_s,
+                 self.settings.heartbeat_timeout_s)
+
+    def log_stopping(self, sig: str | None = None, how: str | None = None, **_: Any) -> None:
+        """Celery prints its own notice of this straight to stdout, bypassing logging (and JSON)."""
+        log.info("docqueue worker: %s shutdown (%s)", (how or "").lower(), sig)
+
+    # ------------------------------------------------------------------- main process
+    def start_reaper(self, **_: Any) -> None:
+        """The main process (not the children) looks for jobs whose worker died."""
+        self.reaper.start()
+
+    def stop_reaper(self, **_: Any) -> None:
+        self.reaper.stopped.set()
+
+    def announce_presence(self, sender: Any = None, **_: Any) -> None:
+        """This worker's record in Redis (``docqueue.presence``), under Celery's node name."""
+        node = str(getattr(sender, "hostname", None) or f"docqueue-{os.getpid()}")
+        self.presence = PresenceBeat(self.app, replace(self.record, node=node, pid=os.getpid(),
+                                                       started_at=time.time()))
+        self.presence.start()
+
+    def withdraw_presence(self, **_: Any) -> None:
+        if self.presence is not None:
+            self.presence.stopped.set()
+            self.presence.join(5)
+
+    def start_solo_status(self, **_: Any) -> None:
+        """A solo worker runs its tasks in this very process: its status record is kept here."""
+        if self.processes == 1 and os.environ.get(POOL_ENV) == "solo":
+            STATUS.start(self.app)
+
+    def start_metrics_server(self, **_: Any) -> None:
+        if self.settings.metrics_port:
+            metrics.start_server(self.settings.metrics_port, list(self.record.queues))
+
+    def stop_status(self, **_: Any) -> None:
+        """The status record and its live gauges (resident models, GPU memory) go with the process."""
+        STATUS.stop()
+
+    def remove_metrics_dir(self, **_: Any) -> None:
+        remove_owned_dir()
+
+    # ---------------------------------------------------------------- prefork children
+    def reset_database_after_fork(self, **_: Any) -> None:
+        """Right after the fork: connections inherited from the parent must not be shared."""
+        dispose_after_fork()
+
+    def start_status(self, **_: Any) -> None:
+        STATUS.start(self.app)
+
+    def load_models(self, **_: Any) -> None:
+        """The child's resident models, loaded now; ``top`` sees them at once."""
+        preload_models(self.settings)
+        STATUS.idle(resident_models(process_registry(self.settings).resident()))
+
+    def drop_child_gauges(self, pid: int | None = None, **_: Any) -> None:
+        """A child recycled or stopped: its series are marked dead for the multiprocess collector."""
+        metrics.mark_dead(pid or os.getpid())
+
+
 def create_app(settings: Settings | None = None, queues: list[str] | None = None,
                refused: dict[str, str] | None = None, device: str = "cpu", processes: int = 1) -> Celery:
     """The worker's app; ``queues``/``refused`` (queue -> why not) are announced in Redis once ready."""
@@ -112,63 +210,10 @@ def create_app(settings: Settings | None = None, queues: list[str] | None = None
     ensure_schema(settings.database_url)
     app = make_celery(settings, resolve_broker_url(settings, announce=log.warning))
     register_tasks(app, settings)
-
-    reaper = Reaper(get_engine(settings.database_url), app, settings)
-
-    beats: list[PresenceBeat] = []
-
-    if settings.log_format == "json":
-        @after_setup_logger.connect(weak=False)
-        @after_setup_task_logger.connect(weak=False)
-        def _json_logs(logger: logging.Logger | None = None, **_: Any) -> None:
-            if logger is not None:
-                json_log_handlers(logger)
-
-    @worker_ready.connect(weak=False)
-    def _main_ready(sender: Any = None, **_: Any) -> None:
-        # the main process (not the children) looks for jobs whose worker died, and says it is here
-        log.info("docqueue worker: database %s; reaper every %.0f s (heartbeat timeout %.0f s)",
-                 engine_url(settings.database_url), settings.reaper_interval_s, settings.heartbeat_timeout_s)
-        reaper.start()
-        record = presence.WorkerRecord(
-            node=str(getattr(sender, "hostname", None) or f"docqueue-{os.getpid()}"), pid=os.getpid(),
-            queues=list(queues or []), refused=dict(refused or {}), device=device, processes=processes,
-            database=engine_url(settings.database_url), started_at=time.time())
-        beats.append(PresenceBeat(app, record))
-        beats[0].start()
-        if processes == 1 and os.environ.get(POOL_ENV) == "solo":
-            STATUS.start(app)  # a solo worker runs its tasks in this very process
-        if settings.metrics_port:
-            metrics.start_server(settings.metrics_port, list(queues or []))
-
-    @worker_shutting_down.connect(weak=False)
-    def _main_stopping(sig: str | None = None, how: str | None = None, **_: Any) -> None:
-        # Celery prints its own notice of this straight to stdout, bypassing logging (and JSON)
-        log.info("docqueue worker: %s shutdown (%s)", (how or "").lower(), sig)
-
-    @worker_shutdown.connect(weak=False)
-    def _main_stop(**_: Any) -> None:
-        reaper.stopped.set()
-        for beat in beats:
-            beat.stopped.set()
-            beat.join(5)
-        STATUS.stop()
-        remove_owned_dir()
-
-    @worker_process_init.connect(weak=False)
-    def _child_start(**_: Any) -> None:
-        # Runs in each prefork child right after the fork: fresh DB connections, then the model.
-        dispose_after_fork()
-        STATUS.start(app)
-        preload_models(settings)
-        STATUS.idle(resident_models(process_registry(settings).resident()))  # `top` sees it at once
-
-    @worker_process_shutdown.connect(weak=False)
-    def _child_stop(pid: int | None = None, **_: Any) -> None:
-        # a child recycled or stopped: its live gauges (resident models, GPU memory) go with it
-        STATUS.stop()
-        metrics.mark_dead(pid or os.getpid())
-
+    record = presence.WorkerRecord(node="", pid=os.getpid(), queues=list(queues or []), refused=dict(refused or {}),
+                                   device=device, processes=processes, database=engine_url(settings.database_url),
+                                   started_at=time.time())
+    WorkerHooks(app, settings, record, processes).connect()
     return app
 
 

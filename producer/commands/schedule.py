@@ -1,5 +1,5 @@
 """``docqueue schedule ...``, ``docqueue beat`` and ``docqueue watch``: scheduled submissions and
-inbox folders (the logic lives in ``producer.scheduler``).
+inbox folders (the logic lives in ``producer.schedules``).
 
 ``schedule add NAME (--cron EXPR | --every DURATION) [schedule options] TASK SOURCE... [submit
 options]``: TASK is a subcommand taking exactly ``submit TASK``'s options (producer/taskopts.py), and
@@ -8,21 +8,15 @@ the schedule stores the params that submit would send.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import re
-import signal
-import sys
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 import sqlalchemy as sa
-from celery import beat as celery_beat
 from croniter import croniter
 from rich.console import Console
 from rich.table import Table
@@ -33,19 +27,11 @@ from docqueue.models import InboxFile, Job, Schedule, ScheduleRun, utcnow
 from docqueue.schema import new_id
 from producer.batch_control import UNFINISHED
 from producer.context import Context, err_console, json_option, pass_ctx
-from producer.scheduler import (
-    CATCH_UP_POLICIES,
-    OVERLAP_POLICIES,
-    DatabaseScheduler,
-    ScheduleRunner,
-    aware,
-    describe,
-    next_due,
-    parse_duration,
-)
-from producer.sourceopts import SOURCE_OPTIONS, source_options
+from producer.schedules.runner import ScheduleRunner
+from producer.schedules.timing import CATCH_UP_POLICIES, OVERLAP_POLICIES, aware, describe, next_due, parse_duration
+from producer.sourceopts import SOURCE_OPTIONS, pop_source_options
 from producer.taskopts import TASK_SPECS, TaskSpec, split_task_options
-from producer.webhook_opts import WEBHOOK_OPTIONS, webhook_options
+from producer.webhook_opts import WEBHOOK_OPTIONS, pop_webhook_options
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
@@ -97,7 +83,7 @@ class ArgumentFirstGroup(click.Group):
         return ctx.args
 
 
-def _with(options: list[Any], f: Any) -> Any:
+def with_options(options: list[Any], f: Any) -> Any:
     for decorator in reversed(options):
         f = decorator(f)
     return f
@@ -111,7 +97,7 @@ def _schedule(obj: Context, name: str) -> Schedule:
     return Schedule.model_validate(row._mapping)
 
 
-def _runner(obj: Context) -> ScheduleRunner:
+def runner_for(obj: Context) -> ScheduleRunner:
     return ScheduleRunner(obj.settings, obj.engine, obj.app, obj.broker_url,
                           redis_client(obj.broker_url, settings=obj.settings))
 
@@ -135,7 +121,7 @@ def _check_folders(sources: list[str], folders: dict[str, Path | None]) -> dict[
     return out
 
 
-def _new_schedule(obj: Context, spec: TaskSpec, name: str, sources: list[str], task_options: dict[str, Any],
+def new_schedule(obj: Context, spec: TaskSpec, name: str, sources: list[str], task_options: dict[str, Any],
                   s: dict[str, Any], foreground: bool = False) -> Schedule:
     """A schedule row from the command line, every option checked before anything is stored."""
     if not re.match(NAME_PATTERN, name):
@@ -155,15 +141,15 @@ def _new_schedule(obj: Context, spec: TaskSpec, name: str, sources: list[str], t
     if every is not None and every < 1:
         raise click.BadParameter("at least 1s", param_hint="--every")
     params = spec.build(obj.settings, task_options)
-    load, force = source_options()
-    webhook_url, webhook_documents = webhook_options()
+    load, force = pop_source_options(s)
+    webhook_url, webhook_documents = pop_webhook_options(s)
     absolute = [str(Path(src).absolute()) for src in sources]
     folders = _check_folders(absolute, {k: s.get(k) for k in ("move_done", "move_failed", "outbox")})
     return Schedule(
         id=new_id(), name=name, task=spec.name, params=params, sources=absolute,
         load_options={"include": list(load.include), "exclude": list(load.exclude), "hidden": load.hidden,
-                      "clean_text": load.clean_text,
-                      "text_field": load.text_field, "id_field": load.id_field, "force": force},
+                      "text_field": load.text_field, "id_field": load.id_field, "clean_text": load.clean_text,
+                      "force": force},
         cron=cron or None, every_s=every, timezone=zone, catch_up=s.get("catch_up") or "last",
         overlap=s.get("overlap") or "skip", settle_s=s["settle"], foreground=foreground, created_at=utcnow(),
         move_done=folders["move_done"], move_failed=folders["move_failed"], outbox=folders["outbox"],
@@ -180,6 +166,14 @@ def _schedule_json(obj: Context, schedule: Schedule) -> dict[str, Any]:
                             .group_by(col(ScheduleRun.outcome))).all()
         files = conn.execute(sa.select(col(InboxFile.state), sa.func.count())
                              .where(col(InboxFile.schedule_id) == schedule.id).group_by(col(InboxFile.state))).all()
+        # an error behind a newer idle run (a run that died, then looks that found nothing new) stays in view
+        submitted_at = conn.execute(sa.select(sa.func.max(col(ScheduleRun.fired_at))).where(
+            col(ScheduleRun.schedule_id) == schedule.id, col(ScheduleRun.outcome) == "submitted")).scalar_one()
+        errors = sa.select(ScheduleRun).where(col(ScheduleRun.schedule_id) == schedule.id,
+                                              col(ScheduleRun.outcome) == "error")
+        if submitted_at is not None:
+            errors = errors.where(col(ScheduleRun.fired_at) > submitted_at)
+        error = conn.execute(errors.order_by(col(ScheduleRun.fired_at).desc()).limit(1)).one_or_none()
         batch_state = None
         if last is not None and last.batch_id:
             left = conn.execute(sa.select(sa.func.count()).where(col(Job.batch_id) == last.batch_id,
@@ -200,6 +194,9 @@ def _schedule_json(obj: Context, schedule: Schedule) -> dict[str, Any]:
             "fired_at": aware(last.fired_at).isoformat(),  # type: ignore[union-attr]
             "trigger": last.trigger, "outcome": last.outcome, "batch": last.batch_id,
             "batch_state": batch_state, "documents": last.documents, "detail": last.detail},
+        "last_error": None if error is None or (last is not None and error.id == last.id) else {
+            "fired_at": aware(error.fired_at).isoformat(),  # type: ignore[union-attr]
+            "batch": error.batch_id, "detail": error.detail},
         "next_run": nxt.isoformat() if nxt else None, "overdue": bool(nxt and nxt < now - timedelta(seconds=1)),
         "runs": {outcome: n for outcome, n in runs}, "files": {state: n for state, n in files},
     }
@@ -240,7 +237,7 @@ def _add_command(spec: TaskSpec) -> None:
         group = click.get_current_context().parent
         assert group is not None
         s = {**group.params, **inbox}
-        schedule = _new_schedule(obj, spec, s.pop("name"), list(sources), task_options, s)
+        schedule = new_schedule(obj, spec, s.pop("name"), list(sources), task_options, s)
         try:
             with obj.engine.begin() as conn:
                 conn.execute(sa.insert(Schedule).values(**schedule.model_dump()))
@@ -256,8 +253,8 @@ def _add_command(spec: TaskSpec) -> None:
     command.__doc__ = f"Schedule `submit {spec.name}`: {spec.help}"
     f = pass_ctx(command)
     f = spec.apply(f)
-    f = _with(INBOX_OPTIONS, f)
-    f = _with([click.argument("sources", nargs=-1, required=True),
+    f = with_options(INBOX_OPTIONS, f)
+    f = with_options([click.argument("sources", nargs=-1, required=True),
                json_option("Print the schedule as JSON."),
                *SOURCE_OPTIONS, *WEBHOOK_OPTIONS], f)
     schedule_add.command(spec.name, short_help=f"Schedule `submit {spec.name}`.")(f)
@@ -285,7 +282,8 @@ def schedule_list(obj: Context, as_json: bool) -> None:
         last = r["last_run"]
         state = "paused" if r["paused"] else "watch" if r["watch"] else "active"
         table.add_row(r["name"], r["task"], r["when"], state,
-                      f"{last['fired_at'][:19].replace('T', ' ')} {last['outcome']}" if last else "-",
+                      (f"{last['fired_at'][:19].replace('T', ' ')} {last['outcome']}" if last else "-")
+                      + (f"; error at {r['last_error']['fired_at'][:19].replace('T', ' ')}" if r["last_error"] else ""),
                       f"{last['batch']} ({last['batch_state']})" if last and last["batch"] else "-",
                       "-" if r["next_run"] is None
                       else r["next_run"][:19].replace("T", " ") + (" (overdue)" if r["overdue"] else ""))
@@ -312,7 +310,7 @@ def schedule_remove(obj: Context, name: str) -> None:
 def schedule_run(obj: Context, name: str, as_json: bool) -> None:
     """Run a schedule now, here (its sources are read on this machine), with its overlap policy."""
     schedule = _schedule(obj, name)
-    runner = _runner(obj)
+    runner = runner_for(obj)
     runner.recover_abandoned(schedule)
     runner.finish(schedule)
     run = runner.fire(schedule, utcnow(), "manual")
@@ -351,96 +349,3 @@ def schedule_pause(obj: Context, name: str) -> None:
 def schedule_resume(obj: Context, name: str) -> None:
     """Fire a paused schedule again; the runs due while it was paused are not caught up."""
     _set_paused(obj, name, False)
-
-
-# ------------------------------------------------------------------------------------ beat/watch
-def _serve(obj: Context, max_interval: float | None, loglevel: str, only: str | None = None) -> None:
-    """Celery beat's service loop with the database scheduler; SIGTERM/SIGINT stop it after the
-    current tick (a run being fired is finished and recorded first)."""
-    logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s: %(levelname)s/%(name)s] %(message)s",
-                        stream=sys.stderr)
-    if loglevel.lower() != "debug":  # alembic's "Context impl SQLiteImpl." at every start says nothing new
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-    interval = max_interval or obj.settings.beat_max_interval_s
-    runner = _runner(obj)
-    service = celery_beat.Service(obj.app, max_interval=interval,
-                                  scheduler_cls=partial(DatabaseScheduler, runner=runner, only=only))
-
-    def stop(signum: int, _frame: Any) -> None:
-        service.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    err_console.print(f"docqueue beat: schedules from {obj.engine.url.render_as_string(hide_password=True)}, "
-                      f"looking every {interval:g}s at most" + (f" (schedule {only} only)" if only else ""))
-    service.start()
-
-
-_SERVE_OPTIONS = [
-    click.option("--max-interval", type=click.FloatRange(0.05, 300), default=None,
-                 envvar="DOCQUEUE_BEAT_MAX_INTERVAL_S", show_envvar=True,
-                 help="Longest sleep between two looks at the schedules [default: 5]."),
-    click.option("--loglevel", "-l", default="info", envvar="DOCQUEUE_LOGLEVEL", show_envvar=True,
-                 type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False), help="Log level."),
-]
-
-
-def _beat(obj: Context, max_interval: float | None, loglevel: str) -> None:
-    """Fire the schedules (`docqueue schedule`) when due: Celery beat with a scheduler on the database.
-    Runs read their sources on this machine. Several beats may run: each run is fired by one of them."""
-    _serve(obj, max_interval, loglevel)
-
-
-beat = click.command("beat")(_with(_SERVE_OPTIONS, pass_ctx(_beat)))
-
-
-@click.group("watch", cls=ArgumentFirstGroup, context_settings={"show_default": True})
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--every", type=DURATION, default="5s", envvar="DOCQUEUE_WATCH_EVERY", show_envvar=True,
-              help="How often the folder is looked at.")
-@click.option("--overlap", type=click.Choice(OVERLAP_POLICIES), default="skip", envvar="DOCQUEUE_OVERLAP",
-              show_envvar=True, help="skip: new files wait while the previous batch is unfinished; allow: they are "
-                                     "submitted at once, batch after batch.")
-@click.option("--name", envvar="DOCQUEUE_WATCH_NAME", show_envvar=True,
-              help="Name of the watch's schedule row, which remembers the files taken [default: watch-<hash of "
-                   "folder and task>]; the same name later goes on where it stopped.")
-def watch(**_: Any) -> None:
-    """Process each new file of FOLDER with TASK in the foreground, the inbox loop of a schedule without a
-    beat: `docqueue watch /inbox classify --labels a,b --move-done /done`."""
-
-
-def _watch_command(spec: TaskSpec) -> None:
-    def command(obj: Context, max_interval: float | None, loglevel: str, **kwargs: Any) -> None:
-        task_options, inbox = split_task_options(spec, kwargs)
-        group = click.get_current_context().parent
-        assert group is not None
-        folder: Path = group.params["folder"]
-        name = group.params["name"] or "watch-" + hashlib.sha256(
-            f"{folder.resolve()}\x00{spec.name}".encode()).hexdigest()[:12]
-        fresh = _new_schedule(obj, spec, name, [str(folder.resolve())], task_options,
-                              {"every": group.params["every"], "overlap": group.params["overlap"], "catch_up": "last",
-                               **inbox}, foreground=True)
-        with obj.engine.begin() as conn:
-            found = conn.execute(sa.select(col(Schedule.id), col(Schedule.foreground))
-                                 .where(col(Schedule.name) == name)).one_or_none()
-            if found is None:
-                conn.execute(sa.insert(Schedule).values(**fresh.model_dump()))
-                schedule_id = fresh.id
-            elif not found[1]:
-                raise click.ClickException(f"{name!r} is a schedule of `docqueue beat`, not a watch; pick --name")
-            else:  # the command line wins; the memory of files taken (and the anchor of due times) stays
-                schedule_id = found[0]
-                keep = {"id", "name", "created_at", "cursor_at"}
-                conn.execute(sa.update(Schedule).where(col(Schedule.id) == schedule_id)
-                             .values(**{k: v for k, v in fresh.model_dump().items() if k not in keep}, paused=False))
-        _serve(obj, max_interval, loglevel, only=schedule_id)
-
-    command.__doc__ = f"Watch the folder with `submit {spec.name}`: {spec.help}"
-    f = pass_ctx(command)
-    f = spec.apply(f)
-    f = _with([*INBOX_OPTIONS, *_SERVE_OPTIONS, *SOURCE_OPTIONS, *WEBHOOK_OPTIONS], f)
-    watch.command(spec.name, short_help=f"Watch the folder with `submit {spec.name}`.")(f)
-
-
-for _spec in TASK_SPECS.values():
-    _watch_command(_spec)

@@ -73,7 +73,7 @@ def test_mixed_folder_end_to_end(database_url: str, clean_redis: str, tmp_path: 
     start_worker(env)
     submit = ("submit", "classify", str(inbox), "--labels", LABELS, "--text-field", "body", "--id-field", "ticket",
               "--exclude", "*.log", "--wait", "--timeout", "300", "--json")
-    first = cli_json(env, *submit)
+    first = cli_json(env, *submit, exit_code=5)  # some documents fail, on purpose
     batch = first["batch"]
     assert first["documents"] == TOTAL and first["reused"] == 0
     assert first["status"]["failed"] == len(FAILURES) and first["status"]["succeeded"] == TOTAL - len(FAILURES)
@@ -96,7 +96,7 @@ def test_mixed_folder_end_to_end(database_url: str, clean_redis: str, tmp_path: 
     assert all("reused_from" not in r for r in rows)
 
     # the same files again: nothing is queued for the model, every success is a copy of a real run
-    again = cli_json(env, *submit)
+    again = cli_json(env, *submit, exit_code=5)
     assert again["documents"] == TOTAL and again["reused"] == TOTAL - len(FAILURES)
     assert again["status"]["succeeded"] == TOTAL - len(FAILURES)
     first_jobs = _jobs(database_url, batch)
@@ -112,7 +112,7 @@ def test_mixed_folder_end_to_end(database_url: str, clean_redis: str, tmp_path: 
             assert row["error"]["kind"] == FAILURES[Path(row["document"]).name] and "reused_from" not in row
 
     # --force runs the model again
-    forced = cli_json(env, *submit, "--force")
+    forced = cli_json(env, *submit, "--force", exit_code=5)
     assert forced["reused"] == 0 and forced["status"]["succeeded"] == TOTAL - len(FAILURES)
     forced_jobs = _jobs(database_url, forced["batch"])
     assert all(j.reused_from is None for j in forced_jobs.values())

@@ -70,7 +70,7 @@ def test_classify_options_end_to_end(sqlite_url: str, clean_redis: str, tmp_path
 
     # asking for an engine the model cannot run fails each document, clearly
     batch = cli_json(env, "submit", "classify", str(inbox / next(iter(expected))), "--labels", "a,b", "--engine",
-                     "fine-tuned", "--wait", "--timeout", "300", "--json")["batch"]
+                     "fine-tuned", "--wait", "--timeout", "300", "--json", exit_code=1)["batch"]
     [row] = results_jsonl(env, batch)
     assert row["status"] == "failed" and row["error"]["kind"] == "engine_mismatch"
 

@@ -32,7 +32,7 @@ def test_classify_end_to_end(database_url: str, clean_redis: str, tmp_path: Path
     start_worker(env)
     inbox = FIXTURES / "classify"
     submitted = cli_json(env, "submit", "classify", str(inbox), str(tmp_path / "missing.txt"), "--labels", LABELS,
-                         "--wait", "--timeout", "300", "--json")
+                         "--wait", "--timeout", "300", "--json", exit_code=5)  # some failed
     batch = submitted["batch"]
     assert submitted["documents"] == len(EXPECTED) + 2  # + empty.txt + the missing file
 
@@ -109,7 +109,7 @@ def test_model_loads_once_per_child_after_fork(sqlite_url: str, clean_redis: str
     env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_BATCH_MAX_DOCS="1")
     worker = start_worker(env, pool="prefork", concurrency=1)
     batch = cli_json(env, "submit", "classify", str(FIXTURES / "classify"), "--labels", LABELS,
-                     "--wait", "--timeout", "300", "--json")["batch"]
+                     "--wait", "--timeout", "300", "--json", exit_code=5)["batch"]  # empty.txt failed
     assert cli_json(env, "status", batch, "--json")["succeeded"] == 4
     log = worker.log()
     assert log.count("succeeded in") >= 5  # one message per document (the empty one included)

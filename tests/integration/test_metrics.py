@@ -67,7 +67,7 @@ def test_worker_metrics_count_what_the_batches_did(sqlite_url: str, clean_redis:
     ok = cli_json(env, "submit", "classify", *map(str, docs), "--labels", "billing,legal", "--wait", "--json")
     assert ok["status"]["succeeded"] == 6
     bad = cli_json(env, "submit", "classify", *map(str, docs[:2]), "--labels", "billing,legal",
-                   "--model", str(tmp_path / "no-such-model"), "--wait", "--json")
+                   "--model", str(tmp_path / "no-such-model"), "--wait", "--json", exit_code=1)
     assert bad["status"]["failed"] == 2
 
     samples = scrape(port)

@@ -18,18 +18,10 @@ from docqueue.queue import make_celery
 from docqueue.schema import new_id
 from docqueue.settings import get_settings
 from producer.batch_control import purge_batches, purge_schedule_runs
-from producer.scheduler import (
-    Heartbeat,
-    ScheduleRunner,
-    alive_key,
-    aware,
-    due_between,
-    heartbeat_lifetime,
-    lock_key,
-    next_due,
-    parse_duration,
-    suspect_key,
-)
+from producer.schedules.locks import RunHeartbeat as Heartbeat
+from producer.schedules.locks import alive_key, heartbeat_lifetime, lock_key, suspect_key
+from producer.schedules.runner import ScheduleRunner
+from producer.schedules.timing import aware, due_between, next_due, parse_duration
 
 pytestmark = pytest.mark.integration
 

@@ -221,12 +221,13 @@ def test_watch_takes_each_new_file_once(sqlite_url: str, clean_redis: str, tmp_p
     assert listed["runs"]["nothing_new"] <= 3
 
 
-def test_a_run_killed_mid_submit_is_recovered_and_its_file_taken_again(database_url: str, clean_redis: str,
-                                                                        tmp_path: Path) -> None:
+def test_a_run_killed_mid_submit_is_resumed_from_what_it_stored(database_url: str, clean_redis: str,
+                                                                 tmp_path: Path) -> None:
     """``schedule run`` SIGKILLed after claiming a big export and storing part of it: its run stays
     ``running`` and the file claimed, with no documents recorded. Two looks at a missing heartbeat
-    later (two more manual runs) the run is an error, its batch's unfinished jobs are cancelled, and
-    the file is submitted again, whole, by the next run."""
+    later (two more manual runs) the run is resumed: the documents it stored are kept (none
+    cancelled, none stored twice), the rest of the file goes into the same batch, and the file is
+    not submitted again by a later run (issue 23 item 12)."""
     rows = 50_000
     env = service_env(clean_redis, database_url, tmp_path, DOCQUEUE_SCHEDULE_HEARTBEAT_S="0.3")
     migrate_if_postgres(env)
@@ -253,16 +254,22 @@ def test_a_run_killed_mid_submit_is_recovered_and_its_file_taken_again(database_
     time.sleep(1.0)  # past the heartbeat's lifetime (3 x 0.3 s): the first look marks it suspect
     first = cli_json(env, "schedule", "run", "big", "--json")
     assert first["outcome"] == "skipped" and batch in first["detail"]  # its batch still has queued jobs
-    time.sleep(1.0)  # the second look, a lifetime later, finds it still silent
+    time.sleep(1.0)  # the second look, a lifetime later, finds it still silent and resumes it
     second = cli_json(env, "schedule", "run", "big", "--json")
-    assert second["outcome"] == "submitted" and second["documents"] == rows and second["batch"] != batch
+    assert second["outcome"] == "skipped" and batch in second["detail"]  # the resumed batch is unfinished
 
-    [(outcome, detail)] = _rows(database_url, "SELECT outcome, detail FROM schedule_run WHERE id = :r", r=run_id)
-    assert outcome == "error" and "abandoned" in detail
-    assert f"{stored} unfinished job(s) cancelled, 1 file(s) released" in detail
-    statuses = _rows(database_url, "SELECT status, count(*) FROM job WHERE batch_id = :b GROUP BY status", b=batch)
-    assert statuses == [("cancelled", stored)]
-    [(message,)] = _rows(database_url, "SELECT DISTINCT error_message FROM job WHERE batch_id = :b", b=batch)
-    assert run_id in message and "submitted again" in message
-    assert _rows(database_url, "SELECT batch_id, documents FROM inbox_file") == [(second["batch"], rows)]
-    assert _rows(database_url, "SELECT count(*) FROM job WHERE batch_id = :b", b=second["batch"])[0][0] == rows
+    [(outcome, documents, detail)] = _rows(database_url, "SELECT outcome, documents, detail FROM schedule_run "
+                                                         "WHERE id = :r", r=run_id)
+    assert outcome == "submitted" and documents == rows, (outcome, documents, detail)
+    assert detail.startswith("interrupted: its process stopped mid-run") and f"{stored} document(s) kept" in detail
+    assert _rows(database_url, "SELECT count(*) FROM job WHERE batch_id = :b", b=batch)[0][0] == rows
+    assert _rows(database_url, "SELECT count(*) FROM job WHERE status = 'cancelled'")[0][0] == 0
+    # every row once, in file order: the stored prefix and the resumed rest meet without a gap or a double
+    positions = _rows(database_url, "SELECT d.position, d.source_row FROM document d WHERE d.batch_id = :b "
+                                    "ORDER BY d.position", b=batch)
+    assert [p for p, _ in positions] == list(range(rows))
+    assert len({r for _, r in positions}) == rows
+    assert _rows(database_url, "SELECT batch_id, first_position, documents FROM inbox_file") == [(batch, 0, rows)]
+    assert _rows(database_url, "SELECT count(*) FROM batch")[0][0] == 1  # the file was not taken again
+    listed = cli_json(env, "schedule", "list", "--json")
+    assert listed["runs"].get("error", 0) == 0 and listed["last_run"]["outcome"] == "skipped"

@@ -31,7 +31,7 @@ def test_top_snapshot_shows_queues_workers_batches_and_failures(sqlite_url: str,
     doc.write_text("The supplier shall deliver the goods within thirty days of the order.")
     done = cli_json(env, "submit", "classify", str(doc), "--labels", "delivery,payment", "--wait", "--json")
     bad = cli_json(env, "submit", "classify", str(doc), str(tmp_path / "a.txt"), "--labels", "x,y",
-                   "--model", str(tmp_path / "missing-model"), "--wait", "--json")
+                   "--model", str(tmp_path / "missing-model"), "--wait", "--json", exit_code=1)
     waiting = cli_json(env, "submit", "summarize", str(doc), "--json")  # nobody consumes summarize
 
     snap = snapshot(env)

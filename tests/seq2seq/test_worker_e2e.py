@@ -72,7 +72,7 @@ def test_translate_and_summarize_batches_through_a_worker(sqlite_url: str, clean
 
     # a model the worker does not have, named by the submission: a per-document error that says so
     batch = cli_json(env, "submit", "summarize", str(inbox / "spanish.txt"), "--engine", "abstractive", "--model",
-                     str(tmp_path / "no-such-bart"), "--wait", "--timeout", "300", "--json")["batch"]
+                     str(tmp_path / "no-such-bart"), "--wait", "--timeout", "300", "--json", exit_code=1)["batch"]
     [row] = results_jsonl(env, batch)
     assert row["status"] == "failed" and row["error"]["kind"] == "model_unavailable"
     assert "no-such-bart" in row["error"]["message"]

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from producer.cli import main
-from producer.commands.schedule import schedule_add, watch
+from producer.commands.beat import watch
+from producer.commands.schedule import schedule_add
 
 
 @pytest.fixture
