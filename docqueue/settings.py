@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     publish_retries: int = Field(default=3, ge=1, description="Tries of one chunk's publish before submit stops.")
 
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    model_store: Path | None = Field(
+        default=None, description="Folder of the models `docqueue train` writes (NAME/VERSION/); unset: "
+        "<data_dir>/models. Workers that train and workers that classify with them must share it.")
     # --- which models a queue message may name (params.model) ---
     model_dirs: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -318,6 +321,11 @@ class Settings(BaseSettings):
         if self.batch_max_tokens < self.max_tokens_per_document:
             raise ValueError("batch_max_tokens must be at least max_tokens_per_document")
         return self
+
+
+def model_store_dir(settings: Settings) -> Path:
+    """Where trained models live: ``DOCQUEUE_MODEL_STORE``, else ``models`` under the data dir."""
+    return settings.model_store if settings.model_store is not None else settings.data_dir / "models"
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -25,7 +25,7 @@ from docqueue.broker import BrokerUnavailableError, check_broker, redis_client, 
 from docqueue.errors import DocqueueError
 from docqueue.logs import configure_json_logging, set_log_context
 from docqueue.models_catalog import configured_models, local_copy_hint
-from docqueue.names import TASK_TYPES, queue_name
+from docqueue.names import TASK_TYPES, TRAIN, queue_name
 from docqueue.schema import JobStatus, new_id
 from docqueue.secrets import install_log_masking, mask_url
 from docqueue.settings import Settings
@@ -365,7 +365,7 @@ def worker(obj: Context, queues: str, concurrency: int, device: str | None, pool
         given = ctx.get_parameter_source("queues") != click.core.ParameterSource.DEFAULT
         ctx.exit(check_local_worker(obj.settings, [q.strip() for q in queues.split(",") if q.strip()]
                                     if given else None))
-    known = (*TASK_TYPES, WEBHOOK_QUEUE)
+    known = (*TASK_TYPES, TRAIN, WEBHOOK_QUEUE)
     unknown = sorted(set(q.strip() for q in queues.split(",")) - set(known))
     if unknown:
         raise click.UsageError(f"unknown queue(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -393,15 +393,17 @@ def models_group() -> None:
 @json_option("Machine-readable output on stdout (one object per line).")
 @pass_ctx
 def models_list(obj: Context, as_json: bool) -> None:
-    """Each task's configured model(s): available on this machine?, size on disk, which engine runs."""
+    """Each task's configured model(s): available on this machine?, size on disk, which engine runs;
+    then the models `docqueue train` wrote into the model store (DOCQUEUE_MODEL_STORE)."""
     rows = configured_models(obj.settings)
     if as_json:
         for r in rows:
             click.echo(json.dumps({"task": r.task, "engine": r.engine, "default": r.default, "pair": r.pair,
                                    "model": r.spec, "revision": r.revision, "available": r.location.available,
                                    "size_bytes": r.location.size_bytes, "path": r.location.path}))
-        return
-    Console().print(models_table(rows))
+    else:
+        Console().print(models_table(rows))
+    show_store(obj, as_json)
 
 
 @models_group.command("pull")
@@ -473,9 +475,10 @@ from producer.commands.metrics import metrics_group  # noqa: E402
 from producer.commands.retry import retry  # noqa: E402
 from producer.commands.schedule import beat, schedule_group, watch  # noqa: E402
 from producer.commands.top import top  # noqa: E402
+from producer.commands.train import show_store, train_group  # noqa: E402
 from producer.commands.workers import workers  # noqa: E402
 
-for command in (dlq_group, batches, cancel, purge, retry, workers, events, schedule_group, beat, watch,
+for command in (dlq_group, batches, cancel, purge, retry, workers, events, schedule_group, beat, watch, train_group,
                 metrics_group, top):
     main.add_command(command)
 
