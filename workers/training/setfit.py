@@ -139,7 +139,7 @@ def contrastive(base: ModelRef, out: Path, train: Sequence[Example], p: TrainPar
             scheduler.step()
             optimizer.zero_grad()
             step += 1
-            if time.monotonic() - last >= 2 or step == total:
+            if step == 1 or time.monotonic() - last >= 2 or step == total:  # the first step: "it started"
                 progress("pairs", step, total, {"loss": round(float(loss.detach()), 4)})
                 last = time.monotonic()
     model.eval()
