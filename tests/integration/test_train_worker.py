@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, create_engine, select
@@ -27,7 +28,7 @@ def _job(database_url: str, batch: str) -> Job:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_train_survives_a_killed_worker_and_classify_uses_the_model(database_url: str, clean_redis: str,
-                                                                     tmp_path: Path, start_worker) -> None:
+                                                                     tmp_path: Path, start_worker: Any) -> None:
     encoder = build_distilbert_cls(tmp_path / "encoder")
     env = service_env(clean_redis, database_url, tmp_path, DOCQUEUE_CLASSIFY_MODEL=str(encoder),
                       DOCQUEUE_HEARTBEAT_INTERVAL_S="0.5", DOCQUEUE_HEARTBEAT_TIMEOUT_S="3",
