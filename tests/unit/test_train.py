@@ -162,3 +162,14 @@ def test_models_list_shows_the_store(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     stored = [json.loads(line) for line in result.output.splitlines() if '"store": true' in line]
     assert [(s["model"], s["metrics"]["micro_f1"]) for s in stored] == [("clauses@1", 0.5)]
+
+
+def test_progress_event_follows_the_event_contract() -> None:
+    from docqueue.events import train_progress_event
+    from tests.event_checks import validate_entry, validate_event
+
+    event = train_progress_event("b1", "j1", "pairs", 3, 40, 0.25)
+    validate_event(event.data)
+    validate_entry(event.fields())
+    assert event.flat["stage"] == "pairs" and event.flat["done"] == "3"
+    validate_event(train_progress_event("b1", "j1", "head", 0, 1, None).data)
