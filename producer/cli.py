@@ -330,7 +330,8 @@ def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
 # ----------------------------------------------------------------------------------------- worker
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--queues", "-Q", envvar="DOCQUEUE_QUEUES", show_envvar=True, default=",".join(TASK_TYPES),
-              help="Comma-separated queues to consume: task queues, and 'webhooks' (webhook deliveries; no "
+              help="Comma-separated queues to consume: task queues, 'train' (`docqueue train` jobs; not in the "
+              "default: a training job holds a process for minutes) and 'webhooks' (webhook deliveries; no "
               "model is loaded for it, and it is not in the default so model workers never POST).")
 @click.option("--concurrency", "-c", envvar="DOCQUEUE_CONCURRENCY", show_envvar=True, type=int, default=0,
               help="Worker processes, each with its own resident model; 0: one single-threaded process per "
