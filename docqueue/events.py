@@ -62,7 +62,8 @@ DOCUMENT_FINISHED = "document.finished"
 BATCH_FINISHED = "batch.finished"
 WEBHOOK_FAILED = "webhook.failed"
 MESSAGE_REJECTED = "message.rejected"  # written by docqueue.rejections
-EVENT_TYPES = (DOCUMENT_FINISHED, BATCH_FINISHED, WEBHOOK_FAILED, MESSAGE_REJECTED)
+TRAIN_PROGRESS = "train.progress"
+EVENT_TYPES = (DOCUMENT_FINISHED, BATCH_FINISHED, WEBHOOK_FAILED, MESSAGE_REJECTED, TRAIN_PROGRESS)
 
 #: Held by ``submit`` while it stores a batch (refreshed each chunk; a killed submit's lapses).
 OPEN_PREFIX = "docqueue:batch-open:"
@@ -155,6 +156,13 @@ def webhook_failed_event(event: dict[str, Any], url: str, attempts: int, error: 
     data.update({"url": public_url(url), "event_id": event.get("id"), "event_type": event.get("type"),
                  "attempts": attempts, "error": error[:2000]})
     return Event(data, _flat(data, (*_COMMON, "url", "event_id", "event_type", "attempts", "error")))
+
+
+def train_progress_event(batch: str, job_id: str, stage: str, done: int, total: int, loss: float | None) -> Event:
+    """A training job's progress (``docqueue train``); not a completion: nothing is committed with it."""
+    data = _envelope(TRAIN_PROGRESS, batch)
+    data.update({"job_id": job_id, "stage": stage, "done": done, "total": total, "loss": loss})
+    return Event(data, _flat(data, (*_COMMON, "job_id", "stage", "done", "total")))
 
 
 class EventSink:

@@ -16,6 +16,11 @@ REVIEW: Final = "review"
 
 TASK_TYPES: Final[tuple[str, ...]] = (CLASSIFY, SUMMARIZE, TRANSLATE, REVIEW)
 
+#: Training jobs (``docqueue train``): a queue of its own, so only workers started with ``--queues
+#: train`` (a GPU machine, where there is one) take a job that holds a process for minutes. Not in
+#: TASK_TYPES: it is no per-document task a user submits files to, and no default worker consumes it.
+TRAIN: Final = "train"
+
 #: Celery task names are namespaced so they cannot collide with other apps on a shared broker.
 TASK_NAME_PREFIX: Final = "docqueue."
 

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
                                  "apart) before submit stops with exit 4 and names docqueue retry.")
 
     device: str = Field(default="auto", description="Worker device: auto, cpu, cuda or cuda:N.")
+    model_store: Path | None = Field(
+        default=None, description="Folder of the models `docqueue train` writes (NAME/VERSION/); unset: "
+        "<data_dir>/models. Workers that train and workers that classify with them must share it.")
     # --- which models a queue message may name (params.model) ---
     model_dirs: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -370,6 +373,11 @@ def env_file() -> Path:
     if not path.is_file():
         raise ValueError(f"{ENV_FILE_ENV}={named}: no such file")
     return path
+
+
+def model_store_dir(settings: Settings) -> Path:
+    """Where trained models live: ``DOCQUEUE_MODEL_STORE``, else ``models`` under the data dir."""
+    return settings.model_store if settings.model_store is not None else settings.data_dir / "models"
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -31,6 +31,7 @@ from producer.commands.retry import retry
 from producer.commands.schedule import schedule_group
 from producer.commands.submit import submit
 from producer.commands.top import top
+from producer.commands.train import train_group
 from producer.commands.worker import worker
 from producer.commands.workers import workers
 from producer.context import Context, FullHelpGroup
@@ -97,7 +98,7 @@ def main(ctx: click.Context, database_url: str | None, redis_url: str | None, da
 
 
 for command in (submit, status, results, worker, models_group, db_group, broker_group, dlq_group, batches, cancel,
-                purge, retry, workers, events, schedule_group, beat, watch, metrics_group, top):
+                purge, retry, workers, events, schedule_group, beat, watch, metrics_group, top, train_group):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

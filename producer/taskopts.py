@@ -14,9 +14,10 @@ from typing import Any
 
 import click
 
+from docqueue import model_store
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.params import Limits, ParamsError, known_params, parse_params
-from docqueue.settings import Settings
+from docqueue.settings import Settings, model_store_dir
 from producer.classify_options import classify_params
 
 Decorator = Callable[[Any], Any]
@@ -110,8 +111,12 @@ CLASSIFY_OPTIONS = (
 
 
 def _classify(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
+    # a model of the store (`docqueue train`) knows its labels, like a fine-tuned classifier
+    stored = bool(o["model"]) and model_store.parse_spec(o["model"]) is not None and bool(
+        model_store.versions(model_store_dir(settings), o["model"].split("@")[0]))
     return classify_params(labels=o["labels"], labels_file=o["labels_file"], examples_file=o["examples_file"],
-                           engine=o["engine"], model=o["model"], model_revision=o["model_revision"],
+                           engine="fine-tuned" if stored and o["engine"] == "auto" else o["engine"],
+                           model=o["model"], model_revision=o["model_revision"],
                            multi_label=o["multi_label"], threshold=o["threshold"], template=o["template"],
                            nli_model=settings.classify_nli_model)
 

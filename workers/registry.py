@@ -14,14 +14,17 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from docqueue import model_store
 from docqueue.errors import DocumentError, ModelUnavailableError
+from docqueue.model_store import StoredModel
 from docqueue.models_catalog import start_check, summarize_default_model
 from docqueue.names import CLASSIFY, SUMMARIZE
-from docqueue.settings import Settings
+from docqueue.settings import Settings, model_store_dir
 from docqueue.webhooks import WEBHOOK_QUEUE
 from workers.engines import TaskEngine
 from workers.engines.embedding import SentenceEncoder
 from workers.engines.seq2seq import Seq2SeqModel
+from workers.engines.trained import TrainedClassifier
 from workers.loading import LOADERS, build_encoder, build_seq2seq
 from workers.metrics import MODEL_LOAD, RESIDENT
 from workers.model_policy import ModelPolicy
@@ -79,20 +82,21 @@ class Registry:
         model the worker does not allow (:mod:`workers.model_policy`) is never opened.
         """
         default_spec, default_rev = default_model(self.settings, task, params or {})
-        if model and model != default_spec:
+        stored = self._stored(task, model) if model and model != default_spec else None
+        if model and model != default_spec and stored is None:
             self.policy.check(model)
         spec, rev = (model, revision) if model else (default_spec, default_rev)
-        key = (task, spec, rev)
+        key = (task, stored.spec if stored else spec, None if stored else rev)
         with self._lock:
             engine = self._engines.get(key)
             if engine is None:
                 if len(self._engines) >= self.max_engines:
                     raise DocumentError("too_many_models", f"this worker already holds {self.max_engines} "
                                         f"models; cannot also load {spec!r}")
-                log.info("loading %s model %s in process %d", task, spec, os.getpid())
+                log.info("loading %s model %s in process %d", task, key[1], os.getpid())
                 began = time.perf_counter()
                 try:
-                    engine = LOADERS[task](self, spec, rev)
+                    engine = self._load_stored(stored) if stored else LOADERS[task](self, spec, rev)
                 except ModelUnavailableError as e:
                     raise DocumentError("model_unavailable", str(e)) from e
                 MODEL_LOAD.labels(task=task, model=engine.model_id).observe(time.perf_counter() - began)
@@ -104,6 +108,20 @@ class Registry:
         """Keys ``(task, model spec, revision)`` of the engines this process holds."""
         with self._lock:
             return list(self._engines)
+
+    def _load_stored(self, stored: StoredModel) -> TaskEngine:
+        return TrainedClassifier(stored, self.encoder(str(stored.path)))
+
+    def _stored(self, task: str, spec: str) -> StoredModel | None:
+        """The store model a classify message names (``NAME[@VERSION]``, ``docqueue train``): the
+        worker's own store is trusted like its configured models, so the allow-list is not asked.
+        ``NAME`` alone is resolved per message, so a new version is used as soon as it is published."""
+        if task != CLASSIFY:
+            return None
+        try:
+            return model_store.lookup(model_store_dir(self.settings), spec)
+        except model_store.StoreError as e:
+            raise DocumentError("model_unavailable", str(e)) from e
 
     def encoder(self, spec: str, revision: str | None = None) -> SentenceEncoder:
         """A sentence encoder shared by every engine of this process that names the same model,

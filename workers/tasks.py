@@ -26,6 +26,7 @@ from workers.memory import TRIM_ABOVE_CHARS, release_memory
 from workers.pipeline import process_messages
 from workers.registry import process_registry
 from workers.status import STATUS, resident_models
+from workers.training.task import register_train_task
 from workers.webhooks import register_webhook_task
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     for task_type in TASK_TYPES:
         _register(app, settings, task_type)
     register_webhook_task(app, settings)
+    register_train_task(app, settings)
 
 
 def _register(app: Celery, settings: Settings, task_type: str) -> None:

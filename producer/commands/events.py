@@ -44,6 +44,9 @@ def _line(event: dict[str, Any]) -> str:
     if kind == ev.WEBHOOK_FAILED:
         return (f"{head}  {event.get('event_type')} {event.get('event_id')} to {event.get('url')}: "
                 f"{event.get('attempts')} tries, last: {event.get('error')}")
+    if kind == ev.TRAIN_PROGRESS:
+        loss = f"  loss {event['loss']}" if event.get("loss") is not None else ""
+        return f"{head}  {event.get('stage')} {event.get('done')}/{event.get('total')}{loss}"
     return head
 
 
@@ -62,7 +65,8 @@ def _line(event: dict[str, Any]) -> str:
 @pass_ctx
 def events(obj: Context, batch: str | None, types: tuple[str, ...], since: str, follow: bool,
            until_finished: bool, as_json: bool) -> None:
-    """Completion events (document.finished, batch.finished, webhook.failed) from the Redis stream
+    """Completion events (document.finished, batch.finished, webhook.failed) and training progress
+    (train.progress) from the Redis stream
     docqueue:events, oldest first; the stream keeps the newest DOCQUEUE_EVENTS_MAXLEN."""
     if until_finished and not batch:
         raise click.UsageError("--until-finished needs --batch")

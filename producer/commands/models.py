@@ -10,6 +10,7 @@ from rich.console import Console
 
 from docqueue.models_catalog import configured_models, local_copy_hint
 from docqueue.settings import Settings
+from producer.commands.train import show_store
 from producer.context import Context, FullHelpGroup, json_option, pass_ctx
 from producer.render import models_table
 
@@ -23,15 +24,17 @@ def models_group() -> None:
 @json_option("Machine-readable output on stdout (one object per line).")
 @pass_ctx
 def models_list(obj: Context, as_json: bool) -> None:
-    """Each task's configured model(s): available on this machine?, size on disk, which engine runs."""
+    """Each task's configured model(s): available on this machine?, size on disk, which engine runs;
+    then the models `docqueue train` wrote into the model store (DOCQUEUE_MODEL_STORE)."""
     rows = configured_models(obj.settings)
     if as_json:
         for r in rows:
             click.echo(json.dumps({"task": r.task, "engine": r.engine, "default": r.default, "pair": r.pair,
                                    "model": r.spec, "revision": r.revision, "available": r.location.available,
                                    "size_bytes": r.location.size_bytes, "path": r.location.path}))
-        return
-    Console().print(models_table(rows))
+    else:
+        Console().print(models_table(rows))
+    show_store(obj, as_json)
 
 
 @models_group.command("pull")

@@ -16,7 +16,7 @@ from types import ModuleType
 import click
 
 import producer
-from docqueue.names import TASK_TYPES
+from docqueue.names import TASK_TYPES, TRAIN
 from docqueue.webhooks import WEBHOOK_QUEUE
 from producer.context import Context, pass_ctx
 
@@ -46,7 +46,8 @@ def worker_entry() -> ModuleType:
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--queues", "-Q", envvar="DOCQUEUE_QUEUES", show_envvar=True, default=",".join(TASK_TYPES),
-              help="Comma-separated queues to consume: task queues, and 'webhooks' (webhook deliveries; no "
+              help="Comma-separated queues to consume: task queues, 'train' (`docqueue train` jobs; not in the "
+              "default: a training job holds a process for minutes) and 'webhooks' (webhook deliveries; no "
               "model is loaded for it, and it is not in the default so model workers never POST).")
 @click.option("--concurrency", "-c", envvar="DOCQUEUE_CONCURRENCY", show_envvar=True, type=int, default=0,
               help="Worker processes, each with its own resident model; 0: one single-threaded process per "
@@ -81,7 +82,7 @@ def worker(obj: Context, queues: str, concurrency: int, device: str | None, pool
         given = ctx.get_parameter_source("queues") != click.core.ParameterSource.DEFAULT
         ctx.exit(check_local_worker(obj.settings, [q.strip() for q in queues.split(",") if q.strip()]
                                     if given else None))
-    known = (*TASK_TYPES, WEBHOOK_QUEUE)
+    known = (*TASK_TYPES, TRAIN, WEBHOOK_QUEUE)
     chosen = tuple(q.strip() for q in queues.split(",") if q.strip())
     unknown = sorted(set(chosen) - set(known))
     if unknown:

