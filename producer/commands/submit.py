@@ -2,7 +2,7 @@
 
 The submission itself is ``producer.submission`` (shared with schedules and ``watch``); this module
 is the command line around it: options in, progress and one-line errors out, and an exit status a
-script can act on (``producer.submission``'s ``EXIT_*``, documented in docs/cli.md).
+script can act on (``producer.submission``'s ``EXIT_*``, documented in docs/operations/cli-behaviour.md).
 """
 
 from __future__ import annotations

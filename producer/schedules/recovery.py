@@ -11,17 +11,28 @@ stored but had not enqueued are published by the worker's reaper (``pending`` pa
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from docqueue.models import Document, InboxFile, Schedule, ScheduleRun, utcnow
+from docqueue.settings import Settings
 from producer.schedules import locks
 from producer.schedules.locks import heartbeat_lifetime
 
-if TYPE_CHECKING:
-    from producer.schedules.runner import ScheduleRunner
+
+class ScheduleRunner(Protocol):
+    """What recovery needs of the runner (``producer.schedules.runner.ScheduleRunner``), named here
+    so that the runner, which calls recovery, is not imported back (no import circle)."""
+
+    settings: Settings
+    engine: Engine
+    redis: Any
+    token: str
+
+    def resume(self, schedule: Schedule, run: ScheduleRun, why: str) -> Any: ...
 
 
 def recover_abandoned(runner: ScheduleRunner, schedule: Schedule) -> int:

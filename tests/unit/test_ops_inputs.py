@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import pytest
 
+from docqueue.params import ParamsError, ReviewParams
 from producer.loaders import iter_documents, iter_paths
-from producer.taskopts import parse_categories
 
 
 def test_text_renamed_pdf_says_what_it_looks_like(tmp_path: Path) -> None:
@@ -36,8 +35,8 @@ def test_a_glob_gives_the_folders_order(tmp_path: Path) -> None:
 
 
 def test_unknown_review_category_lists_the_valid_names() -> None:
-    with pytest.raises(click.BadParameter) as refused:
-        parse_categories("Governing Law, Bogus")
-    message = str(refused.value.message)
+    with pytest.raises(ParamsError) as refused:
+        ReviewParams.of({"categories": ["Governing Law", "Bogus"]})
+    message = str(refused.value)
     assert "Bogus" in message and "Governing Law" in message and "Non-Compete" in message
     assert "README" not in message

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from docqueue import model_store, train_examples
 from docqueue.errors import DocumentError
+from docqueue.params import ClassifyParams
 from docqueue.settings import get_settings
 from tests.tiny_classifiers import build_distilbert_cls
 from workers.engines.embedding import resolve_model
@@ -109,7 +110,8 @@ def test_train_writes_a_model_that_classify_uses(tmp_path: Path, encoder_dir: Pa
     registry = Registry(settings)
     engine = registry.get("classify", "clauses@1", params={"model": "clauses@1"})
     assert engine.model_id == "clauses@1" and engine.model_revision.startswith("data-sha256:")  # type: ignore[union-attr]
-    out = engine.run([" ".join(PAY), " ".join(LAW), "  "], {"model": "clauses@1"})
+    out = engine.run([" ".join(PAY), " ".join(LAW), "  "],
+                     ClassifyParams.of({"model": "clauses@1", "engine": "fine-tuned"}))
     assert isinstance(out[0], dict) and set(out[0]["scores"]) == {"billing", "legal"}
     assert isinstance(out[2], DocumentError) and out[2].kind == "empty_document"
     assert registry.get("classify", "clauses", params={}).model_id == "clauses@1"  # NAME: the newest version

@@ -16,7 +16,7 @@ from docqueue.params import ClassifyParams
 from workers.engines import Outcome
 from workers.engines.classify_common import check_engine, classification, empty_outcomes
 from workers.engines.embedding import SentenceEncoder
-from workers.training.setfit import Head
+from workers.engines.linear_head import Head
 
 
 class TrainedClassifier:

@@ -29,6 +29,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from docqueue.train_examples import Example
 from workers.engines.embedding import ModelRef, SentenceEncoder
+from workers.engines.linear_head import Head
 
 #: progress(stage, done, total, info): stage is "pairs", "head" or "evaluate".
 Progress = Callable[[str, int, int, dict[str, Any]], None]
@@ -145,37 +146,6 @@ def contrastive(base: ModelRef, out: Path, train: Sequence[Example], p: TrainPar
     model.eval()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-
-
-@dataclass
-class Head:
-    """A linear head over unit-length embeddings; softmax (one label) or sigmoid (multi-label)."""
-
-    labels: list[str]
-    weight: torch.Tensor
-    bias: torch.Tensor
-    multi_label: bool
-    threshold: float = 0.5
-
-    def probabilities(self, embeddings: torch.Tensor) -> torch.Tensor:
-        logits = embeddings @ self.weight.T + self.bias
-        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
-
-    def predict(self, embeddings: torch.Tensor) -> list[list[str]]:
-        probs = self.probabilities(embeddings)
-        if self.multi_label:
-            return [[self.labels[k] for k in range(len(self.labels)) if row[k] >= self.threshold] for row in probs]
-        return [[self.labels[int(row.argmax())]] for row in probs]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"labels": self.labels, "multi_label": self.multi_label, "threshold": self.threshold,
-                "weight": self.weight.tolist(), "bias": self.bias.tolist()}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Head:
-        return cls([str(x) for x in data["labels"]], torch.tensor(data["weight"], dtype=torch.float32),
-                   torch.tensor(data["bias"], dtype=torch.float32), bool(data["multi_label"]),
-                   float(data.get("threshold", 0.5)))
 
 
 def fit_head(x: torch.Tensor, examples: Sequence[Example], labels: list[str], multi_label: bool,
