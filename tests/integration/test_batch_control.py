@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import redis
 
 from tests.conftest import service_env
 from tests.helpers import cli, cli_json, migrate_if_postgres, results_jsonl, wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def _batches(env: dict[str, str], *args: str) -> list[dict]:

@@ -24,8 +24,6 @@ from producer.submit import PublishError, submit_batch
 from tests.conftest import FIXTURES, service_env
 from tests.helpers import cli, cli_json, migrate_if_postgres
 
-pytestmark = pytest.mark.integration
-
 REDIS_SERVER = "/usr/bin/redis-server"
 PASSWORD = "s3cret-pw-42"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import redis
 import sqlalchemy as sa
 
@@ -17,8 +16,6 @@ from docqueue.queue import make_celery
 from docqueue.settings import get_settings
 from tests.conftest import FIXTURES, service_env
 from tests.helpers import cli, cli_json, migrate_if_postgres, wait_until
-
-pytestmark = pytest.mark.integration
 
 LABELS = "contract,invoice,casual conversation"
 

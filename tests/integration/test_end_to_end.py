@@ -8,12 +8,8 @@ import io
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import FIXTURES, service_env
 from tests.helpers import cli, cli_json, results_jsonl
-
-pytestmark = pytest.mark.integration
 
 LABELS = "contract,invoice,casual conversation"
 EXPECTED = {

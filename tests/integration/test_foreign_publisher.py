@@ -11,13 +11,10 @@ import json
 import uuid
 from pathlib import Path
 
-import pytest
 import redis
 
 from tests.conftest import service_env
 from tests.helpers import cli, cli_json, results_jsonl, wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def foreign_message(task: str, queue: str, kwargs: dict, correlation_id: str | None = None,

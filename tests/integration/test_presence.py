@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import service_env
 from tests.helpers import cli, wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def test_a_worker_records_its_queues_and_its_refusals(sqlite_url: str, clean_redis: str, tmp_path: Path,

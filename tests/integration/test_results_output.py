@@ -17,8 +17,6 @@ from tests.conftest import FIXTURES, service_env
 from tests.helpers import ROOT, cli, cli_json, migrate_if_postgres
 from workers import results
 
-pytestmark = pytest.mark.integration
-
 #: Neither alphabetical nor by length, the two orders jsonb could produce.
 LABELS = ["news", "contract", "invoice", "casual conversation"]
 
@@ -63,6 +61,7 @@ def test_results_are_the_same_text_on_sqlite_and_postgresql(sqlite_url: str, pg_
     assert list(first["result"]["scores"]) == LABELS and list(first["metadata"]) == ["z", "a"]
 
 
+@pytest.mark.e2e  # its own CLI process
 def test_results_into_a_closed_pipe_exit_quietly(sqlite_url: str, redis_url: str, tmp_path: Path) -> None:
     upgrade(sqlite_url)
     _stored_batch(ensure_schema(sqlite_url), 3000)  # far more than one pipe buffer

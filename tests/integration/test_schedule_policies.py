@@ -31,8 +31,6 @@ from producer.scheduler import (
     suspect_key,
 )
 
-pytestmark = pytest.mark.integration
-
 T0 = datetime(2026, 11, 30, 0, 0, 0, 500_000, tzinfo=timezone.utc)
 
 

@@ -20,8 +20,6 @@ from docqueue.settings import get_settings
 from tests.conftest import service_env
 from tests.helpers import cli, wait_until
 
-pytestmark = pytest.mark.integration
-
 
 class EventLog:
     """Every event seen on the broker's celeryev fanout, captured by a Celery ``Receiver`` thread."""

@@ -9,14 +9,11 @@ import socket
 import time
 from pathlib import Path
 
-import pytest
 import redis
 
 from docqueue import presence
 from tests.conftest import service_env
 from tests.helpers import cli, wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def _check(env: dict[str, str], *args: str) -> tuple[int, str]:
