@@ -186,12 +186,16 @@ def start_worker(tmp_path: Path) -> Iterator:
         w.stop()
 
 
+#: The worker module of :class:`WorkerProcess` whose classify engine does no model work.
+NOOP_WORKER = "tests.faults.noop_worker"
+
+
 @dataclass
 class SharedWorker:
-    """A real noop-engine worker (``tests.faults.noop_worker``) consuming ``classify`` for the whole
-    session, on a Redis DB and a database of its own, for tests that need only "a worker consumes
-    the queue". Tests share it, so they mint their own batch ids (``submit`` does), never flush its
-    Redis DB, and never stop it; a test about the worker process itself starts its own."""
+    """A real worker consuming ``classify`` for the whole session, on a Redis DB and a database of
+    its own, for tests that need only "a worker consumes the queue". Tests share it, so they mint
+    their own batch ids (``submit`` does), never flush its Redis DB and never stop it; a test about
+    the worker process itself (its log, its settings, its life) starts its own."""
 
     redis_url: str
     database_url: str
@@ -202,10 +206,8 @@ class SharedWorker:
         return service_env(self.redis_url, self.database_url, tmp_path, **extra)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def shared_worker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedWorker]:
-    """One shared noop worker per database docqueue supports; a test using it runs on each, with the
-    same ids (``[sqlite]``, ``[postgresql]``) as one parametrized by ``database_url``."""
+def _shared_worker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                   module: str) -> Iterator[SharedWorker]:
     from docqueue.db import upgrade
 
     try:
@@ -213,15 +215,14 @@ def shared_worker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         admin.ping()
     except (redis.RedisError, OSError) as e:
         _unavailable("Redis", e)
-    tmp = tmp_path_factory.mktemp(f"shared-worker-{request.param}")
+    tmp = tmp_path_factory.mktemp(f"shared-{module.rsplit('.', 1)[-1]}-{request.param}")
     with _own_redis_db(admin) as url, contextlib.ExitStack() as stack:
         if request.param == "sqlite":
             database_url = f"sqlite:///{tmp / 'docqueue.db'}"
         else:
             database_url = stack.enter_context(_fresh_pg_database())
         upgrade(database_url)
-        worker = WorkerProcess(service_env(url, database_url, tmp), tmp / "worker.log",
-                               module="tests.faults.noop_worker")
+        worker = WorkerProcess(service_env(url, database_url, tmp), tmp / "worker.log", module=module)
         try:
             yield SharedWorker(url, database_url, worker.wait_ready())
         finally:
@@ -229,9 +230,27 @@ def shared_worker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
             worker.stop()
 
 
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def shared_worker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedWorker]:
+    """One shared noop-engine worker per database docqueue supports: a test using it runs on each,
+    with the ids (``[sqlite]``, ``[postgresql]``) of one parametrized by ``database_url``; one
+    database only: ``@pytest.mark.parametrize("shared_worker", ["sqlite"], indirect=True)``."""
+    yield from _shared_worker(request, tmp_path_factory, NOOP_WORKER)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def shared_model_worker(request: pytest.FixtureRequest,
+                        tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedWorker]:
+    """As :func:`shared_worker`, with the real classify model (MiniLM): for end-to-end tests whose
+    assertions are the model's answers but not about the worker process. Earlier tests' results are
+    in its database, so identical submissions may be reused (``reused_from``): a test that counts
+    model runs or reuse starts its own worker."""
+    yield from _shared_worker(request, tmp_path_factory, "workers")
+
+
 # ------------------------------------------------------------------------------------------ tiers
 #: Fixtures that start real worker processes: the test is end-to-end.
-_PROCESS_FIXTURES = frozenset({"start_worker", "shared_worker"})
+_PROCESS_FIXTURES = frozenset({"start_worker", "shared_worker", "shared_model_worker"})
 #: Fixtures that reach the real Redis or PostgreSQL.
 _SERVICE_FIXTURES = frozenset({"redis_url", "clean_redis", "pg_url", "database_url"})
 

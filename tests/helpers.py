@@ -29,8 +29,13 @@ from typing import Any
 ROOT = Path(__file__).parent.parent
 
 #: Commands that replace or outlive the process that runs them (``worker`` execs ``python -m
-#: workers``; ``beat`` and ``watch`` install signal handlers and loop): always in their own process.
+#: workers``; ``beat`` and ``watch`` install signal handlers and loop): always in their own process,
+#: except ``worker --check``, which only asks Redis and exits.
 PROCESS_COMMANDS = frozenset({"worker", "beat", "watch"})
+
+
+def _needs_process(args: Sequence[str]) -> bool:
+    return bool(args) and args[0] in PROCESS_COMMANDS and not (args[0] == "worker" and "--check" in args[1:])
 
 
 def cli_process(env: dict[str, str], *args: str, check: bool = True,
@@ -89,7 +94,7 @@ def cli(env: dict[str, str], *args: str, check: bool = True, timeout: float = 30
     """Run ``docqueue ARGS`` in this process with ``env`` as its whole environment; the result is
     shaped like :func:`cli_process`'s (an uncaught exception: exit 1 and its traceback on stderr).
     ``timeout`` applies to :func:`cli_process` only; here pytest-timeout stops a hung call."""
-    if args and args[0] in PROCESS_COMMANDS:
+    if _needs_process(args):
         return cli_process(env, *args, check=check, timeout=timeout)
     from click.testing import CliRunner
 

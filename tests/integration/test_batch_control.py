@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from tests.conftest import service_env
+from tests.conftest import NOOP_WORKER, service_env
 from tests.helpers import cli, cli_json, migrate_if_postgres, results_jsonl, wait_until
 
 
@@ -31,7 +31,7 @@ def test_cancelled_jobs_are_skipped_and_batches_lists_states(database_url: str, 
     assert {b["batch"]: b["state"] for b in _batches(env)} == {cancelled: "queued", kept: "queued"}
 
     assert cli_json(env, "cancel", cancelled, "--json") == {"batch": cancelled, "cancelled": 3}
-    worker = start_worker(env)
+    worker = start_worker(env, module=NOOP_WORKER)
     client = redis.Redis.from_url(clean_redis)
     wait_until(lambda: client.llen("classify") == 0 and client.hlen("unacked") == 0, what="queue drained")
     wait_until(lambda: cli_json(env, "status", kept, "--json")["succeeded"] == 1, what="the other batch done")
