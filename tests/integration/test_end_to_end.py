@@ -22,12 +22,10 @@ EXPECTED = {
 }
 
 
-def test_classify_end_to_end(database_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
-    env = service_env(clean_redis, database_url, tmp_path)
-    if database_url.startswith("postgresql"):
-        # production databases are migrated explicitly; SQLite is migrated on first use
-        assert "database at revision" in cli(env, "db", "upgrade").stdout
-    start_worker(env)
+def test_classify_end_to_end(shared_model_worker: SharedWorker, tmp_path: Path) -> None:
+    env = shared_model_worker.env(tmp_path)
+    # production databases are migrated explicitly (the shared worker's is; a repeat is a no-op)
+    assert "database at revision" in cli(env, "db", "upgrade").stdout
     inbox = FIXTURES / "classify"
     submitted = cli_json(env, "submit", "classify", str(inbox), str(tmp_path / "missing.txt"), "--labels", LABELS,
                          "--wait", "--timeout", "300", "--json")
