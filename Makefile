@@ -1,10 +1,11 @@
-# One entry point for people and CI: `make demo`, `make test` (what .ci/run calls), `make lint`, `make docs`.
+# One entry point for people and CI: `make demo`, `make test` (what .ci/run calls), `make test-fast`
+# (the edit loop), `make lint`, `make docs`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint docs docs-reference bench services clean
+.PHONY: install demo test test-fast lint docs docs-reference bench services clean
 
 install: $(STAMP)
 
@@ -29,8 +30,14 @@ services:
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash ops/demo.sh
 
+# Every tier (unit, integration, e2e, faults: see tests/conftest.py); CI runs this one.
 test: install services
 	$(BIN)/python -m pytest
+
+# The edit loop: unit and integration tests (docqueue in this process, real Redis/PostgreSQL), no
+# worker processes, no fault injection, no real model loaded in-process. PYTEST_ARGS adds options.
+test-fast: install services
+	$(BIN)/python -m pytest -m "not e2e and not faults and not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

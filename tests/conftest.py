@@ -7,6 +7,7 @@ Services are real. Locally a test needing an absent service is skipped with the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -41,6 +44,13 @@ def redis_url() -> Iterator[str]:
         admin.ping()
     except (redis.RedisError, OSError) as e:
         _unavailable("Redis", e)
+    with _own_redis_db(admin) as url:
+        yield url
+
+
+@contextmanager
+def _own_redis_db(admin: redis.Redis) -> Iterator[str]:
+    """A Redis DB number locked for this session (the lock keys live in DB 0), emptied before and after."""
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     for n in range(15, 0, -1):
         if admin.set(f"docqueue:test-db-lock:{n}", token, nx=True, ex=4 * 3600):
@@ -50,10 +60,12 @@ def redis_url() -> Iterator[str]:
     url = f"{REDIS_HOST}/{n}"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    yield url
-    client.flushdb()
-    if admin.get(f"docqueue:test-db-lock:{n}") == token.encode():
-        admin.delete(f"docqueue:test-db-lock:{n}")
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        if admin.get(f"docqueue:test-db-lock:{n}") == token.encode():
+            admin.delete(f"docqueue:test-db-lock:{n}")
 
 
 @pytest.fixture
@@ -67,6 +79,12 @@ def clean_redis(redis_url: str) -> str:
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test (not migrated: tests run ``docqueue db
     upgrade`` as production does, or check what happens without it), dropped after."""
+    with _fresh_pg_database() as url:
+        yield url
+
+
+@contextmanager
+def _fresh_pg_database() -> Iterator[str]:
     name = f"docqueue_test_{uuid.uuid4().hex[:12]}"
     try:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
@@ -75,14 +93,16 @@ def pg_url() -> Iterator[str]:
         _unavailable("PostgreSQL", e)
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
-    yield url
-    from docqueue.db import _engines
+    try:
+        yield url
+    finally:
+        from docqueue.db import _engines
 
-    engine = _engines.pop(url, None)
-    if engine is not None:
-        engine.dispose()
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine = _engines.pop(url, None)
+        if engine is not None:
+            engine.dispose()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -160,4 +180,98 @@ def start_worker(tmp_path: Path) -> Iterator:
 
     yield start
     for w in started:
+        # the test is over and nothing reads the worker's shutdown: SIGKILL instead of a warm
+        # shutdown saves seconds per worker (tests about shutdown call ``stop()`` themselves)
+        w.kill()
         w.stop()
+
+
+#: The worker module of :class:`WorkerProcess` whose classify engine does no model work.
+NOOP_WORKER = "tests.faults.noop_worker"
+
+
+@dataclass
+class SharedWorker:
+    """A real worker consuming ``classify`` for the whole session, on a Redis DB and a database of
+    its own, for tests that need only "a worker consumes the queue". Tests share it, so they mint
+    their own batch ids (``submit`` does), never flush its Redis DB and never stop it; a test about
+    the worker process itself (its log, its settings, its life) starts its own."""
+
+    redis_url: str
+    database_url: str
+    process: WorkerProcess
+
+    def env(self, tmp_path: Path, **extra: str) -> dict[str, str]:
+        """Environment for CLI calls of one test against the shared worker's Redis and database."""
+        return service_env(self.redis_url, self.database_url, tmp_path, **extra)
+
+
+def _shared_worker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                   module: str) -> Iterator[SharedWorker]:
+    from docqueue.db import upgrade
+
+    try:
+        admin = redis.Redis.from_url(f"{REDIS_HOST}/0", socket_connect_timeout=2)
+        admin.ping()
+    except (redis.RedisError, OSError) as e:
+        _unavailable("Redis", e)
+    tmp = tmp_path_factory.mktemp(f"shared-{module.rsplit('.', 1)[-1]}-{request.param}")
+    with _own_redis_db(admin) as url, contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            database_url = f"sqlite:///{tmp / 'docqueue.db'}"
+        else:
+            database_url = stack.enter_context(_fresh_pg_database())
+        upgrade(database_url)
+        worker = WorkerProcess(service_env(url, database_url, tmp), tmp / "worker.log", module=module)
+        try:
+            yield SharedWorker(url, database_url, worker.wait_ready())
+        finally:
+            worker.kill()
+            worker.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def shared_worker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedWorker]:
+    """One shared noop-engine worker per database docqueue supports: a test using it runs on each,
+    with the ids (``[sqlite]``, ``[postgresql]``) of one parametrized by ``database_url``; one
+    database only: ``@pytest.mark.parametrize("shared_worker", ["sqlite"], indirect=True)``."""
+    yield from _shared_worker(request, tmp_path_factory, NOOP_WORKER)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def shared_model_worker(request: pytest.FixtureRequest,
+                        tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedWorker]:
+    """As :func:`shared_worker`, with the real classify model (MiniLM): for end-to-end tests whose
+    assertions are the model's answers but not about the worker process. Earlier tests' results are
+    in its database, so identical submissions may be reused (``reused_from``): a test that counts
+    model runs or reuse starts its own worker."""
+    yield from _shared_worker(request, tmp_path_factory, "workers")
+
+
+# ------------------------------------------------------------------------------------------ tiers
+#: Fixtures that start real worker processes: the test is end-to-end.
+_PROCESS_FIXTURES = frozenset({"start_worker", "shared_worker", "shared_model_worker"})
+#: Fixtures that reach the real Redis or PostgreSQL.
+_SERVICE_FIXTURES = frozenset({"redis_url", "clean_redis", "pg_url", "database_url"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test exactly one tier marker, from what it uses, so ``-m`` picks tiers:
+
+    - ``faults``: tests/faults (real processes killed, servers restarted);
+    - ``e2e``: real worker or CLI processes (the process fixtures, or marked ``e2e`` by hand);
+    - ``integration``: the real Redis/PostgreSQL, in this process;
+    - ``unit``: neither.
+
+    ``make test-fast`` runs unit + integration less ``slow`` (real models in this process)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "faults" in Path(str(item.fspath)).relative_to(ROOT).parts:
+            tier = "faults"
+        elif fixtures & _PROCESS_FIXTURES or item.get_closest_marker("e2e"):
+            tier = "e2e"
+        elif fixtures & _SERVICE_FIXTURES or item.get_closest_marker("integration"):
+            tier = "integration"
+        else:
+            tier = "unit"
+        item.add_marker(getattr(pytest.mark, tier))

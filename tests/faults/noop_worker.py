@@ -5,6 +5,8 @@
 Fault tests are about the queue and the database, not the model: the engine is swapped so that a
 batch of hundreds of documents takes seconds on two shared cores and its pace is set by the test.
 Everything else is the real worker: Celery settings, transport, claim, heartbeats, reaper, records.
+Integration tests whose worker only has to consume the queue use it too (``tests.conftest.NOOP_WORKER``,
+the session's ``shared_worker``): it is ready in about half the time of a worker loading MiniLM.
 
 Test instrumentation, read from the environment here only (not product settings):
 

@@ -23,7 +23,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 import sqlalchemy as sa
 
@@ -32,8 +31,6 @@ from docqueue.models import Document, Job
 from tests.conftest import ROOT, service_env
 from tests.helpers import cli, cli_json, wait_until
 from tests.integration.test_foreign_publisher import foreign_message
-
-pytestmark = pytest.mark.integration
 
 #: Loose bounds (peak resident set size), stated here and in README: the producer reads one file at
 #: a time (the 100 MB text is refused from its size, the 50 MB HTML is parsed in C); the worker holds

@@ -12,14 +12,11 @@ import json
 import pickle
 from pathlib import Path
 
-import pytest
 import redis
 
 from tests.conftest import service_env
 from tests.helpers import cli, cli_json, results_jsonl, wait_until
 from tests.integration.test_foreign_publisher import foreign_message
-
-pytestmark = pytest.mark.integration
 
 GOOD = {"v": 1, "batch": "after-the-poison", "params": {"labels": ["contract", "invoice"]},
         "documents": [{"id": "inv-1", "text": "Invoice 991: amount due $120.00, payable within 30 days."}]}

@@ -21,8 +21,6 @@ from tests.faults.servers import OwnPostgres, postgres_bin
 from tests.faults.test_redis_restart import counts, engine_runs, write_rows
 from tests.helpers import cli, cli_json, start_workers, wait_until
 
-pytestmark = pytest.mark.integration
-
 N = 400
 
 

@@ -27,8 +27,6 @@ from tests.conftest import ROOT, service_env
 from tests.faults.servers import REDIS_SERVER, AofRedis
 from tests.helpers import cli, cli_json, start_workers, wait_until
 
-pytestmark = pytest.mark.integration
-
 N = 400
 
 

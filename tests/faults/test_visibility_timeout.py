@@ -10,13 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import service_env
 from tests.faults.test_redis_restart import counts, engine_runs, write_rows
 from tests.helpers import cli, cli_json, start_workers, wait_until
-
-pytestmark = pytest.mark.integration
 
 SLOW_S = 12
 

@@ -11,15 +11,12 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from docqueue.db import get_engine
 from docqueue.models import Job
 from tests.conftest import service_env
 from tests.helpers import cli, cli_json, wait_until
-
-pytestmark = pytest.mark.integration
 
 N = 1000
 

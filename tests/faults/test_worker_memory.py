@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from docqueue.db import get_engine
@@ -18,8 +17,6 @@ from docqueue.models import Job
 from tests.conftest import service_env
 from tests.helpers import cli_json, prose, wait_until
 from workers.memory import proc_status_kib, reset_peak
-
-pytestmark = pytest.mark.integration
 
 WORDS = ["supplier", "shall", "deliver", "goods", "agreement", "party", "term", "notice", "payment", "within",
          "days", "order", "schedule", "invoice", "liability", "law", "governed", "state", "contract", "terminate"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from docqueue.models import Job
@@ -14,8 +13,6 @@ from tests.conftest import service_env
 from tests.formats import builders as b
 from tests.formats.test_loaders import CONTRACT_P1, CONTRACT_P3, FRENCH
 from tests.helpers import cli_json, migrate_if_postgres, results_jsonl
-
-pytestmark = pytest.mark.integration
 
 LABELS = "contract,invoice,casual conversation"
 TOTAL = 15  # 13 files read (2 skipped: hidden, excluded), the CSV has 2 rows, the e-mail 2 attachments

@@ -21,10 +21,8 @@ from docqueue.queue import make_celery
 from docqueue.settings import get_settings
 from producer.loaders import LoadedDocument
 from producer.submit import PublishError, submit_batch
-from tests.conftest import FIXTURES, service_env
+from tests.conftest import FIXTURES, NOOP_WORKER, service_env
 from tests.helpers import cli, cli_json, migrate_if_postgres
-
-pytestmark = pytest.mark.integration
 
 REDIS_SERVER = "/usr/bin/redis-server"
 PASSWORD = "s3cret-pw-42"
@@ -86,7 +84,7 @@ def test_password_url_end_to_end_and_masked(own_redis: OwnRedis, pg_url: str, tm
     env = service_env(url, database_url, tmp_path)
     migrate_if_postgres(env)
     assert cli(env, "broker", "url").stdout.strip() == f"redis://:****@127.0.0.1:{own_redis.port}/0"
-    worker = start_worker(env)
+    worker = start_worker(env, module=NOOP_WORKER)
     out = cli(env, "submit", "classify", str(FIXTURES / "classify" / "invoice-7731.txt"), "--labels",
               "contract,invoice", "--wait", "--timeout", "120", "--json")
     batch = json.loads(out.stdout)["batch"]
@@ -146,7 +144,7 @@ def test_redis_dies_mid_submit_then_retry(own_redis: OwnRedis, sqlite_url: str, 
     own_redis.start()  # same port, empty: the first chunk's messages are lost too
     retried = cli_json(env, "retry", batch, "--json")
     assert retried["pending"] == 100 and retried["queued"] == 100 and retried["jobs"] == 200
-    start_worker(env)
+    start_worker(env, module=NOOP_WORKER)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         status = cli_json(env, "status", batch, "--json")

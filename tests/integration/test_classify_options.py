@@ -6,13 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import FIXTURES, service_env
 from tests.helpers import cli, cli_json, results_jsonl
 from tests.tiny_classifiers import CLS_LABELS, build_distilbert_cls
-
-pytestmark = pytest.mark.integration
 
 
 def _ledgar(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:

@@ -23,8 +23,6 @@ from tests.conftest import FIXTURES, service_env
 from tests.helpers import cli, cli_json, wait_until
 from tests.integration.test_foreign_publisher import foreign_message
 
-pytestmark = pytest.mark.integration
-
 
 def _validate(name: str, instance: Any) -> None:
     schema = contract.load(name)

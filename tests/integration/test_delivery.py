@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import redis
 import sqlalchemy as sa
 
@@ -15,10 +14,8 @@ from docqueue.models import Job
 from docqueue.names import queue_name, task_name
 from docqueue.queue import make_celery
 from docqueue.settings import get_settings
-from tests.conftest import FIXTURES, service_env
+from tests.conftest import FIXTURES, NOOP_WORKER, service_env
 from tests.helpers import cli, cli_json, migrate_if_postgres, wait_until
-
-pytestmark = pytest.mark.integration
 
 LABELS = "contract,invoice,casual conversation"
 
@@ -57,7 +54,7 @@ def test_pickled_message_is_refused(sqlite_url: str, clean_redis: str, tmp_path:
                      serializer="pickle")
     sender.send_task(task_name("classify"), kwargs={**kwargs, "jobs": [json_job]}, queue="classify")
 
-    worker = start_worker(env)
+    worker = start_worker(env, module=NOOP_WORKER)
     wait_until(lambda: {j.id: j.status for j in _jobs(sqlite_url, report.batch_id)}[json_job] == "succeeded",
                what="the JSON message to be processed")
     wait_until(lambda: client.llen("classify") == 0, what="the queue to drain")
@@ -80,7 +77,7 @@ def test_job_delivered_twice_is_stored_once(database_url: str, clean_redis: str,
     for raw in messages:  # the very same bytes, delivered a second time
         client.lpush("classify", raw)
 
-    worker = start_worker(env)
+    worker = start_worker(env)  # the real engine: empty.txt fails as empty_document
     wait_until(lambda: _done(env, batch), what="batch to finish")
     wait_until(lambda: client.llen("classify") == 0, what="the duplicates to be consumed")
     wait_until(lambda: worker.log().count("succeeded in") >= 2 * len(messages), what="every delivery to be run")

@@ -12,8 +12,6 @@ from docqueue.settings import get_settings
 from tests.conftest import FIXTURES, service_env
 from tests.helpers import cli_json, results_jsonl
 
-pytestmark = pytest.mark.integration
-
 
 def test_embedded_redis_runs_a_batch(sqlite_url: str, tmp_path: Path, start_worker,
                                      monkeypatch: pytest.MonkeyPatch) -> None:

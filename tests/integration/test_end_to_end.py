@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, service_env
+from tests.conftest import FIXTURES, SharedWorker, service_env
 from tests.helpers import cli, cli_json, results_jsonl
-
-pytestmark = pytest.mark.integration
 
 LABELS = "contract,invoice,casual conversation"
 EXPECTED = {
@@ -24,12 +22,10 @@ EXPECTED = {
 }
 
 
-def test_classify_end_to_end(database_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
-    env = service_env(clean_redis, database_url, tmp_path)
-    if database_url.startswith("postgresql"):
-        # production databases are migrated explicitly; SQLite is migrated on first use
-        assert "database at revision" in cli(env, "db", "upgrade").stdout
-    start_worker(env)
+def test_classify_end_to_end(shared_model_worker: SharedWorker, tmp_path: Path) -> None:
+    env = shared_model_worker.env(tmp_path)
+    # production databases are migrated explicitly (the shared worker's is; a repeat is a no-op)
+    assert "database at revision" in cli(env, "db", "upgrade").stdout
     inbox = FIXTURES / "classify"
     submitted = cli_json(env, "submit", "classify", str(inbox), str(tmp_path / "missing.txt"), "--labels", LABELS,
                          "--wait", "--timeout", "300", "--json", exit_code=5)  # some failed
@@ -61,10 +57,9 @@ def test_classify_end_to_end(database_url: str, clean_redis: str, tmp_path: Path
     assert json.loads(by_name["empty.txt"]["error"])["kind"] == "empty_document"
 
 
-def test_wait_prints_summary_table_and_batch(sqlite_url: str, clean_redis: str, tmp_path: Path,
-                                              start_worker) -> None:
-    env = service_env(clean_redis, sqlite_url, tmp_path)
-    start_worker(env)
+@pytest.mark.parametrize("shared_model_worker", ["sqlite"], indirect=True)
+def test_wait_prints_summary_table_and_batch(shared_model_worker: SharedWorker, tmp_path: Path) -> None:
+    env = shared_model_worker.env(tmp_path)
     proc = cli(env, "submit", "classify", str(FIXTURES / "classify" / "invoice-7731.txt"), "--labels", LABELS,
                "--wait", "--timeout", "300")
     lines = proc.stdout.strip().splitlines()
@@ -73,12 +68,12 @@ def test_wait_prints_summary_table_and_batch(sqlite_url: str, clean_redis: str, 
     assert cli_json(env, "status", lines[-1], "--json")["succeeded"] == 1
 
 
-def test_labels_file_with_descriptions(sqlite_url: str, clean_redis: str, tmp_path: Path, start_worker) -> None:
-    env = service_env(clean_redis, sqlite_url, tmp_path)
+@pytest.mark.parametrize("shared_model_worker", ["sqlite"], indirect=True)
+def test_labels_file_with_descriptions(shared_model_worker: SharedWorker, tmp_path: Path) -> None:
+    env = shared_model_worker.env(tmp_path)
     labels = tmp_path / "labels.txt"
     labels.write_text("# label: description\nbilling: a bill asking for payment of goods or services\n"
                       "agreement: terms agreed between parties with obligations\n")
-    start_worker(env)
     batch = cli_json(env, "submit", "classify", str(FIXTURES / "classify" / "invoice-7731.txt"),
                      "--labels-file", str(labels), "--wait", "--timeout", "300", "--json")["batch"]
     (row,) = results_jsonl(env, batch)

@@ -9,7 +9,6 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from docqueue.db import ensure_schema, upgrade
@@ -23,8 +22,6 @@ from tests.conftest import service_env
 from tests.event_checks import of_batch, stream
 from tests.helpers import cli, cli_json, migrate_if_postgres, results_jsonl
 from workers import results
-
-pytestmark = pytest.mark.integration
 
 
 def _sink(redis_url: str, database_url: str) -> EventSink:

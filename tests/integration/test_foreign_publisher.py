@@ -14,10 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import service_env
+from tests.conftest import SharedWorker, service_env
 from tests.helpers import cli, cli_json, results_jsonl, wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def foreign_message(task: str, queue: str, kwargs: dict, correlation_id: str | None = None,
@@ -44,11 +42,11 @@ def foreign_message(task: str, queue: str, kwargs: dict, correlation_id: str | N
     return json.dumps(envelope).encode()
 
 
-def test_inline_documents_from_a_foreign_publisher(sqlite_url: str, clean_redis: str, tmp_path: Path,
-                                                   start_worker) -> None:
-    env = service_env(clean_redis, sqlite_url, tmp_path)
-    start_worker(env)
-    kwargs = {"v": 1, "batch": "crm-export-42", "params": {"labels": ["contract", "invoice"]},
+@pytest.mark.parametrize("shared_model_worker", ["sqlite"], indirect=True)
+def test_inline_documents_from_a_foreign_publisher(shared_model_worker: SharedWorker, tmp_path: Path) -> None:
+    env = shared_model_worker.env(tmp_path)
+    batch = f"crm-export-{uuid.uuid4().hex[:8]}"  # the worker and its database are shared
+    kwargs = {"v": 1, "batch": batch, "params": {"labels": ["contract", "invoice"]},
               "documents": [
                   {"id": "ticket-1", "text": "Invoice 991: amount due $120.00, payable within 30 days.",
                    "metadata": {"owner": "billing"}},
@@ -56,17 +54,17 @@ def test_inline_documents_from_a_foreign_publisher(sqlite_url: str, clean_redis:
                                              "who agree to the terms and conditions set forth herein."},
                   {"id": "ticket-3", "text": "   "},
               ]}
-    client = redis.Redis.from_url(clean_redis)
+    client = redis.Redis.from_url(shared_model_worker.redis_url)
     raw = foreign_message("docqueue.classify", "classify", kwargs)
     client.lpush("classify", raw)
     client.lpush("classify", raw)  # a publisher retry: the same message twice
 
     wait_until(lambda: client.llen("classify") == 0, what="messages consumed")
-    wait_until(lambda: cli_json(env, "status", "crm-export-42", "--json")["queued"] == 0
-               and cli_json(env, "status", "crm-export-42", "--json")["running"] == 0, what="batch done")
-    status = cli_json(env, "status", "crm-export-42", "--json")
+    wait_until(lambda: cli_json(env, "status", batch, "--json")["queued"] == 0
+               and cli_json(env, "status", batch, "--json")["running"] == 0, what="batch done")
+    status = cli_json(env, "status", batch, "--json")
     assert status["total"] == 3 and status["succeeded"] == 2 and status["failed"] == 1  # stored once
-    rows = {r["document"]: r for r in results_jsonl(env, "crm-export-42")}
+    rows = {r["document"]: r for r in results_jsonl(env, batch)}
     assert rows["ticket-1"]["result"]["label"] == "invoice"
     assert rows["ticket-1"]["metadata"] == {"owner": "billing"}
     assert rows["ticket-2"]["result"]["label"] == "contract"

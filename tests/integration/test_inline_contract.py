@@ -16,10 +16,8 @@ import pytest
 import redis
 
 from tests.conftest import service_env
-from tests.helpers import cli, cli_json, migrate_if_postgres, wait_until
+from tests.helpers import cli, cli_json, cli_process, migrate_if_postgres, wait_until
 from tests.integration.test_foreign_publisher import foreign_message
-
-pytestmark = pytest.mark.integration
 
 LABELS = ["contract", "invoice"]
 INVOICE = "Invoice 991: amount due $120.00, payable within 30 days."
@@ -126,6 +124,7 @@ def test_inline_documents_keep_ids_conflict_reuse_and_read_through_the_view(
     assert cli_json(env, "status", "crm-7", "--json")["failed"] == 1
 
 
+@pytest.mark.e2e  # one CLI call in its own process
 def test_parquet_needs_a_file_and_names_the_extra_when_pyarrow_is_missing(sqlite_url: str, clean_redis: str,
                                                                           tmp_path: Path) -> None:
     env = service_env(clean_redis, sqlite_url, tmp_path)
@@ -138,7 +137,8 @@ def test_parquet_needs_a_file_and_names_the_extra_when_pyarrow_is_missing(sqlite
     fake = tmp_path / "no-pyarrow" / "pyarrow"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('No module named pyarrow')\n")
-    proc = cli({**env, "PYTHONPATH": str(fake.parent)}, "results", batch, "--format", "parquet", "-o",
-               str(tmp_path / "x.parquet"), check=False)
+    # its own interpreter: PYTHONPATH is read when Python starts
+    proc = cli_process({**env, "PYTHONPATH": str(fake.parent)}, "results", batch, "--format", "parquet", "-o",
+                       str(tmp_path / "x.parquet"), check=False)
     assert proc.returncode == 2 and "pip install 'docqueue[parquet]'" in proc.stderr, proc.stderr
     assert not (tmp_path / "x.parquet").exists()

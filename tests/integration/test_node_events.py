@@ -10,17 +10,16 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.conftest import ROOT, service_env
+from tests.conftest import ROOT, SharedWorker
 from tests.event_checks import of_batch, validate_event
 from tests.helpers import cli, cli_json, wait_until
 from tests.integration.test_foreign_publisher import foreign_message
-
-pytestmark = pytest.mark.integration
 
 EXAMPLE = ROOT / "ops" / "examples" / "node"
 
@@ -46,10 +45,12 @@ def _lines(out: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def test_events_mjs_reads_and_follows_the_stream(node_example: Path, sqlite_url: str, clean_redis: str,
-                                                 tmp_path: Path, start_worker) -> None:
-    env = service_env(clean_redis, sqlite_url, tmp_path, OMP_NUM_THREADS="1")
-    start_worker(env)
+@pytest.mark.parametrize("shared_worker", ["sqlite"], indirect=True)
+def test_events_mjs_reads_and_follows_the_stream(node_example: Path, shared_worker: SharedWorker,
+                                                 tmp_path: Path) -> None:
+    env = shared_worker.env(tmp_path)
+    clean_redis = shared_worker.redis_url  # shared: the test reads only its own batches' events
+    live_batch = f"node-live-{uuid.uuid4().hex[:8]}"
     (tmp_path / "a.txt").write_text("Invoice 5: amount due $75.00, payable within 30 days.")
     (tmp_path / "b.txt").write_text("  ")
     batch = cli_json(env, "submit", "classify", str(tmp_path / "a.txt"), str(tmp_path / "b.txt"),
@@ -68,12 +69,12 @@ def test_events_mjs_reads_and_follows_the_stream(node_example: Path, sqlite_url:
         validate_event({k: v for k, v in event.items() if k != "stream_id"})
 
     # live: Node is already blocked in XREAD when the batch is published, and stops at its batch.finished
-    follower = subprocess.Popen(["node", "events.mjs", "--batch", "node-live-1", "--until-finished", "--since", "$"],
+    follower = subprocess.Popen(["node", "events.mjs", "--batch", live_batch, "--until-finished", "--since", "$"],
                                 cwd=node_example, env=node_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
     try:
         wait_until(lambda: "xread" in _blocked_commands(clean_redis), timeout=30, what="node blocked in XREAD")
-        kwargs = {"v": 1, "batch": "node-live-1", "params": {"labels": ["contract", "invoice"]},
+        kwargs = {"v": 1, "batch": live_batch, "params": {"labels": ["contract", "invoice"]},
                   "documents": [{"id": "n-1", "text": "This Agreement is entered into by the parties."}]}
         redis.Redis.from_url(clean_redis).lpush("classify", foreign_message("docqueue.classify", "classify", kwargs))
         out, err = follower.communicate(timeout=180)
@@ -84,7 +85,7 @@ def test_events_mjs_reads_and_follows_the_stream(node_example: Path, sqlite_url:
     live = _lines(out)
     assert [(e["type"], e.get("external_id")) for e in live] == [("document.finished", "n-1"),
                                                                   ("batch.finished", None)]
-    assert live == _lines(cli(env, "events", "--batch", "node-live-1", "--json").stdout)
+    assert live == _lines(cli(env, "events", "--batch", live_batch, "--json").stdout)
 
 
 def _blocked_commands(redis_url: str) -> list[str]:

@@ -21,8 +21,6 @@ from tests.helpers import cli_json, wait_until
 from tests.integration.test_contract import _decode
 from tests.integration.test_inline_contract import view_rows
 
-pytestmark = pytest.mark.integration
-
 EXAMPLES = ROOT / "ops" / "examples" / "node"
 
 

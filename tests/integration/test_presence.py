@@ -5,18 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import service_env
+from tests.conftest import NOOP_WORKER, service_env
 from tests.helpers import cli, wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def test_a_worker_records_its_queues_and_its_refusals(sqlite_url: str, clean_redis: str, tmp_path: Path,
                                                      start_worker) -> None:
     env = service_env(clean_redis, sqlite_url, tmp_path, HF_HOME=str(tmp_path / "empty-hf-cache"))
-    worker = start_worker(env, queues="classify,translate")
+    worker = start_worker(env, queues="classify,translate", module=NOOP_WORKER)
 
     def records() -> list[dict]:
         return list(json.loads(cli(env, "workers", "--json").stdout))

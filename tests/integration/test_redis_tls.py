@@ -18,8 +18,6 @@ from tests.conftest import FIXTURES, service_env
 from tests.faults.servers import REDIS_SERVER, _wait_port, free_port
 from tests.helpers import cli, cli_json, wait_until
 
-pytestmark = pytest.mark.integration
-
 
 def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)

@@ -11,8 +11,6 @@ from docqueue.models import Job
 from docqueue.schema import TaskMessage
 from workers import results
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest) -> sa.Engine:

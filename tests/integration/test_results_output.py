@@ -13,21 +13,16 @@ import sqlalchemy as sa
 
 from docqueue.db import ensure_schema, upgrade
 from docqueue.schema import TaskMessage
-from tests.conftest import FIXTURES, service_env
-from tests.helpers import ROOT, cli, cli_json, migrate_if_postgres
+from tests.conftest import FIXTURES, SharedWorker, service_env
+from tests.helpers import ROOT, cli, cli_json
 from workers import results
-
-pytestmark = pytest.mark.integration
 
 #: Neither alphabetical nor by length, the two orders jsonb could produce.
 LABELS = ["news", "contract", "invoice", "casual conversation"]
 
 
-def test_classify_results_keep_the_written_order(database_url: str, clean_redis: str, tmp_path: Path,
-                                                 start_worker) -> None:
-    env = service_env(clean_redis, database_url, tmp_path)
-    migrate_if_postgres(env)
-    start_worker(env)
+def test_classify_results_keep_the_written_order(shared_model_worker: SharedWorker, tmp_path: Path) -> None:
+    env = shared_model_worker.env(tmp_path)
     batch = cli_json(env, "submit", "classify", str(FIXTURES / "classify" / "invoice-7731.txt"),
                      "--labels", ",".join(LABELS), "--wait", "--timeout", "300", "--json")["batch"]
     line = cli(env, "results", batch).stdout.strip()
@@ -63,6 +58,7 @@ def test_results_are_the_same_text_on_sqlite_and_postgresql(sqlite_url: str, pg_
     assert list(first["result"]["scores"]) == LABELS and list(first["metadata"]) == ["z", "a"]
 
 
+@pytest.mark.e2e  # its own CLI process
 def test_results_into_a_closed_pipe_exit_quietly(sqlite_url: str, redis_url: str, tmp_path: Path) -> None:
     upgrade(sqlite_url)
     _stored_batch(ensure_schema(sqlite_url), 3000)  # far more than one pipe buffer

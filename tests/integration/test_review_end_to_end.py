@@ -7,12 +7,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import FIXTURES, service_env
 from tests.helpers import cli, cli_json, migrate_if_postgres, results_jsonl
-
-pytestmark = pytest.mark.integration
 
 CONTRACTS = ("tickets_sponsorship.txt", "hubei_outsourcing.txt", "legacy_distributor.txt")
 

@@ -23,8 +23,6 @@ from producer.schedules.locks import alive_key, heartbeat_lifetime, lock_key, su
 from producer.schedules.runner import ScheduleRunner
 from producer.schedules.timing import aware, due_between, next_due, parse_duration
 
-pytestmark = pytest.mark.integration
-
 T0 = datetime(2026, 11, 30, 0, 0, 0, 500_000, tzinfo=timezone.utc)
 
 

@@ -20,8 +20,6 @@ from docqueue import db
 from tests.conftest import ROOT, service_env
 from tests.helpers import cli, cli_json, migrate_if_postgres, wait_until
 
-pytestmark = pytest.mark.integration
-
 LABELS = "contract,invoice,casual conversation"
 TEXTS = {
     "invoice-1.txt": "Invoice 7731. Amount due: 1,250.00 EUR for consulting services. Please pay within 30 days.",
@@ -187,6 +185,7 @@ def test_settle_waits_for_a_file_being_written(sqlite_url: str, clean_redis: str
     assert text.strip().splitlines() == lines  # read whole, not half-written
 
 
+@pytest.mark.e2e  # its own CLI process
 def test_watch_takes_each_new_file_once(sqlite_url: str, clean_redis: str, tmp_path: Path) -> None:
     """``docqueue watch`` in the foreground: files dropped in are submitted once each; the watch's
     schedule row is one `docqueue beat` leaves alone."""
@@ -221,6 +220,7 @@ def test_watch_takes_each_new_file_once(sqlite_url: str, clean_redis: str, tmp_p
     assert listed["runs"]["nothing_new"] <= 3
 
 
+@pytest.mark.e2e  # its own CLI process
 def test_a_run_killed_mid_submit_is_resumed_from_what_it_stored(database_url: str, clean_redis: str,
                                                                  tmp_path: Path) -> None:
     """``schedule run`` SIGKILLed after claiming a big export and storing part of it: its run stays

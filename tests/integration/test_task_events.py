@@ -17,10 +17,8 @@ import pytest
 
 from docqueue.queue import make_celery
 from docqueue.settings import get_settings
-from tests.conftest import service_env
+from tests.conftest import NOOP_WORKER, service_env
 from tests.helpers import cli, wait_until
-
-pytestmark = pytest.mark.integration
 
 
 class EventLog:
@@ -68,7 +66,7 @@ def _submit(env: dict[str, str], tmp_path: Path) -> None:
 def test_task_events_are_sent_by_default(event_log: EventLog, clean_redis: str, sqlite_url: str, tmp_path: Path,
                                          start_worker) -> None:
     env = service_env(clean_redis, sqlite_url, tmp_path)
-    start_worker(env)
+    start_worker(env, module=NOOP_WORKER)
     wait_until(lambda: event_log.of_type("worker-heartbeat"), timeout=30, what="a worker heartbeat")
     _submit(env, tmp_path)
 
@@ -84,7 +82,7 @@ def test_task_events_are_sent_by_default(event_log: EventLog, clean_redis: str, 
 def test_docqueue_task_events_false_turns_them_off(event_log: EventLog, clean_redis: str, sqlite_url: str,
                                                    tmp_path: Path, start_worker) -> None:
     env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_TASK_EVENTS="false")
-    start_worker(env)
+    start_worker(env, module=NOOP_WORKER)
     wait_until(lambda: event_log.of_type("worker-heartbeat"), timeout=30, what="a worker heartbeat")
     _submit(env, tmp_path)  # --wait returned: the task has run
     seen = len(event_log.of_type("worker-heartbeat"))

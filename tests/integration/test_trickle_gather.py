@@ -12,7 +12,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import pytest
 import redis
 import sqlalchemy as sa
 from sqlmodel import col
@@ -25,8 +24,6 @@ from docqueue.schema import InlineDocument, TaskMessage
 from docqueue.settings import get_settings
 from tests.conftest import FIXTURES, service_env
 from tests.helpers import cli, cli_json, wait_until
-
-pytestmark = pytest.mark.integration
 
 LABELS = ["contract", "invoice", "casual conversation"]
 #: Tatoeba English sentences (CC BY 2.0 FR), the kind of text a chat integration sends one by one.

@@ -15,8 +15,6 @@ from tests.event_checks import SECRET, Receiver, of_batch, stream
 from tests.helpers import cli, cli_json, migrate_if_postgres, results_jsonl, wait_until
 from tests.integration.test_foreign_publisher import foreign_message
 
-pytestmark = pytest.mark.integration
-
 LABELS = ("--labels", "contract,invoice")
 
 

@@ -9,14 +9,11 @@ import socket
 import time
 from pathlib import Path
 
-import pytest
 import redis
 
 from docqueue import presence
-from tests.conftest import service_env
+from tests.conftest import NOOP_WORKER, service_env
 from tests.helpers import cli, wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def _check(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -38,7 +35,7 @@ def test_check_follows_a_real_worker(clean_redis: str, sqlite_url: str, tmp_path
     code, line = _check(env)
     assert code == 1 and f"no docqueue worker alive on {host}" in line
 
-    worker = start_worker(env, queues="classify")
+    worker = start_worker(env, queues="classify", module=NOOP_WORKER)
     code, line = wait_until(lambda: (r := _check(env))[0] == 0 and r, timeout=30, what="a healthy check")
     assert line.startswith("ok: docqueue-") and f"@{host} consumes classify" in line
     assert _check(env, "--queues", "classify")[0] == 0

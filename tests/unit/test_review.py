@@ -145,6 +145,7 @@ def test_parties_from_a_preamble() -> None:
 
 
 # --------------------------------------------------------------------------------------- the engine
+@pytest.mark.slow  # the review model, loaded in this process
 def test_result_shape_and_offsets(reviews: dict[str, dict[str, Any]]) -> None:
     for name, review in reviews.items():
         assert set(review) == {"clauses", "fields", "risks", "model"}
@@ -161,6 +162,7 @@ def test_result_shape_and_offsets(reviews: dict[str, dict[str, Any]]) -> None:
     ("tickets_sponsorship.txt", "Governing Law"), ("hubei_outsourcing.txt", "Governing Law"),
     ("legacy_distributor.txt", "Governing Law"), ("tickets_sponsorship.txt", "Agreement Date"),
     ("tickets_sponsorship.txt", "Document Name"), ("legacy_distributor.txt", "Insurance")])
+@pytest.mark.slow  # the review model, loaded in this process
 def test_known_clauses_are_found_where_cuad_marks_them(reviews: dict[str, dict[str, Any]], name: str,
                                                        category: str) -> None:
     gold = _gold_spans(name, category)
@@ -175,6 +177,7 @@ def test_known_clauses_are_found_where_cuad_marks_them(reviews: dict[str, dict[s
     assert len(overlap) / len(_words(gold_text) | _words(best["text"])) >= 0.5  # CUAD's match criterion
 
 
+@pytest.mark.slow  # the review model, loaded in this process
 def test_fields_equal_cuad_answers_on_clear_cases(reviews: dict[str, dict[str, Any]]) -> None:
     tickets = reviews["tickets_sponsorship.txt"]["fields"]
     assert tickets["agreement_date"] == parse_date(LABELS["tickets_sponsorship.txt"]["Agreement Date"]["answer"])
@@ -194,6 +197,7 @@ def test_fields_equal_cuad_answers_on_clear_cases(reviews: dict[str, dict[str, A
     assert legacy["notice_period_to_terminate_renewal"] == "P60D"  # "sixty (60) days notice of termination"
 
 
+@pytest.mark.slow  # the review model, loaded in this process
 def test_uncapped_liability_only_without_a_cap(reviews: dict[str, dict[str, Any]]) -> None:
     # CUAD: legacy has no "Cap on Liability" clause; hubei has three and no carve-out
     assert not LABELS["legacy_distributor.txt"]["Cap on Liability"]["contexts"]
@@ -204,6 +208,7 @@ def test_uncapped_liability_only_without_a_cap(reviews: dict[str, dict[str, Any]
     assert "uncapped_liability" not in flags["hubei_outsourcing.txt"]
 
 
+@pytest.mark.slow  # the review model, loaded in this process
 def test_a_cap_with_a_carve_out_is_flagged_on_that_clause(reviews: dict[str, dict[str, Any]]) -> None:
     # tickets: "Except for claims arising under section 6, in no event will either party be liable ..."
     risk = {r["flag"]: r for r in reviews["tickets_sponsorship.txt"]["risks"]}["uncapped_liability"]
@@ -212,6 +217,7 @@ def test_a_cap_with_a_carve_out_is_flagged_on_that_clause(reviews: dict[str, dic
     assert "Except for claims arising under section 6" in risk["rationale"]
 
 
+@pytest.mark.slow  # the review model, loaded in this process
 def test_risk_rationales_quote_their_clause(reviews: dict[str, dict[str, Any]]) -> None:
     flagged = [(name, r) for name, review in reviews.items() for r in review["risks"] if r["clause_start"] is not None]
     assert {r["flag"] for _, r in flagged} >= {"auto_renewal", "audit_rights"}
@@ -222,6 +228,7 @@ def test_risk_rationales_quote_their_clause(reviews: dict[str, dict[str, Any]]) 
         assert risk["severity"] in ("low", "medium", "high")
 
 
+@pytest.mark.slow  # the review model, loaded in this process
 def test_empty_document_fails_alone_and_categories_filter(engine: ContractReviewer) -> None:
     outcomes = engine.run(["   \n", TEXTS["tickets_sponsorship.txt"]], typed({"categories": ["Governing Law"]}))
     assert isinstance(outcomes[0], DocumentError) and outcomes[0].kind == "empty_document"
@@ -238,6 +245,7 @@ def test_invalid_params_are_refused_before_the_engine() -> None:
     assert typed({"categories": ["governing  law"]}).categories == ["Governing Law"]
 
 
+@pytest.mark.slow  # the review model, loaded in this process
 def test_min_score_zero_returns_ranked_candidates(engine: ContractReviewer) -> None:
     params = typed({"min_score": 0.0, "categories": ["Cap on Liability"]})
     review = engine.run([TEXTS["hubei_outsourcing.txt"]], params)[0]
@@ -294,6 +302,7 @@ def test_parties_candidates_must_name_a_party_and_a_found_title_outranks_the_res
 
 
 # ------------------------------------------------------------------------ fine-tuned classifier path
+@pytest.mark.slow  # the review model, loaded in this process
 def test_a_fine_tuned_cuad_classifier_replaces_the_prototypes(registry: Registry, tmp_path: Path) -> None:
     labels = ["Governing Law", "Cap on Liability", "none"]
     path = build_distilbert_cls(tmp_path / "cuad-cls", labels, problem_type="multi_label_classification")

