@@ -104,6 +104,7 @@ def main() -> int:
     import torch
     from transformers import GenerationConfig
 
+    from docqueue.params import SummarizeParams
     from docqueue.settings import Settings
     from workers.engines.llm import LLMSummarizer
     from workers.engines.llm.common import Prompter
@@ -157,7 +158,7 @@ def main() -> int:
     engine = LLMSummarizer(model, registry.llm_limits())
 
     def through_engine() -> int:
-        outs = engine.run(docs, {"engine": "llm", "style": "tldr", "max_new_tokens": args.new_tokens})
+        outs = engine.run(docs, SummarizeParams(engine="llm", style="tldr", max_new_tokens=args.new_tokens))
         return sum(int(o["llm"]["completion_tokens"]) for o in outs if isinstance(o, dict))
 
     results.append(_timed("engine", len(docs), through_engine))

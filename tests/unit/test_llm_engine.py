@@ -184,3 +184,19 @@ def test_label_scores_through_the_shared_prompt_cache_are_exact(registry: Regist
                 logits = model.model(input_ids=torch.tensor([p + a])).logits[0].float()
             logp = torch.log_softmax(logits[len(p) - 1:len(p) - 1 + len(a)], dim=-1)
             assert value == pytest.approx(float(logp[torch.arange(len(a)), torch.tensor(a)].sum()), abs=1e-3)
+
+
+def test_the_llm_params_are_typed_and_checked_before_any_engine_runs() -> None:
+    summarize = SummarizeParams.of({"engine": "llm", "style": "tldr", "max_words": 40, "summary_language": "German",
+                                    "max_new_tokens": 64})
+    assert summarize.wire() == {"engine": "llm", "style": "tldr", "max_words": 40, "summary_language": "German",
+                                "max_new_tokens": 64}
+    assert TranslateParams.of({"to": "de", "max_new_tokens": 9}).max_new_tokens == 9
+    for raw, name in (({"engine": "llm", "summary_language": "Klingonese"}, "summary_language"),
+                      ({"engine": "llm", "max_new_tokens": 0}, "max_new_tokens"),
+                      ({"engine": "llm", "max_words": "30"}, "max_words")):
+        with pytest.raises(ParamsError, match=name):
+            SummarizeParams.of(raw)
+    with pytest.raises(ParamsError, match="examples"):
+        ClassifyParams.of({"labels": ["a", "b"], "engine": "llm", "examples": [{"text": "x", "label": "a"}]})
+    assert ClassifyParams.of({"labels": ["a", "b"], "engine": "llm"}).engine == "llm"
