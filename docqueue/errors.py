@@ -38,6 +38,18 @@ MODEL_ERROR_KINDS: dict[str, str] = {
                          "DOCQUEUE_MODEL_DIRS (the same message whatever is on the worker's disk)",
     "model_unavailable": "the model is allowed but not on this worker (not downloaded, wrong path)",
     "too_many_models": "the worker process already holds its most resident models",
+    "wrong_model_kind": "the model is of a kind the engine does not take (a causal LM given to the extractive "
+                        "summarizer, a seq2seq model to classify); the message names the engine that would",
+}
+
+
+#: ``error_kind`` of a document the causal-LM engine (``llm``) refuses or stops (docs/tasks/llm.md).
+LLM_ERROR_KINDS: dict[str, str] = {
+    "too_many_labels": "the label set (with its descriptions) does not leave room for the document in the "
+                       "model's context",
+    "too_many_new_tokens": "params.max_new_tokens is over the worker's DOCQUEUE_LLM_MAX_NEW_TOKENS for the task",
+    "generation_timeout": "generation ran past DOCQUEUE_LLM_DOCUMENT_TIMEOUT_S",
+    "prompt_too_long": "the instructions and the new tokens asked for leave no room for the document in the context",
 }
 
 
@@ -79,7 +91,7 @@ ENGINE_ERROR_KINDS: dict[str, str] = {
 def worker_error_kinds() -> tuple[str, ...]:
     """Every ``error_kind`` a worker may record on a document, sorted: the label values a metric
     creates at 0 up front, so ``increase()`` sees a kind's first failure (docs/operations/metrics.md)."""
-    return tuple(sorted({*MODEL_ERROR_KINDS, *INLINE_ERROR_KINDS, *ENGINE_ERROR_KINDS}))
+    return tuple(sorted({*MODEL_ERROR_KINDS, *INLINE_ERROR_KINDS, *ENGINE_ERROR_KINDS, *LLM_ERROR_KINDS}))
 
 
 class DocqueueError(Exception):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from docqueue.classifier_config import classify_engine_for
+from docqueue.errors import DocumentError
+from docqueue.model_kinds import CAUSAL_LM, LLM, auto_engine, kind_at, wrong_kind_reason
 from docqueue.names import CLASSIFY, SUMMARIZE, TASK_TYPES, TRANSLATE
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 
@@ -78,6 +80,28 @@ def locate(spec: str, revision: str | None = None) -> Location:
     return Location(True, str(snapshot), _folder_size(snapshot))
 
 
+def model_kind(spec: str, revision: str | None = None) -> str | None:
+    """The kind of model ``spec`` names (:mod:`docqueue.model_kinds`); None when it is not here."""
+    location = locate(spec, revision)
+    return kind_at(location.path) if location.available else None
+
+
+def kind_problem(task: str, requested: str | None, spec: str, revision: str | None = None) -> str | None:
+    """None when ``spec`` is of a kind the ``requested`` engine of ``task`` takes (``None``/``auto``:
+    any engine of the task); else the ``wrong_model_kind`` line. A model not on this machine is no
+    kind problem: the availability check speaks for it."""
+    kind = model_kind(spec, revision)
+    if kind is None:
+        return None
+    if requested in (None, "auto"):
+        try:
+            auto_engine(task, kind, spec)
+        except DocumentError as e:
+            return e.message
+        return None
+    return wrong_kind_reason(task, requested, kind, spec)
+
+
 def classify_engine(location: Location) -> str:
     """The classify engine a located model runs, read from its config.json (``?`` when absent)."""
     if not location.available or location.path is None:
@@ -86,13 +110,18 @@ def classify_engine(location: Location) -> str:
         config = json.loads((Path(location.path) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "?"
+    if kind_at(location.path) == CAUSAL_LM:  # a chat model is no sentence encoder: it runs the llm engine
+        return LLM
     return classify_engine_for(config)
 
 
 def summarize_default_model(settings: Settings, engine: str | None = None) -> tuple[str, str | None]:
     """The model a summarize submission without ``--model`` runs, for its engine."""
-    if (engine or settings.summarize_engine) == "extractive":
+    chosen = engine or settings.summarize_engine
+    if chosen == "extractive":
         return settings.summarize_extractive_model, None
+    if chosen == "llm" and settings.llm_model:
+        return settings.llm_model, settings.llm_model_revision
     return settings.summarize_model, settings.summarize_model_revision
 
 
@@ -179,7 +208,8 @@ def start_check(settings: Settings, task: str) -> str | None:
     if task == SUMMARIZE:
         spec, rev = summarize_default_model(settings)
         if locate(spec, rev).available:
-            return None
+            problem = kind_problem(task, settings.summarize_engine, spec, rev)
+            return f"summarize: wrong_model_kind: {problem}" if problem else None
         env = "DOCQUEUE_SUMMARIZE_MODEL" if settings.summarize_engine == "abstractive" \
             else "DOCQUEUE_SUMMARIZE_EXTRACTIVE_MODEL"
         return (f"summarize: model {spec!r} (engine {settings.summarize_engine}) is not available on this machine; "
@@ -190,7 +220,8 @@ def start_check(settings: Settings, task: str) -> str | None:
         pairs = translate_pair_models(settings)
         revision = settings.translate_model_revision if "*" in pairs else None
         if any(locate(spec, revision).available for spec in pairs.values()):
-            return None
+            problems = [p for spec in pairs.values() if (p := kind_problem(task, None, spec, revision))]
+            return f"translate: wrong_model_kind: {problems[0]}" if problems else None
         first = next(iter(pairs.values()), "")
         env = "DOCQUEUE_TRANSLATE_MODEL" if "*" in pairs else "DOCQUEUE_TRANSLATE_MODELS"
         shown = ", ".join(f"{p}: {m}" for p, m in list(pairs.items())[:3]) + (", ..." if len(pairs) > 3 else "")
@@ -208,6 +239,7 @@ def start_check(settings: Settings, task: str) -> str | None:
         return None
     revision = getattr(settings, f"{task}_model_revision", None)
     if locate(model, revision).available:
-        return None
+        problem = kind_problem(task, None, model, revision)
+        return f"{task}: wrong_model_kind: {problem}" if problem else None
     return (f"{task}: model {model!r} is not available on this machine; "
             f"{pull_hint(model, f'DOCQUEUE_{task.upper()}_MODEL')}")

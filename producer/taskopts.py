@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from docqueue import model_store
+from docqueue.languages import code_for
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.params import Limits, ParamsError, known_params, parse_params
 from docqueue.settings import Settings, model_store_dir
@@ -71,6 +72,17 @@ def _set(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def language_name(value: str | None, name: str) -> str | None:
+    """A language given by code or English name, as its ISO 639-1 code (names: docqueue.languages)."""
+    if value is None:
+        return None
+    code = code_for(value)
+    if code is None:
+        raise click.BadParameter(f"{value!r} is neither an ISO 639-1 code nor a language name docqueue knows "
+                                 "(e.g. de, German)", param_hint=name)
+    return code
+
+
 MODEL_OPTIONS = (
     click.option("--model", envvar="DOCQUEUE_SUBMIT_MODEL", show_envvar=True, default=None,
                  help="Model for this batch (HF id in the worker's HF cache, or a path on the worker) "
@@ -91,10 +103,11 @@ CLASSIFY_OPTIONS = (
                  type=click.Path(exists=True, dir_okay=False, path_type=Path),
                  help='Few-shot: JSONL of labelled examples {"text": ..., "label": ...} that steer the embedding '
                       "engine (no training). Without --labels, their labels are the label set."),
-    click.option("--engine", type=click.Choice(["auto", "embedding", "nli", "fine-tuned"]), default="auto",
+    click.option("--engine", type=click.Choice(["auto", "embedding", "nli", "fine-tuned", "llm"]), default="auto",
                  envvar="DOCQUEUE_CLASSIFY_ENGINE", show_envvar=True,
                  help="auto: what the model is (sentence encoder -> embedding, entailment head -> nli, other "
-                      "classification head -> fine-tuned). nli without --model uses DOCQUEUE_CLASSIFY_NLI_MODEL."),
+                      "classification head -> fine-tuned, causal LM -> llm). nli without --model uses "
+                      "DOCQUEUE_CLASSIFY_NLI_MODEL, llm DOCQUEUE_LLM_MODEL."),
     click.option("--model", envvar="DOCQUEUE_SUBMIT_MODEL", show_envvar=True,
                  help="Model for this submission (HF id in the HF cache, or local path) [default: the worker's "
                       "DOCQUEUE_CLASSIFY_MODEL]."),
@@ -124,10 +137,21 @@ def _classify(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------- summarize
 SUMMARIZE_OPTIONS = (
     *MODEL_OPTIONS,
-    click.option("--engine", type=click.Choice(["extractive", "abstractive"]), default=None,
+    click.option("--engine", type=click.Choice(["extractive", "abstractive", "llm"]), default=None,
                  envvar="DOCQUEUE_SUMMARIZE_ENGINE", show_envvar=True,
                  help="extractive: the document's key sentences, offline on MiniLM; abstractive: a seq2seq model "
-                      "writes the summary (needs DOCQUEUE_SUMMARIZE_MODEL on the worker) [default: extractive]."),
+                      "writes the summary (needs DOCQUEUE_SUMMARIZE_MODEL on the worker); llm: a causal LM "
+                      "(--model, else DOCQUEUE_LLM_MODEL) [default: extractive]."),
+    click.option("--style", type=click.Choice(["paragraph", "bullets", "tldr"]), default=None,
+                 envvar="DOCQUEUE_SUMMARIZE_STYLE", show_envvar=True,
+                 help="llm: the summary's form [default: paragraph]."),
+    click.option("--max-words", type=click.IntRange(1, 5000), default=None, envvar="DOCQUEUE_SUMMARIZE_MAX_WORDS",
+                 show_envvar=True, help="llm: most words the summary is asked to have."),
+    click.option("--summary-language", default=None, envvar="DOCQUEUE_SUMMARY_LANGUAGE", show_envvar=True,
+                 help="llm: language of the summary, code or English name (de, German) [default: the model's]."),
+    click.option("--max-new-tokens", type=click.IntRange(1, 100_000), default=None,
+                 envvar="DOCQUEUE_SUMMARIZE_MAX_NEW_TOKENS", show_envvar=True,
+                 help="llm: most tokens the summary may have, within the worker's limit [default: 200]."),
     click.option("--sentences", type=click.IntRange(1, 100), default=3, envvar="DOCQUEUE_SUMMARIZE_SENTENCES",
                  show_envvar=True, help="Extractive: sentences in the summary."),
     click.option("--beams", type=click.IntRange(1, 16), default=None, envvar="DOCQUEUE_SUMMARIZE_BEAMS",
@@ -150,6 +174,9 @@ def _summarize(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
     params = _set(engine=engine, language=o["language"], model=o["model"], model_revision=o["model_revision"])
     if engine == "extractive":
         params["sentences"] = o["sentences"]
+    elif engine == "llm":
+        params.update(_set(style=o["style"], max_words=o["max_words"], max_new_tokens=o["max_new_tokens"],
+                           summary_language=language_name(o["summary_language"], "--summary-language")))
     else:
         params.update(_set(num_beams=o["beams"], max_length=o["max_length"], min_length=o["min_length"],
                            length_penalty=o["length_penalty"]))
@@ -160,7 +187,10 @@ def _summarize(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
 TRANSLATE_OPTIONS = (
     *MODEL_OPTIONS,
     click.option("--to", "target", required=True, envvar="DOCQUEUE_TRANSLATE_TO", show_envvar=True,
-                 help="Target language, ISO 639-1 (e.g. de)."),
+                 help="Target language, ISO 639-1 code or English name (de, German)."),
+    click.option("--max-new-tokens", type=click.IntRange(1, 100_000), default=None,
+                 envvar="DOCQUEUE_TRANSLATE_MAX_NEW_TOKENS", show_envvar=True,
+                 help="llm: most tokens of one chunk's translation, within the worker's limit [default: 512]."),
     click.option("--from", "source", default="auto", envvar="DOCQUEUE_TRANSLATE_FROM", show_envvar=True,
                  help="Source language, ISO 639-1, or 'auto' to detect it per document on the worker."),
     click.option("--beams", type=click.IntRange(1, 16), default=None, envvar="DOCQUEUE_TRANSLATE_BEAMS",
@@ -169,8 +199,8 @@ TRANSLATE_OPTIONS = (
 
 
 def _translate(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
-    return _set(to=o["target"], model=o["model"], model_revision=o["model_revision"], num_beams=o["beams"],
-                **{"from": o["source"]})
+    return _set(to=language_name(o["target"], "--to"), model=o["model"], model_revision=o["model_revision"],
+                num_beams=o["beams"], max_new_tokens=o["max_new_tokens"], **{"from": o["source"]})
 
 
 # ------------------------------------------------------------------------------------------ review

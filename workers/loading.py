@@ -9,8 +9,11 @@ MiniLM for classify, extractive summaries and review); they never import the reg
 The classify engine follows the model's own ``config.json``: a sentence-embedding model (no
 classification head) runs the embedding engine and shares the process's encoder; a classification
 head whose labels are entailment/contradiction runs the NLI engine; any other classification head is
-a fine-tuned classifier with its own labels. A submission may still *ask* for an engine
-(``--engine``): the engine refuses, per document, a request it cannot honour (``engine_mismatch``).
+a fine-tuned classifier with its own labels; a causal LM (decoder-only) runs the ``llm`` engine, in
+every task, with one resident copy per process (:meth:`ModelSource.llm`). A submission may still
+*ask* for an engine (``--engine``): a model of a kind that engine does not take is refused before
+anything loads (``wrong_model_kind``, :mod:`docqueue.model_kinds`), and an engine refuses, per
+document, a request it cannot honour (``engine_mismatch``).
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from collections.abc import Callable
 from typing import Protocol
 
 from docqueue.errors import ModelUnavailableError
+from docqueue.model_kinds import CAUSAL_LM
+from docqueue.models_catalog import model_kind
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 from workers.device import forward_token_budget, inference_dtype, resolve_device
 from workers.engines import TaskEngine
 from workers.engines.classify import ZeroShotEmbeddingClassifier
 from workers.engines.embedding import SentenceEncoder, resolve_model
+from workers.engines.llm import CausalLM, Limits, LLMClassifier, LLMSummarizer, LLMTranslator
 from workers.engines.nli import NLIZeroShotClassifier
 from workers.engines.review.engine import ContractReviewer
 from workers.engines.review.loader import is_cuad_classifier
@@ -48,6 +54,8 @@ class ModelSource(Protocol):
 
     def seq2seq(self, spec: str, revision: str | None = None) -> Seq2SeqModel: ...
 
+    def llm(self, spec: str, revision: str | None = None) -> CausalLM: ...
+
 
 def build_encoder(settings: Settings, spec: str, revision: str | None) -> SentenceEncoder:
     """A sentence encoder on this process's device, with its dtype and token budget."""
@@ -64,10 +72,28 @@ def build_seq2seq(settings: Settings, spec: str, revision: str | None) -> Seq2Se
     return Seq2SeqModel(spec, revision, device, batch_tokens=settings.batch_max_tokens, dtype=inference_dtype(device))
 
 
+def build_causal_lm(settings: Settings, spec: str, revision: str | None) -> CausalLM:
+    """A causal LM on this process's device, in its dtype (shared by every task of the process)."""
+    device = resolve_device(settings.device)
+    return CausalLM(spec, revision, device, batch_tokens=settings.batch_max_tokens, dtype=inference_dtype(device))
+
+
+def llm_limits(settings: Settings) -> Limits:
+    """The generation limits of the llm engine (DOCQUEUE_LLM_MAX_NEW_TOKENS, DOCQUEUE_LLM_DOCUMENT_TIMEOUT_S)."""
+    return Limits(max_new_tokens=dict(settings.llm_max_new_tokens), document_timeout_s=settings.llm_document_timeout_s)
+
+
+def is_causal(spec: str, revision: str | None) -> bool:
+    """Whether ``spec`` is a causal LM on this machine (read from its config.json alone)."""
+    return model_kind(spec, revision) == CAUSAL_LM
+
+
 def load_classify(source: ModelSource, spec: str, revision: str | None) -> TaskEngine:
     """The classify engine the model's config.json means; raises ModelUnavailableError with one line
     that says how to get the model when it is not on this machine."""
     settings = source.settings
+    if is_causal(spec, revision):
+        return LLMClassifier(source.llm(spec, revision))
     ref = resolve_model(spec, revision)
     kind = classifier_kind(ref)
     if kind == "embedding":
@@ -83,6 +109,8 @@ def load_summarize(source: ModelSource, spec: str, revision: str | None) -> Task
     """The model decides the engine: a seq2seq model writes summaries, a sentence encoder picks
     sentences (a submission asking for the other engine gets a clear per-document error)."""
     limit = source.settings.analysis_max_chars
+    if is_causal(spec, revision):
+        return LLMSummarizer(source.llm(spec, revision), llm_limits(source.settings))
     if is_seq2seq(spec, revision):
         return AbstractiveSummarizer(source.seq2seq(spec, revision), max_chars=limit)
     return ExtractiveSummarizer(source.encoder(spec, revision), max_chars=limit)
@@ -91,6 +119,8 @@ def load_summarize(source: ModelSource, spec: str, revision: str | None) -> Task
 def load_translate(source: ModelSource, spec: str, revision: str | None) -> TaskEngine:
     """By pair (the settings mapping, models loaded on first use) or one fixed model for all."""
     settings = source.settings
+    if spec != TRANSLATE_BY_PAIR and is_causal(spec, revision):
+        return LLMTranslator(source.llm(spec, revision), llm_limits(settings))
     models = ResidentModels(source.seq2seq, settings.translate_memory_mb * 2**20)
     if spec == TRANSLATE_BY_PAIR:
         return Translator(models, pairs=settings.translate_models)

@@ -43,7 +43,8 @@ class ModelPolicy:
     def configured(self) -> frozenset[str]:
         s = self.settings
         specs = {s.classify_model, s.classify_nli_model, s.review_model, s.summarize_model,
-                 s.summarize_extractive_model, s.translate_model, *s.translate_models.values()}
+                 s.summarize_extractive_model, s.translate_model, *s.translate_models.values(),
+                 *([s.llm_model] if s.llm_model else [])}
         return frozenset(specs - {TRANSLATE_BY_PAIR})
 
     @cached_property

@@ -17,19 +17,23 @@ from typing import Any
 from docqueue import model_store
 from docqueue.errors import DocumentError, ModelUnavailableError
 from docqueue.model_store import StoredModel
-from docqueue.models_catalog import start_check, summarize_default_model
+from docqueue.models_catalog import kind_problem, start_check, summarize_default_model
 from docqueue.names import CLASSIFY, SUMMARIZE
 from docqueue.settings import Settings, model_store_dir
 from docqueue.webhooks import WEBHOOK_QUEUE
 from workers.engines import TaskEngine
 from workers.engines.embedding import SentenceEncoder
+from workers.engines.llm import CausalLM, Limits
 from workers.engines.seq2seq import Seq2SeqModel
 from workers.engines.trained import TrainedClassifier
-from workers.loading import LOADERS, build_encoder, build_seq2seq
+from workers.loading import LOADERS, build_causal_lm, build_encoder, build_seq2seq, llm_limits
 from workers.metrics import MODEL_LOAD, RESIDENT
 from workers.model_policy import ModelPolicy
 
 log = logging.getLogger(__name__)
+
+#: Tasks whose params name an engine (``params["engine"]``); the others pick it by the model's kind.
+ENGINE_PARAM_TASKS = frozenset({CLASSIFY, SUMMARIZE})
 
 
 def configured_model(settings: Settings, task: str) -> tuple[str, str | None]:
@@ -41,7 +45,10 @@ def default_model(settings: Settings, task: str, params: Mapping[str, Any]) -> t
     """The model a message that names none runs: summarize's depends on the engine it asks for."""
     if task == SUMMARIZE:
         engine = params.get("engine")
-        return summarize_default_model(settings, str(engine) if engine in ("extractive", "abstractive") else None)
+        return summarize_default_model(settings, str(engine) if engine in ("extractive", "abstractive", "llm")
+                                       else None)
+    if task == CLASSIFY and params.get("engine") == "llm" and settings.llm_model:
+        return settings.llm_model, settings.llm_model_revision
     if task == CLASSIFY and params.get("engine") == "nli":  # the NLI model, for publishers that name none
         return settings.classify_nli_model, None
     return configured_model(settings, task)
@@ -69,6 +76,8 @@ class Registry:
         self.policy = ModelPolicy(settings)
         self._engines: dict[tuple[str, str, str | None], TaskEngine] = {}
         self._encoders: dict[tuple[str, str | None], SentenceEncoder] = {}
+        self._llms: dict[tuple[str, str | None], CausalLM] = {}
+        self._kinds_checked: dict[tuple[str, str, str | None, str | None], str | None] = {}
         self._lock = threading.RLock()
         self.loads = 0  # how many models were loaded: tests check it stays at one per model
 
@@ -86,6 +95,8 @@ class Registry:
         if model and model != default_spec and stored is None:
             self.policy.check(model)
         spec, rev = (model, revision) if model else (default_spec, default_rev)
+        if stored is None:
+            self._check_kind(task, spec, rev, params or {})
         key = (task, stored.spec if stored else spec, None if stored else rev)
         with self._lock:
             engine = self._engines.get(key)
@@ -103,6 +114,18 @@ class Registry:
                 self._engines[key] = engine
                 RESIDENT.labels(task=task).set(sum(1 for k in self._engines if k[0] == task))
             return engine
+
+    def _check_kind(self, task: str, spec: str, rev: str | None, params: Mapping[str, Any]) -> None:
+        """``wrong_model_kind`` before anything is loaded: a chat model must not run as a sentence
+        encoder (or a summarizer's sentence picker) and be named in the result as if it had. The
+        config.json is read once per (task, model, engine asked for)."""
+        requested = params.get("engine") if task in ENGINE_PARAM_TASKS else None
+        key = (task, spec, rev, requested if isinstance(requested, str) else None)
+        if key not in self._kinds_checked:
+            self._kinds_checked[key] = kind_problem(task, key[3], spec, rev)
+        problem = self._kinds_checked[key]
+        if problem:
+            raise DocumentError("wrong_model_kind", problem)
 
     def resident(self) -> list[tuple[str, str, str | None]]:
         """Keys ``(task, model spec, revision)`` of the engines this process holds."""
@@ -139,6 +162,21 @@ class Registry:
         model = build_seq2seq(self.settings, spec, revision)
         self.loads += 1
         return model
+
+    def llm(self, spec: str, revision: str | None = None) -> CausalLM:
+        """A causal LM shared by every task of this process that names it: one copy of the
+        weights serves classify, summarize and translate."""
+        key = (spec, revision)
+        with self._lock:
+            model = self._llms.get(key)
+            if model is None:
+                model = self._llms[key] = build_causal_lm(self.settings, spec, revision)
+                self.loads += 1
+            return model
+
+    def llm_limits(self) -> Limits:
+        """The llm engine's generation limits from this process's settings."""
+        return llm_limits(self.settings)
 
     def preload(self, tasks: list[str]) -> None:
         for task in tasks:

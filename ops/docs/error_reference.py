@@ -41,6 +41,7 @@ TITLES = {
     "MODEL_ERROR_KINDS": "Models a submission names",
     "INLINE_ERROR_KINDS": "Documents of published messages",
     "MESSAGE_ERROR_KINDS": "Queue items refused whole (dead letters)",
+    "LLM_ERROR_KINDS": "The causal-LM engine (llm)",
 }
 
 

@@ -68,7 +68,7 @@ def test_classify_options_end_to_end(sqlite_url: str, clean_redis: str, tmp_path
     batch = cli_json(env, "submit", "classify", str(inbox / next(iter(expected))), "--labels", "a,b", "--engine",
                      "fine-tuned", "--wait", "--timeout", "300", "--json", exit_code=1)["batch"]
     [row] = results_jsonl(env, batch)
-    assert row["status"] == "failed" and row["error"]["kind"] == "engine_mismatch"
+    assert row["status"] == "failed" and row["error"]["kind"] == "wrong_model_kind"
 
 
 def test_classify_option_errors(sqlite_url: str, clean_redis: str, tmp_path: Path) -> None:

@@ -75,11 +75,11 @@ def _raised_kinds() -> set[str]:
 
 def test_every_document_error_kind_is_catalogued() -> None:
     catalogued = {**errors.LOADER_ERROR_KINDS, **errors.MODEL_ERROR_KINDS, **errors.INLINE_ERROR_KINDS,
-                  **errors.ENGINE_ERROR_KINDS}
+                  **errors.ENGINE_ERROR_KINDS, **errors.LLM_ERROR_KINDS}
     raised = _raised_kinds()
     assert {"empty_document", "engine_mismatch", "corrupt_pdf", "invalid_params"} <= raised  # the scan works
     assert sorted(raised - set(catalogued)) == []
     # each kind has one meaning, in one catalogue
     names = [*errors.LOADER_ERROR_KINDS, *errors.MODEL_ERROR_KINDS, *errors.INLINE_ERROR_KINDS,
-             *errors.ENGINE_ERROR_KINDS]
+             *errors.ENGINE_ERROR_KINDS, *errors.LLM_ERROR_KINDS]
     assert len(names) == len(set(names))
