@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -125,6 +126,22 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on ``<database file>.migrate.lock`` (POSIX ``flock``), for a SQLite file on
+    this machine; an in-memory database needs none."""
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_schema(database_url: str) -> Engine:
     """Return an engine whose database holds the current schema.
 
@@ -138,12 +155,18 @@ def ensure_schema(database_url: str) -> Engine:
     if current == head:
         return engine
     if engine.dialect.name == "sqlite":
-        # The zero-setup default: an empty file, or one an older docqueue created, is migrated here.
-        with engine.connect() as conn:
-            empty = not sa.inspect(conn).get_table_names()
-        if empty or (current is not None and _is_known_revision(current)):
-            upgrade(database_url)
-            return engine
+        # The zero-setup default: an empty file, or one an older docqueue created, is migrated here,
+        # by one process at a time: two workers started together on a new file must not see each
+        # other's half-made schema (tables present, no revision yet) and refuse it.
+        with _migration_lock(engine):
+            current = current_revision(engine)
+            if current == head:
+                return engine
+            with engine.connect() as conn:
+                empty = not sa.inspect(conn).get_table_names()
+            if empty or (current is not None and _is_known_revision(current)):
+                upgrade(database_url)
+                return engine
     raise SchemaMissingError(
         f"database {engine.url.render_as_string(hide_password=True)} is at schema revision "
         f"{current or 'none'}, docqueue needs {head}: run `docqueue db upgrade`"
