@@ -78,6 +78,10 @@ class Settings(BaseSettings):
                                  "apart) before submit stops with exit 4 and names docqueue retry.")
 
     device: str = Field(default="auto", description="Worker device: auto, cpu, cuda or cuda:N.")
+    cpu_dtype: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="Precision of torch models on the CPU: auto is bf16 where the processor has native bf16 "
+        "(avx512_bf16 or AMX; ~1.7x fp32 on encoders), fp32 elsewhere. Each result records it (runtime).")
     model_store: Path | None = Field(
         default=None, description="Folder of the models `docqueue train` writes (NAME/VERSION/); unset: "
         "<data_dir>/models. Workers that train and workers that classify with them must share it.")

