@@ -22,12 +22,14 @@ import torch
 
 from docqueue.errors import ModelUnavailableError
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.onnx_artifacts import read_artifact
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 from workers.device import forward_token_budget, inference_dtype, resolve_device
 from workers.engines import TaskEngine
 from workers.engines.classify import ZeroShotEmbeddingClassifier
 from workers.engines.embedding import SentenceEncoder, resolve_model
 from workers.engines.nli import NLIZeroShotClassifier
+from workers.engines.onnx_encoder import OnnxSentenceEncoder, model_revision
 from workers.engines.review.engine import ContractReviewer
 from workers.engines.review.loader import is_cuad_classifier
 from workers.engines.review.scorer import ClassifierScorer, PrototypeScorer
@@ -59,11 +61,18 @@ def device_and_dtype(settings: Settings) -> tuple[torch.device, torch.dtype]:
 
 
 def build_encoder(settings: Settings, spec: str, revision: str | None) -> SentenceEncoder:
-    """A sentence encoder on this process's device, with its dtype and token budget."""
+    """A sentence encoder on this process's device, with its dtype and token budget: torch in the
+    policy's dtype, or ONNX Runtime int8 for a model listed in ``DOCQUEUE_ONNX_MODELS`` (its artifact
+    must exist and match the model's revision; the torch weights are then never loaded)."""
     device, dtype = device_and_dtype(settings)
-    return SentenceEncoder(resolve_model(spec, revision), device, max_length=settings.max_tokens_per_document,
-                           batch_tokens=forward_token_budget(settings.forward_max_tokens, settings.batch_max_tokens,
-                                                             device),
+    ref = resolve_model(spec, revision)
+    batch_tokens = forward_token_budget(settings.forward_max_tokens, settings.batch_max_tokens, device)
+    if spec in settings.onnx_models:
+        expected = model_revision(ref)
+        artifact = read_artifact(settings, spec, revision, expected)
+        return OnnxSentenceEncoder(ref, artifact, expected, max_length=settings.max_tokens_per_document,
+                                   batch_tokens=batch_tokens)
+    return SentenceEncoder(ref, device, max_length=settings.max_tokens_per_document, batch_tokens=batch_tokens,
                            dtype=dtype)
 
 
