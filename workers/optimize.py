@@ -3,7 +3,7 @@
     python -m workers.optimize MODEL [--revision R] [--gate-data FILE.jsonl ...] [--min-agreement 0.9]
 
 ``docqueue models optimize`` runs this module in a subprocess: the export needs torch, and the
-producer never imports torch. Steps, chosen by measurement on MiniLM (docs/cpu-runtime.md):
+producer never imports torch. Steps, chosen by measurement on MiniLM (docs/performance/cpu-runtime.md):
 
 1. export with ``torch.onnx`` (the TorchScript exporter; eager attention, so ONNX Runtime's BERT
    optimizer recognises and fuses the attention, embedding and layer-norm blocks: unfused, int8

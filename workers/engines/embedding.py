@@ -70,7 +70,11 @@ class SentenceEncoder:
         # the dtype is the loader's choice (workers.loading): the engine does not know the device policy
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(ref.location, revision=ref.revision)
-            model = AutoModel.from_pretrained(ref.location, revision=ref.revision, dtype=dtype)
+            # on the CPU, eager attention: ~5% faster than SDPA in bf16 on 254-token windows (equal in
+            # fp32), with its softmax in fp32; GPUs keep SDPA's fused kernels
+            attention = "eager" if device.type == "cpu" else None
+            model = AutoModel.from_pretrained(ref.location, revision=ref.revision, dtype=dtype,
+                                              attn_implementation=attention)
         except (OSError, ValueError) as e:
             raise ModelUnavailableError(
                 f"cannot load embedding model {ref.spec!r}: {e}".splitlines()[0]) from e
