@@ -78,6 +78,24 @@ class Settings(BaseSettings):
                                  "apart) before submit stops with exit 4 and names docqueue retry.")
 
     device: str = Field(default="auto", description="Worker device: auto, cpu, cuda or cuda:N.")
+    cpu_dtype: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="Precision of torch models on the CPU: auto is bf16 where the processor has native bf16 "
+        "(avx512_bf16 or AMX; ~1.7x fp32 on encoders), fp32 elsewhere. Each result records it (runtime).")
+    onnx_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Sentence-encoder models (','-separated specs, as in DOCQUEUE_CLASSIFY_MODEL) that workers run "
+        "on ONNX Runtime int8 instead of torch: ~2.3x fp32 on the CPU, cosine ~0.99 to fp32. Each needs the "
+        "artifact `docqueue models optimize MODEL` builds, and the onnx extra (pip install docqueue[onnx]).")
+    onnx_dir: str | None = Field(
+        default=None,
+        description="Folder holding ONNX artifacts (one sub-folder per model); unset: beside each model, in "
+        "<model folder>/onnx-int8/.")
+    onnx_min_agreement: float = Field(
+        default=0.85, ge=0, le=1,
+        description="`docqueue models optimize` refuses an int8 artifact whose nearest-label agreement with the "
+        "fp32 model on the gate data is below this (MiniLM int8: 0.89 over LEDGAR's 93 labels, where close "
+        "calls abound).")
     model_store: Path | None = Field(
         default=None, description="Folder of the models `docqueue train` writes (NAME/VERSION/); unset: "
         "<data_dir>/models. Workers that train and workers that classify with them must share it.")
@@ -334,7 +352,7 @@ class Settings(BaseSettings):
             return v
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {v!r}")
 
-    @field_validator("model_dirs", "allowed_models", mode="before")
+    @field_validator("model_dirs", "allowed_models", "onnx_models", mode="before")
     @classmethod
     def _split_list(cls, v: object, info: ValidationInfo) -> object:
         if isinstance(v, str):

@@ -26,6 +26,7 @@ from producer.commands.dlq import dlq_group
 from producer.commands.events import events
 from producer.commands.metrics import metrics_group
 from producer.commands.models import models_group
+from producer.commands.optimize import optimize
 from producer.commands.results import results, status
 from producer.commands.retry import retry
 from producer.commands.schedule import schedule_group
@@ -100,6 +101,7 @@ def main(ctx: click.Context, database_url: str | None, redis_url: str | None, da
 for command in (submit, status, results, worker, models_group, db_group, broker_group, dlq_group, batches, cancel,
                 purge, retry, workers, events, schedule_group, beat, watch, metrics_group, top, train_group):
     main.add_command(command)
+models_group.add_command(optimize)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

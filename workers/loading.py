@@ -21,10 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+import torch
+
 from docqueue.errors import ModelUnavailableError
 from docqueue.model_kinds import CAUSAL_LM
 from docqueue.models_catalog import model_kind
 from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.onnx_artifacts import read_artifact
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 from workers.device import forward_token_budget, inference_dtype, resolve_device
 from workers.engines import TaskEngine
@@ -32,6 +35,7 @@ from workers.engines.classify import ZeroShotEmbeddingClassifier
 from workers.engines.embedding import SentenceEncoder, resolve_model
 from workers.engines.llm import CausalLM, Limits, LLMClassifier, LLMSummarizer, LLMTranslator
 from workers.engines.nli import NLIZeroShotClassifier
+from workers.engines.onnx_encoder import OnnxSentenceEncoder, model_revision
 from workers.engines.review.engine import ContractReviewer
 from workers.engines.review.loader import is_cuad_classifier
 from workers.engines.review.scorer import ClassifierScorer, PrototypeScorer
@@ -57,19 +61,33 @@ class ModelSource(Protocol):
     def llm(self, spec: str, revision: str | None = None) -> CausalLM: ...
 
 
-def build_encoder(settings: Settings, spec: str, revision: str | None) -> SentenceEncoder:
-    """A sentence encoder on this process's device, with its dtype and token budget."""
+def device_and_dtype(settings: Settings) -> tuple[torch.device, torch.dtype]:
+    """The device policy every model of this process follows (``DOCQUEUE_DEVICE``,
+    ``DOCQUEUE_CPU_DTYPE``): encoders, seq2seq and classifiers alike, loaded once in that dtype."""
     device = resolve_device(settings.device)
-    return SentenceEncoder(resolve_model(spec, revision), device, max_length=settings.max_tokens_per_document,
-                           batch_tokens=forward_token_budget(settings.forward_max_tokens, settings.batch_max_tokens,
-                                                             device),
-                           dtype=inference_dtype(device))
+    return device, inference_dtype(device, settings.cpu_dtype)
+
+
+def build_encoder(settings: Settings, spec: str, revision: str | None) -> SentenceEncoder:
+    """A sentence encoder on this process's device, with its dtype and token budget: torch in the
+    policy's dtype, or ONNX Runtime int8 for a model listed in ``DOCQUEUE_ONNX_MODELS`` (its artifact
+    must exist and match the model's revision; the torch weights are then never loaded)."""
+    device, dtype = device_and_dtype(settings)
+    ref = resolve_model(spec, revision)
+    batch_tokens = forward_token_budget(settings.forward_max_tokens, settings.batch_max_tokens, device)
+    if spec in settings.onnx_models:
+        expected = model_revision(ref)
+        artifact = read_artifact(settings, spec, revision, expected)
+        return OnnxSentenceEncoder(ref, artifact, expected, max_length=settings.max_tokens_per_document,
+                                   batch_tokens=batch_tokens)
+    return SentenceEncoder(ref, device, max_length=settings.max_tokens_per_document, batch_tokens=batch_tokens,
+                           dtype=dtype)
 
 
 def build_seq2seq(settings: Settings, spec: str, revision: str | None) -> Seq2SeqModel:
     """A seq2seq model on this process's device (not shared: each engine holds its own)."""
-    device = resolve_device(settings.device)
-    return Seq2SeqModel(spec, revision, device, batch_tokens=settings.batch_max_tokens, dtype=inference_dtype(device))
+    device, dtype = device_and_dtype(settings)
+    return Seq2SeqModel(spec, revision, device, batch_tokens=settings.batch_max_tokens, dtype=dtype)
 
 
 def build_causal_lm(settings: Settings, spec: str, revision: str | None) -> CausalLM:
@@ -98,9 +116,9 @@ def load_classify(source: ModelSource, spec: str, revision: str | None) -> TaskE
     kind = classifier_kind(ref)
     if kind == "embedding":
         return ZeroShotEmbeddingClassifier(source.encoder(spec, revision))
-    device = resolve_device(settings.device)
+    device, dtype = device_and_dtype(settings)
     model = SequenceClassifierModel(ref, device, max_length=CLASSIFIER_MAX_TOKENS,
-                                    batch_tokens=settings.batch_max_tokens, dtype=inference_dtype(device))
+                                    batch_tokens=settings.batch_max_tokens, dtype=dtype)
     source.loads += 1
     return NLIZeroShotClassifier(model) if kind == "nli" else FineTunedClassifier(model)
 
@@ -134,8 +152,9 @@ def load_review(source: ModelSource, spec: str, revision: str | None) -> TaskEng
     ref = resolve_model(spec, revision)
     if is_cuad_classifier(ref.location, ref.revision):
         try:
-            scorer = ClassifierScorer(ref.location, ref.revision, resolve_device(settings.device),
-                                      max_length=settings.max_tokens_per_document)
+            device, dtype = device_and_dtype(settings)
+            scorer = ClassifierScorer(ref.location, ref.revision, device,
+                                      max_length=settings.max_tokens_per_document, dtype=dtype)
         except (OSError, ValueError) as e:
             raise ModelUnavailableError(f"cannot load review classifier {spec!r}: {e}".splitlines()[0]) from e
         return ContractReviewer(scorer, spec, ref.revision, max_chars=settings.analysis_max_chars)

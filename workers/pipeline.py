@@ -265,7 +265,19 @@ def _run_group(task: str, params: dict[str, Any], jobs: list[results.ClaimedJob]
         outcomes = [DocumentError("engine_error", f"{type(e).__name__}: {e}")]
     outcomes = flag_languages(task, engine.model_id, [j.text for j in jobs], outcomes)
     metrics.BATCH_SECONDS.labels(task=task, model=engine.model_id).observe(time.perf_counter() - began)
-    return results.RecordGroup(list(zip(ids, outcomes, strict=True)), engine.model_id, engine.model_revision)
+    return results.RecordGroup(list(zip(ids, with_runtime(outcomes, engine), strict=True)), engine.model_id,
+                               engine.model_revision)
+
+
+def with_runtime(outcomes: list[Outcome], engine: TaskEngine) -> list[Outcome]:
+    """Each result says what ran its model (``runtime``: ``torch-cpu-bf16``, ``onnx-cpu-int8``...), next
+    to the model id and revision: the same model in bf16 or int8 gives slightly different scores, and
+    a reused result keeps the runtime of the job that really ran it. Engines without a model (a noop
+    engine) add nothing."""
+    runtime = getattr(engine, "runtime", None)
+    if not runtime:
+        return outcomes
+    return [{**o, "runtime": runtime} if isinstance(o, dict) else o for o in outcomes]
 
 
 def process_message(*, task: str, kwargs: dict[str, Any], db: Engine, registry: Registry, worker: str,

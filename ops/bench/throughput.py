@@ -56,6 +56,9 @@ from throughput_corpora import Corpus, load_corpus
 from throughput_naive import enqueue as naive_enqueue
 from throughput_naive import make_app as naive_app
 from throughput_raw import ProcessPerCore, load_engine, time_in_process
+from throughput_runtimes import RUNTIMES, available
+from throughput_runtimes import measure as measure_runtimes
+from throughput_runtimes import report as report_runtimes
 from throughput_services import ROOT, Process, python_argv, redis_db, service_env, wait_finished, wait_quiet
 
 from docqueue import db
@@ -305,10 +308,19 @@ def _vm_hwm_kb(pid: int) -> int:
               help="Redis server; the benchmark locks a DB number of its own.")
 @click.option("--pool", type=click.Choice(["prefork", "solo"]), default="prefork", envvar="DOCQUEUE_BENCH_POOL",
               show_envvar=True, help="docqueue worker pool.")
+@click.option("--runtimes", default=",".join(RUNTIMES), envvar="DOCQUEUE_BENCH_RUNTIMES", show_envvar=True,
+              help="Runtimes compared raw and through docqueue on the medium corpus (docs per CPU-second, fraction "
+              "of the measured peak); '' for none.")
+@click.option("--onnx-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="DOCQUEUE_BENCH_ONNX_DIR", show_envvar=True,
+              help="DOCQUEUE_ONNX_DIR holding the MiniLM artifact of `docqueue models optimize` (onnx-int8 rows).")
+@click.option("--runtimes-only", is_flag=True, envvar="DOCQUEUE_BENCH_RUNTIMES_ONLY", show_envvar=True,
+              help="Only the runtime comparison (no raw/naive/noop/submit rows).")
 @click.option("--concurrency", type=int, default=0, envvar="DOCQUEUE_BENCH_CONCURRENCY", show_envvar=True,
               help="docqueue worker processes [default: one per usable core].")
 def main(data: Path, docs: int, medium_docs: int, noop_docs: int, submit_docs: int, repeats: int, quick: bool,
-         cap_s: float, corpora: str, database_url: str | None, redis_host: str, pool: str, concurrency: int) -> None:
+         cap_s: float, corpora: str, database_url: str | None, redis_host: str, pool: str, concurrency: int,
+         runtimes: str, onnx_dir: Path | None, runtimes_only: bool) -> None:
     """Throughput of docqueue vs the model fed directly vs one Celery task per document."""
     if quick:
         docs, medium_docs, noop_docs, submit_docs, repeats, cap_s = 200, 64, 2000, 20_000, 1, 10.0
@@ -331,6 +343,12 @@ def main(data: Path, docs: int, medium_docs: int, noop_docs: int, submit_docs: i
         say(f"docqueue throughput benchmark: {processes} usable cores, database {url.split('://')[0]}, "
             f"docqueue worker --pool {pool} --concurrency {b.concurrency}")
         mp: ProcessPerCore | None = None
+        compared = available([r.strip() for r in runtimes.split(",") if r.strip()], onnx_dir, say)
+        if runtimes_only:
+            medium = load_corpus("medium", data, medium_docs)
+            rows, gflop, peaks = measure_runtimes(b, medium, compared, onnx_dir, repeats, _timeout(medium_docs))
+            report_runtimes(rows, compared, medium_docs, gflop, peaks, click.echo)
+            return
         try:
             _start_workers(b)
             mp = ProcessPerCore(processes)
@@ -342,6 +360,10 @@ def main(data: Path, docs: int, medium_docs: int, noop_docs: int, submit_docs: i
             mp.close()
             mp = None
             b.stop("naive-solo", "naive-prefork")
+            runtime_rows = None
+            if compared:
+                medium = load_corpus("medium", data, medium_docs)
+                runtime_rows = measure_runtimes(b, medium, compared, onnx_dir, repeats, _timeout(medium_docs))
             noop_corpus = load_corpus("short", data, noop_docs)
             noop = _noop(b, noop_corpus, repeats)
             submit_rate, rss = _submit_probe(b, noop_corpus.texts, submit_docs)
@@ -365,6 +387,8 @@ def main(data: Path, docs: int, medium_docs: int, noop_docs: int, submit_docs: i
                    f"{b.results[(corpus, raw_name)].median:.1f}; naive best {naive_name} "
                    f"{b.results[(corpus, naive_name)].median:.1f}; docqueue/raw={to_raw:.2f} "
                    f"docqueue/naive={to_naive:.2f} (medians of per-round ratios)")
+    if runtime_rows:
+        report_runtimes(runtime_rows[0], compared, medium_docs, runtime_rows[1], runtime_rows[2], click.echo)
     click.echo(f"noop_docs_per_s={noop:.0f} ({noop_docs} documents, queue + database only)")
     click.echo(f"submit_docs_per_s={submit_rate:.0f} ({submit_docs} documents) producer_peak_rss_mb={rss:.0f}")
     click.echo(f"elapsed {time.monotonic() - began:.0f}s")

@@ -36,6 +36,8 @@ from cuad_data import (  # noqa: E402
     training_clauses,
 )
 
+from docqueue.settings import get_settings  # noqa: E402
+from workers.device import inference_dtype  # noqa: E402
 from workers.engines.embedding import SentenceEncoder, resolve_model  # noqa: E402
 from workers.engines.review.categories import CATEGORIES  # noqa: E402
 from workers.engines.review.scorer import DEFAULT_ARTIFACT, Calibration, PrototypeScorer  # noqa: E402
@@ -70,8 +72,12 @@ def build_prototypes(vectors: np.ndarray, cats: np.ndarray, desc_vectors: np.nda
 
 
 def encoder(threads: int) -> SentenceEncoder:
+    """MiniLM in the precision DOCQUEUE_CPU_DTYPE picks, as a worker runs it (the shipped prototypes
+    were built in fp32: DOCQUEUE_CPU_DTYPE=fp32 rebuilds them the same way)."""
     torch.set_num_threads(threads)
-    return SentenceEncoder(resolve_model(ENCODER), torch.device("cpu"), max_length=256, batch_tokens=8192)
+    cpu = torch.device("cpu")
+    return SentenceEncoder(resolve_model(ENCODER), cpu, max_length=256, batch_tokens=8192,
+                           dtype=inference_dtype(cpu, get_settings().cpu_dtype))
 
 
 def main() -> None:

@@ -79,16 +79,20 @@ def main() -> int:
 
     from docqueue.params import ClassifyParams, Limits
     from docqueue.settings import get_settings
-    from workers.device import configure_threads
+    from workers.device import configure_threads, inference_dtype
     from workers.engines.classify import ZeroShotEmbeddingClassifier
     from workers.engines.embedding import SentenceEncoder, resolve_model
+    from workers.engines.runtime import runtime_name
 
     configure_threads(1)
     settings = get_settings(device="cpu")
     rows = [json.loads(line) for line in (folder / "dev500.jsonl").read_text().splitlines() if line.strip()]
     labels: list[str] = json.loads((folder / "labels.json").read_text())
-    encoder = SentenceEncoder(resolve_model(args.model), torch.device("cpu"),
-                              max_length=settings.max_tokens_per_document, batch_tokens=settings.batch_max_tokens)
+    cpu = torch.device("cpu")
+    dtype = inference_dtype(cpu, settings.cpu_dtype)  # DOCQUEUE_CPU_DTYPE=fp32|bf16 compares the two
+    print(f"runtime {runtime_name(cpu, dtype)}", flush=True)
+    encoder = SentenceEncoder(resolve_model(args.model), cpu, max_length=settings.max_tokens_per_document,
+                              batch_tokens=settings.batch_max_tokens, dtype=dtype)
     encode = encoder.encode
     memo: dict[str, torch.Tensor] = {}
 

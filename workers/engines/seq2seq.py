@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 from docqueue.errors import ModelUnavailableError
 from workers.engines.embedding import OFFLINE_MINILM
 from workers.engines.forward import observe_inputs
+from workers.engines.runtime import runtime_name
 
 #: Generation options a submission may set; anything else in params is ignored by ``generate``.
 GENERATION_OPTIONS = ("num_beams", "max_length", "min_length", "length_penalty", "no_repeat_ngram_size")
@@ -55,6 +56,7 @@ class Seq2SeqModel:
         self.model = model.to(device).eval()
         self.device = device
         self.spec = spec
+        self.runtime = runtime_name(device, dtype)
         commit = getattr(model.config, "_commit_hash", None)
         self.revision = revision or (str(commit) if commit else None)
         self.batch_tokens = batch_tokens

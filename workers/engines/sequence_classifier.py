@@ -25,6 +25,7 @@ from workers.engines import Outcome
 from workers.engines.classify_common import check_engine, classification, empty_outcomes
 from workers.engines.embedding import ModelRef
 from workers.engines.forward import observe_inputs
+from workers.engines.runtime import runtime_name
 from workers.engines.windows import token_prefix, window_chars
 
 
@@ -66,6 +67,7 @@ class SequenceClassifierModel:
         self.config = model.config
         self.device = device
         self.ref = ref
+        self.runtime = runtime_name(device, dtype)
         commit = getattr(model.config, "_commit_hash", None)
         self.revision = ref.revision or (str(commit) if commit else None)
         limit = int(getattr(model.config, "max_position_embeddings", max_length) or max_length)
@@ -129,6 +131,7 @@ class FineTunedClassifier:
         self.model = model
         self.model_id = model.ref.spec
         self.model_revision = model.revision
+        self.runtime = model.runtime
         config = model.config
         self.labels = [str(config.id2label[i]) for i in range(config.num_labels)]
         self.sigmoid = getattr(config, "problem_type", None) == "multi_label_classification"

@@ -102,6 +102,7 @@ class AbstractiveSummarizer:
         self.model = model
         self.model_id = model.spec
         self.model_revision = model.revision
+        self.runtime = model.runtime
         self.max_chars = max_chars
         self._window = window_chars(model.max_input_tokens)
         self._count = bounded_counter(model.count_tokens, self._window)
@@ -252,6 +253,7 @@ class ExtractiveSummarizer:
         self.encoder = encoder
         self.model_id = encoder.ref.spec
         self.model_revision = encoder.revision
+        self.runtime = encoder.runtime
         self.max_chars = max_chars
 
     def run(self, texts: Sequence[str], params: SummarizeParams) -> list[Outcome]:

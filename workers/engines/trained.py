@@ -30,6 +30,7 @@ class TrainedClassifier:
         self.model_id = model.spec
         # the data the model learnt from identifies it beyond its name (a store rebuilt elsewhere)
         self.model_revision: str | None = f"data-sha256:{str(model.card.get('data_sha256', ''))[:16]}"
+        self.runtime = encoder.runtime
 
     def run(self, texts: Sequence[str], params: ClassifyParams) -> list[Outcome]:
         p = params

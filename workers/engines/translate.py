@@ -114,6 +114,8 @@ class Translator:
         self.detect = detect
         self.model_id = fixed[0] if fixed else "by-pair"
         self.model_revision = fixed[1] if fixed else None
+        #: the runtime of the model that ran last (every model of a process follows one device policy)
+        self.runtime: str | None = None
 
     def _model_for(self, source: str, target: str) -> str:
         if self.fixed:
@@ -164,6 +166,7 @@ class Translator:
                     outcomes[i] = DocumentError("model_unavailable", str(e))
                 continue
             used.append(spec)
+            self.runtime = model.runtime
             for i, translation in zip(docs, self._translate(model, [texts[i] for i in docs],
                                                             [jobs[i] for i in docs], params), strict=True):
                 outcomes[i] = self._result(translation, jobs[i], target)

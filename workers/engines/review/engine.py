@@ -69,6 +69,8 @@ class Scorer(Protocol):
     """What the engine needs from a clause scorer (prototype or fine-tuned classifier)."""
 
     kind: str
+    #: What runs the model (a result's provenance), e.g. ``torch-cpu-bf16``.
+    runtime: str
     #: Whether a paragraph's vector may be the mean of its sentences' (embeddings) or must be its own.
     composes_paragraphs: bool
 
@@ -231,6 +233,7 @@ class ContractReviewer:
         self.scorer = scorer
         self.model_id = model_id
         self.model_revision = model_revision
+        self.runtime = scorer.runtime
         self.max_chars = max_chars
 
     def run(self, texts: Sequence[str], params: ReviewParams) -> list[Outcome]:

@@ -27,6 +27,7 @@ import torch
 from workers.engines.embedding import SentenceEncoder
 from workers.engines.forward import observe_inputs
 from workers.engines.review.categories import CATEGORIES
+from workers.engines.runtime import runtime_name
 from workers.engines.windows import token_prefix, window_chars
 
 #: The artifact shipped with the package (CUAD-derived, CC BY 4.0; see data/ATTRIBUTION.md).
@@ -130,6 +131,7 @@ class PrototypeScorer:
     def __init__(self, encoder: SentenceEncoder, prototypes: np.ndarray, proto_category: np.ndarray,
                  background: np.ndarray, calibration: Calibration, meta: dict[str, Any], artifact: str = "") -> None:
         self.encoder = encoder
+        self.runtime = encoder.runtime
         self.background = background.astype(np.float32)
         self.prototypes = prototypes.astype(np.float32)
         self.proto_category = proto_category.astype(int)
@@ -201,12 +203,14 @@ class ClassifierScorer:
     composes_paragraphs = False
 
     def __init__(self, location: str, revision: str | None, device: torch.device, max_length: int = 256,
-                 batch_size: int = 32, threshold: float = 0.5) -> None:
+                 batch_size: int = 32, threshold: float = 0.5, dtype: torch.dtype = torch.float32) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(location, revision=revision)
-        self.model = AutoModelForSequenceClassification.from_pretrained(location, revision=revision).to(device).eval()
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            location, revision=revision, dtype=dtype).to(device).eval()
         self.device = device
+        self.runtime = runtime_name(device, dtype)
         self.location = location
         # the model's position table bounds the window (a long segment is read from its start)
         self.max_length = min(max_length, int(getattr(self.model.config, "max_position_embeddings", max_length)))
