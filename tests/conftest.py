@@ -48,13 +48,32 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
+def _holder_is_gone(token: str) -> bool:
+    """Whether the test session that took a DB lock (its token starts with its pid) no longer runs on
+    this machine; a token of another form is never judged gone."""
+    pid = token.split("-", 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 @contextmanager
 def _own_redis_db(admin: redis.Redis) -> Iterator[str]:
     """A Redis DB number locked for this session (the lock keys live in DB 0), emptied before and after."""
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     for n in range(15, 0, -1):
-        if admin.set(f"docqueue:test-db-lock:{n}", token, nx=True, ex=4 * 3600):
+        key = f"docqueue:test-db-lock:{n}"
+        if admin.set(key, token, nx=True, ex=4 * 3600):
             break
+        holder = admin.get(key)
+        if holder is not None and _holder_is_gone(holder.decode()) and admin.set(key, token, ex=4 * 3600):
+            break  # a session killed before its teardown (SIGKILL, a timeout) left its lock behind
     else:
         pytest.fail("all Redis DB numbers 1-15 are held by other docqueue test sessions")
     url = f"{REDIS_HOST}/{n}"
