@@ -132,13 +132,21 @@ def results_jsonl(env: dict[str, str], batch: str) -> list[dict[str, Any]]:
 
 
 def wait_until(predicate: Any, timeout: float = 120, interval: float = 0.2, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns a true value. A predicate that fails an assertion (a CLI
+    call that exits non-zero because the worker has not stored the batch yet: the in-process CLI
+    polls within milliseconds of a publish) is polled again; its last failure is in the timeout's
+    message."""
     deadline = time.monotonic() + timeout
+    last: AssertionError | None = None
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except AssertionError as e:
+            last, value = e, None
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f"; last: {last}" if last else ""))
 
 
 #: Settings for in-process engine tests that load models from pytest's temporary folders and name

@@ -26,7 +26,7 @@ def test_task_result_shows_document_outcomes(event_log: EventLog, clean_redis: s
         docs.append(tmp_path / f"note{i}.txt")
         docs[-1].write_text(f"Please send me invoice {i} by Friday.")
     bad = cli_json(env, "submit", "classify", *map(str, docs), "--labels", "invoice,news",
-                   "--model", str(tmp_path / "no-such-model"), "--wait", "--timeout", "120", "--json")
+                   "--model", str(tmp_path / "no-such-model"), "--wait", "--timeout", "120", "--json", exit_code=1)
     assert bad["status"]["failed"] == 3
     (event,) = wait_until(lambda: event_log.of_type("task-succeeded"), timeout=30, what="task-succeeded")
     result = ast.literal_eval(event["result"])  # Celery sends the return value's repr

@@ -145,10 +145,10 @@ def test_dashboard_and_alerts_see_a_batch_with_failures(sqlite_url: str, clean_r
         docs[-1].write_text(f"Invoice {i}: please pay the amount due by the end of the month.")
     (tmp_path / "drawing.xyz").write_bytes(b"\x00\x01 not a document")
     good = cli_json(env, "submit", "classify", *map(str, docs), str(tmp_path / "drawing.xyz"),
-                    "--labels", "billing,legal", "--wait", "--json")
+                    "--labels", "billing,legal", "--wait", "--json", exit_code=5)  # 5: some failed
     assert good["status"]["succeeded"] == 4 and good["status"]["failed"] == 1
     bad = cli_json(env, "submit", "classify", *map(str, docs[:2]), "--labels", "billing,legal",
-                   "--model", str(tmp_path / "no-such-model"), "--wait", "--json")
+                   "--model", str(tmp_path / "no-such-model"), "--wait", "--json", exit_code=1)
     assert bad["status"]["failed"] == 2
     cli(env, "retry", bad["batch"], "--failed")  # claimed again: docqueue_job_retries_total
     client = redis.Redis.from_url(clean_redis)

@@ -27,7 +27,7 @@ def test_classify_results_keep_the_written_order(shared_model_worker: SharedWork
                      "--labels", ",".join(LABELS), "--wait", "--timeout", "300", "--json")["batch"]
     line = cli(env, "results", batch).stdout.strip()
     result = json.loads(line)["result"]
-    assert list(result) == ["label", "labels", "scores", "engine"], line
+    assert list(result) == ["label", "labels", "scores", "engine", "runtime"], line
     assert list(result["scores"]) == LABELS, line  # the labels as given, on both databases
 
 

@@ -23,7 +23,8 @@ def test_review_end_to_end(database_url: str, clean_redis: str, tmp_path: Path, 
     (inbox / "blank-contract.txt").write_text("\n\n   \n", encoding="utf-8")
     start_worker(env, queues="review")
 
-    submitted = cli_json(env, "submit", "review", str(inbox), "--wait", "--timeout", "300", "--json")
+    submitted = cli_json(env, "submit", "review", str(inbox), "--wait", "--timeout", "300", "--json",
+                         exit_code=5)  # the blank contract fails, the others succeed
     assert submitted["documents"] == 4
     assert submitted["status"]["succeeded"] == 3 and submitted["status"]["failed"] == 1
 
