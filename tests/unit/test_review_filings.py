@@ -17,14 +17,14 @@ from workers.engines.review.dates import find_dates
 from workers.engines.review.fields import agreement_date, effective_date, governing_law, parties
 
 # TodosMedicalLtd_20190328_20-F_EX-4.10_11587157_EX-4.10_Marketing Agreement_ Reseller Agreement.txt
-TODOS_PREAMBLE = (
+RESELLER_PREAMBLE = (
     'Exhibit 4.10 MARKETING AND RESELLER AGREEMENT (the "Agreement") THIS AGREEMENT is made and entered '
     'into this 20t h day of December 2018 (the "Effective Date"), by and between Todos Medical Ltd., a '
     'corporation organized and existing under the laws of the State of Israel, with an address at 1 '
     'Hamada St., Rehovot, Israel ("To'
 )
 # the same contract, a page end: its footer carries the filing date
-TODOS_PAGE_END = (
+RESELLER_PAGE_END = (
     's outside of the Territory. This Section 1.2 is a fundamental provision of this Agreement. 1.3 '
     'Subject to Section 1.4 below, Todos shall not market, distribute, or sell the Products, whether '
     'directly or indirectly, to customers inside of the Territory in any manner other than through the '
@@ -65,13 +65,13 @@ def test_split_ordinals_and_dotted_dates_parse() -> None:
 
 
 def test_the_defined_effective_date_wins_over_a_filing_footer() -> None:
-    assert _effective(TODOS_PREAMBLE + " " + TODOS_PAGE_END) == "2018-12-20"
+    assert _effective(RESELLER_PREAMBLE + " " + RESELLER_PAGE_END) == "2018-12-20"
     assert _effective(INMODE) == "2011-04-01"
     assert _effective(STEELVAULT) == "2008-10-01"
 
 
 def test_a_footer_date_is_never_the_effective_date() -> None:
-    assert _effective(TODOS_PAGE_END + " This Agreement shall be effective as of the Effective Date.") is None
+    assert _effective(RESELLER_PAGE_END + " This Agreement shall be effective as of the Effective Date.") is None
 
 
 def test_another_agreements_defined_date_is_not_the_effective_date() -> None:
