@@ -30,17 +30,15 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from docqueue.errors import DocumentError
 from docqueue.params import ClassifyParams
 from workers.engines import Outcome
 from workers.engines.classify_common import (
     DEFAULT_TEMPLATE,
     DEFAULT_TEMPLATES,
-    check_engine,
     classification,
-    empty_outcomes,
     fill_template,
     normalise_label,
+    start_outcomes,
 )
 from workers.engines.document_kinds import kind_descriptions
 from workers.engines.embedding import SentenceEncoder
@@ -172,11 +170,7 @@ class ZeroShotEmbeddingClassifier:
 
     def run(self, texts: Sequence[str], params: ClassifyParams) -> list[Outcome]:
         p = params
-        try:
-            check_engine(p.engine, self.kind, self.model_id)
-        except DocumentError as e:
-            return [e for _ in texts]
-        outcomes, live = empty_outcomes(texts)
+        outcomes, live = start_outcomes(texts, p.engine, self.kind, self.model_id)
         if not live:
             return outcomes
         probs = self.scores([texts[i] for i in live], p)

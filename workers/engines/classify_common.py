@@ -69,3 +69,14 @@ def empty_outcomes(texts: Sequence[str]) -> tuple[list[Any], list[int]]:
     """Outcomes pre-filled with ``empty_document`` errors, and the indexes of texts to classify."""
     outcomes: list[Any] = [DocumentError("empty_document", "document has no text to classify") for _ in texts]
     return outcomes, [i for i, t in enumerate(texts) if has_text(t)]
+
+
+def start_outcomes(texts: Sequence[str], requested: str, kind: str, model_id: str) -> tuple[list[Any], list[int]]:
+    """The shared start of every classify engine's ``run``: outcomes to fill and the indexes of the texts
+    to classify (:func:`empty_outcomes`), or, when the submission asked for another engine than this
+    one (:func:`check_engine`), that error for every document and nothing to classify."""
+    try:
+        check_engine(requested, kind, model_id)
+    except DocumentError as e:
+        return [e for _ in texts], []
+    return empty_outcomes(texts)

@@ -19,10 +19,10 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from docqueue.classifier_config import classify_engine_for
 from docqueue.classifier_config import nli_label_ids as label_ids_of
-from docqueue.errors import DocumentError, ModelUnavailableError
+from docqueue.errors import ModelUnavailableError
 from docqueue.params import ClassifyParams
 from workers.engines import Outcome
-from workers.engines.classify_common import check_engine, classification, empty_outcomes
+from workers.engines.classify_common import classification, start_outcomes
 from workers.engines.embedding import ModelRef
 from workers.engines.forward import observe_inputs
 from workers.engines.runtime import runtime_name
@@ -138,11 +138,7 @@ class FineTunedClassifier:
 
     def run(self, texts: Sequence[str], params: ClassifyParams) -> list[Outcome]:
         p = params
-        try:
-            check_engine(p.engine, self.kind, self.model_id)
-        except DocumentError as e:
-            return [e for _ in texts]
-        outcomes, live = empty_outcomes(texts)
+        outcomes, live = start_outcomes(texts, p.engine, self.kind, self.model_id)
         if not live:
             return outcomes
         windows, owners = self.model.encode([texts[i] for i in live])

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from docqueue.errors import DocumentError
 from docqueue.model_store import HEAD, StoredModel
 from docqueue.params import ClassifyParams
 from workers.engines import Outcome
-from workers.engines.classify_common import check_engine, classification, empty_outcomes
+from workers.engines.classify_common import classification, start_outcomes
 from workers.engines.embedding import SentenceEncoder
 from workers.engines.linear_head import Head
 
@@ -34,11 +33,7 @@ class TrainedClassifier:
 
     def run(self, texts: Sequence[str], params: ClassifyParams) -> list[Outcome]:
         p = params
-        try:
-            check_engine(p.engine, self.kind, self.model_id)
-        except DocumentError as e:
-            return [e for _ in texts]
-        outcomes, live = empty_outcomes(texts)
+        outcomes, live = start_outcomes(texts, p.engine, self.kind, self.model_id)
         if not live:
             return outcomes
         probs = self.head.probabilities(self.encoder.encode([texts[i] for i in live]))

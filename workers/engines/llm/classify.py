@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from docqueue.errors import DocumentError
 from docqueue.params import ClassifyParams
 from workers.engines import Outcome
-from workers.engines.classify_common import check_engine, classification, empty_outcomes
+from workers.engines.classify_common import classification, start_outcomes
 from workers.engines.llm.common import MIN_WINDOW_TOKENS, Prompter, window_budget
 from workers.engines.llm.model import CausalLM
 from workers.engines.llm.prompts import answer_prefix
@@ -47,11 +47,9 @@ class LLMClassifier:
         return self.model.encode(answer_prefix(self.model.chat) + text) + end
 
     def run(self, texts: Sequence[str], p: ClassifyParams) -> list[Outcome]:
-        try:
-            check_engine(p.engine, KIND, self.model_id)
-        except DocumentError as e:
-            return [e for _ in texts]
-        outcomes, live = empty_outcomes(texts)
+        outcomes, live = start_outcomes(texts, p.engine, KIND, self.model_id)
+        if not live:
+            return outcomes
         descriptions = p.label_descriptions
         listed = ", ".join(p.labels)
         described = "".join(f"\n- {label}: {descriptions[label]}" for label in p.labels if label in descriptions)
