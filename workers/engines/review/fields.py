@@ -68,6 +68,11 @@ _FILING_FOOTER = re.compile(r"Source:[^\n]{0,160}?,\s*[\w/-]{2,12},\s*\d{1,2}/\d
 _DEFINED_AFTER = re.compile(
     r"\s*,?\s*\((?:hereinafter\s+)?(?:referred\s+to\s+as\s+)?(?:the\s+)?[\"“]([^\"”]{1,40})[\"”]\)", re.IGNORECASE)
 _EFFECTIVE_TERM = re.compile(r"(?:Agreement\s+)?Effective\s+Date|Effective\s+Time|Commencement\s+Date", re.IGNORECASE)
+#: A quoted effective term ("Effective Date" with either kind of quotes), and how far before it the date
+#: that it defines is looked for: the date and a "(hereinafter referred to as the " between them.
+_QUOTED_EFFECTIVE_TERM = re.compile(r"[\"“](?:Agreement\s+)?Effective\s+Date|[\"“]Effective\s+Time|"
+                                    r"[\"“]Commencement\s+Date", re.IGNORECASE)
+DEFINED_DATE_REACH = 200
 #: Defined terms that name the contract's own date, not another agreement's or event's.
 _OWN_DATE_TERM = re.compile(r"(?:Agreement\s+|Contract\s+)?(?:Effective|Execution|Signing|Commencement|Agreement)"
                             r"(?:\s+Date)?|Date|Effective\s+Time", re.IGNORECASE)
@@ -234,10 +239,12 @@ def effective_date(text: str, agreement: FoundDate | None) -> FoundDate | None:
     CORP., 8-K, 11/30/2018", repeated on every page of an EDGAR exhibit) and dates that another
     defined term follows. A contract that defines none is effective on its agreement date."""
     footers = _footer_spans(text)
-    for d in find_dates(text):
-        term = _DEFINED_AFTER.match(text, d.end)
-        if term and _EFFECTIVE_TERM.fullmatch(term.group(1)) and _usable(d, text, footers):
-            return d
+    # dates are parsed only just before each quoted effective term, not all over a long contract
+    for quoted in _QUOTED_EFFECTIVE_TERM.finditer(text):
+        for d in find_dates(text, max(0, quoted.start() - DEFINED_DATE_REACH), quoted.start()):
+            term = _DEFINED_AFTER.match(text, d.end)
+            if term and _EFFECTIVE_TERM.fullmatch(term.group(1)) and _usable(d, text, footers):
+                return d
     for m in _EFFECTIVE_CUE.finditer(text):
         nearby = [d for d in find_dates(text, max(0, m.start() - 120), min(len(text), m.end() + 120))
                   if _usable(d, text, footers)]
