@@ -29,11 +29,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent
 
 
-def _unavailable(what: str, err: Exception) -> None:
-    msg = f"{what} is not reachable ({err}); start it (see README) to run this test"
+def unavailable(msg: str) -> None:
+    """A tool or service the test needs is missing: skipped locally with the reason, failed under CI
+    (``CI`` set), because a skipped suite proves nothing."""
     if os.environ.get("CI"):
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+def _unavailable(what: str, err: Exception) -> None:
+    unavailable(f"{what} is not reachable ({err}); start it (see README) to run this test")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import ROOT, service_env
+from tests.conftest import ROOT, service_env, unavailable
 from tests.helpers import cli_json, wait_until
 from tests.integration.test_contract import _decode
 from tests.integration.test_inline_contract import view_rows
@@ -24,18 +24,12 @@ from tests.integration.test_inline_contract import view_rows
 EXAMPLES = ROOT / "ops" / "examples" / "node"
 
 
-def _unavailable(msg: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
 @pytest.fixture(scope="session")
 def node_examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of ops/examples/node with its dependencies installed, once per test session."""
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
     if missing:
-        _unavailable(f"{' and '.join(missing)} not on PATH; install Node.js 18+ to run the Node examples")
+        unavailable(f"{' and '.join(missing)} not on PATH; install Node.js 18+ to run the Node examples")
     work = tmp_path_factory.mktemp("node-examples")
     for item in EXAMPLES.iterdir():
         if item.is_file():
@@ -43,7 +37,7 @@ def node_examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel", "error"], cwd=work,
                           capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
-        _unavailable(f"npm install failed (is the npm registry reachable?):\n{proc.stdout}\n{proc.stderr}")
+        unavailable(f"npm install failed (is the npm registry reachable?):\n{proc.stdout}\n{proc.stderr}")
     return work
 
 

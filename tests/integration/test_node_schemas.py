@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,31 +22,25 @@ import pytest
 
 from docqueue.deadletter import ORIGIN_TRANSPORT
 from docqueue.rejections import Refusal, rejected_event
-from tests.conftest import ROOT
+from tests.conftest import ROOT, unavailable
 from tests.integration.test_foreign_publisher import foreign_message
 
 CONTRACT = ROOT / "docqueue" / "contract"
 SCRIPT = Path(__file__).parent / "node" / "check_schemas.mjs"
 
 
-def _unavailable(msg: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
 @pytest.fixture(scope="session")
 def ajv_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
     if missing:
-        _unavailable(f"{' and '.join(missing)} not on PATH; install Node.js 18+ to check the schemas with ajv")
+        unavailable(f"{' and '.join(missing)} not on PATH; install Node.js 18+ to check the schemas with ajv")
     work = tmp_path_factory.mktemp("ajv")
     (work / "package.json").write_text(json.dumps({"private": True, "type": "module"}))
     shutil.copy(SCRIPT, work / SCRIPT.name)
     proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel", "error", "ajv@8",
                            "ajv-formats@3"], cwd=work, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
-        _unavailable(f"npm install failed (is the npm registry reachable?):\n{proc.stdout}\n{proc.stderr}")
+        unavailable(f"npm install failed (is the npm registry reachable?):\n{proc.stdout}\n{proc.stderr}")
     return work
 
 
