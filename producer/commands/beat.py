@@ -37,6 +37,19 @@ from producer.webhook_opts import WEBHOOK_OPTIONS
 
 
 # ------------------------------------------------------------------------------------ beat/watch
+def _exit_at_once(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _stop_signals_end_the_command() -> None:
+    """SIGTERM/SIGINT before beat's loop runs (a watch writing its schedule row, the scheduler being
+    set up) end the command quietly with status 0: nothing is being fired yet, and the database work
+    under way is rolled back by its transaction. Without this, a stop in that window killed the
+    process with the default handler (status -15), as a supervisor stopping a fresh watch saw."""
+    signal.signal(signal.SIGTERM, _exit_at_once)
+    signal.signal(signal.SIGINT, _exit_at_once)
+
+
 def _serve(obj: Context, max_interval: float | None, loglevel: str, only: str | None = None) -> None:
     """Celery beat's service loop with the database scheduler; SIGTERM/SIGINT stop it after the
     current tick (a run being fired is finished and recorded first)."""
@@ -71,6 +84,7 @@ _SERVE_OPTIONS = [
 def _beat(obj: Context, max_interval: float | None, loglevel: str) -> None:
     """Fire the schedules (`docqueue schedule`) when due: Celery beat with a scheduler on the database.
     Runs read their sources on this machine. Several beats may run: each run is fired by one of them."""
+    _stop_signals_end_the_command()
     _serve(obj, max_interval, loglevel)
 
 
@@ -112,6 +126,7 @@ def upsert_watch(engine: Engine, fresh: Schedule) -> str:
 
 def _watch_command(spec: TaskSpec) -> None:
     def command(obj: Context, max_interval: float | None, loglevel: str, **kwargs: Any) -> None:
+        _stop_signals_end_the_command()
         task_options, inbox = split_task_options(spec, kwargs)
         group = click.get_current_context().parent
         assert group is not None
