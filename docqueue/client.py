@@ -22,18 +22,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from docqueue import db
 from docqueue import events as ev
-from docqueue.broker import check_broker, redis_client, resolve_broker_url
+from docqueue.broker import check_broker
 from docqueue.errors import DocqueueError
 from docqueue.names import TASK_TYPES
 from docqueue.params import Limits as ParamLimits
 from docqueue.params import ParamsError, parse_params
+from docqueue.resources import Resources
 from docqueue.schema import JobStatus
 from docqueue.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from celery import Celery
     from sqlalchemy.engine import Engine
 
 #: Seconds between two status polls of :meth:`Client.wait`.
@@ -127,7 +126,7 @@ class Retried:
     messages: int
 
 
-class Client:
+class Client(Resources):
     """One connection to a docqueue deployment: its Redis broker and its results database.
 
     Settings come from the same place as the CLI's (``DOCQUEUE_*``, ``REDIS_URL``, ``DATABASE_URL``,
@@ -139,40 +138,11 @@ class Client:
                  settings: Settings | None = None, **overrides: Any) -> None:
         given = {k: v for k, v in {"redis_url": redis_url, "database_url": database_url, **overrides}.items()
                  if v is not None}
-        self.settings = settings.model_copy(update=given) if settings is not None else get_settings(**given)
-        self._engine: Engine | None = None
-        self._app: Celery | None = None
-        self._broker_url: str | None = None
-
-    # ------------------------------------------------------------------ resources
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = db.ensure_schema(self.settings.database_url)
-        return self._engine
+        self._settings = settings.model_copy(update=given) if settings is not None else get_settings(**given)
 
     @property
-    def broker_url(self) -> str:
-        if self._broker_url is None:
-            self._broker_url = resolve_broker_url(self.settings)
-        return self._broker_url
-
-    @property
-    def app(self) -> Celery:
-        if self._app is None:
-            from docqueue.queue import make_celery
-
-            self._app = make_celery(self.settings, self.broker_url)
-        return self._app
-
-    def _redis(self, timeout: float | None = None) -> Any:
-        return redis_client(self.broker_url, timeout=timeout or self.settings.broker_connect_timeout_s,
-                            settings=self.settings)
-
-    def close(self) -> None:
-        if self._app is not None:
-            self._app.close()
-            self._app = None
+    def settings(self) -> Settings:
+        return self._settings
 
     def __enter__(self) -> Client:
         return self
@@ -228,7 +198,7 @@ class Client:
                               documents=everything(), params=merged, force=force, batch_id=batch_id,
                               chunk_size=self.settings.submit_chunk_size, webhook_url=webhook_url,
                               webhook_documents=webhook_documents,
-                              events=ev.EventSink(self.app, self.settings, redis=self._redis()))
+                              events=ev.EventSink(self.app, self.settings, redis=self.redis()))
         return Submission(batch=report.batch_id, task=task, documents=report.documents, unreadable=report.failed,
                           reused=report.reused, messages=report.messages)
 
@@ -239,7 +209,7 @@ class Client:
 
         counts = _batch_counts(self.engine, batch)
         try:
-            rejected = deadletter.count_for_batch(self._redis(2), batch)
+            rejected = deadletter.count_for_batch(self.redis(2), batch)
         except Exception:  # the broker is down: the counts still stand
             rejected = 0
         by_state = {s.value: int(counts[s.value]) for s in JobStatus}
@@ -279,7 +249,7 @@ class Client:
         if until_finished and batch is None:
             raise ValueError("until_finished needs a batch")
         wanted_types = set(types)
-        client = self._redis(self.settings.broker_connect_timeout_s + (block_ms / 1000 if follow else 0))
+        client = self.redis(self.settings.broker_connect_timeout_s + (block_ms / 1000 if follow else 0))
 
         def wanted(event: dict[str, Any]) -> bool:
             return (batch is None or event.get("batch") == batch) and (not wanted_types
@@ -316,7 +286,7 @@ class Client:
         _batch_counts(self.engine, batch)
         n = cancel_batch(self.engine, batch, now=now)
         if n:
-            ev.emit_finished(ev.EventSink(self.app, self.settings, redis=self._redis()), self.engine,
+            ev.emit_finished(ev.EventSink(self.app, self.settings, redis=self.redis()), self.engine,
                              finished_at=now, batch=batch)
         return n
 

@@ -3,18 +3,14 @@ each built on first use (``docqueue --help`` touches none of them)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import click
-from celery import Celery
 from rich.console import Console
-from sqlalchemy.engine import Engine
 
-from docqueue import db
-from docqueue.broker import redis_client, resolve_broker_url
 from docqueue.events import EventSink
-from docqueue.queue import make_celery
+from docqueue.resources import Resources
 from docqueue.settings import Settings, get_settings
 
 err_console = Console(stderr=True)
@@ -25,49 +21,27 @@ def json_option(help: str = "Machine-readable output on stdout.") -> Any:
     return click.option("--json", "as_json", is_flag=True, envvar="DOCQUEUE_JSON", show_envvar=True, help=help)
 
 
-@dataclass
-class Context:
-    """Lazily built resources shared by the subcommands of one invocation."""
+class Context(Resources):
+    """Lazily built resources shared by the subcommands of one invocation; starting the embedded
+    broker is announced on stderr, and a bad configuration is a usage error."""
 
-    overrides: dict[str, Any]
-    _settings: Settings | None = None
-    _engine: Engine | None = None
-    _app: Celery | None = None
-    _broker_url: str | None = None
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        self.overrides = overrides
 
-    @property
+    def announce_embedded_broker(self, message: str) -> None:
+        err_console.print(message)
+
+    @cached_property
     def settings(self) -> Settings:
-        if self._settings is None:
-            try:
-                self._settings = get_settings(**self.overrides)
-            except ValueError as e:
-                raise click.UsageError(f"invalid configuration: {e}") from e
-        return self._settings
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = db.ensure_schema(self.settings.database_url)
-        return self._engine
-
-    @property
-    def broker_url(self) -> str:
-        if self._broker_url is None:
-            self._broker_url = resolve_broker_url(self.settings, announce=lambda m: err_console.print(m))
-        return self._broker_url
+        try:
+            return get_settings(**self.overrides)
+        except ValueError as e:
+            raise click.UsageError(f"invalid configuration: {e}") from e
 
     @property
     def events(self) -> EventSink:
         """Completion events through a plain Redis client with short timeouts (``docqueue.events``)."""
-        return EventSink(self.app, self.settings,
-                         redis=redis_client(self.broker_url, timeout=self.settings.broker_connect_timeout_s,
-                                            settings=self.settings))
-
-    @property
-    def app(self) -> Celery:
-        if self._app is None:
-            self._app = make_celery(self.settings, self.broker_url)
-        return self._app
+        return EventSink(self.app, self.settings, redis=self.redis())
 
 
 pass_ctx = click.make_pass_decorator(Context)
