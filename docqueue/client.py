@@ -195,7 +195,7 @@ class Client:
         Task parameters come as ``params`` or keyword arguments (``labels=[...]``, ``to="de"``);
         an unknown name raises ``ValueError`` here rather than failing every document later.
         """
-        from producer.loaders import LoadedDocument, LoadOptions, iter_documents
+        from producer.loaders import LoadedDocument, LoadOptions, iter_task_documents
         from producer.loaders.base import Limits
         from producer.submit import submit_batch
 
@@ -215,7 +215,7 @@ class Client:
                               text_field=text_field, id_field=id_field,
                               limits=Limits(s.max_file_bytes, s.max_document_chars, s.max_expanded_bytes,
                                             s.parse_timeout_s, s.parse_memory_mb))
-        loaded: Iterable[Any] = iter_documents(path_list, options) if path_list else ()
+        loaded: Iterable[Any] = iter_task_documents(task, path_list, options) if path_list else ()
 
         def everything() -> Iterator[Any]:
             yield from loaded
