@@ -16,6 +16,7 @@ producer is loaded on the first ``submit``, ``cancel`` or ``retry``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -56,6 +57,19 @@ class Document:
     id: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def chat(cls, id: str, body: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> Document:
+        """A ``generate`` request: ``body`` as an OpenAI Batch API line's body (``messages``,
+        ``max_tokens``, ...), checked here (``ValueError``) and carried as the document's text."""
+        from docqueue.chat import parse_request
+        from docqueue.errors import DocumentError
+
+        try:
+            request = parse_request(json.dumps(dict(body)))
+        except (DocumentError, TypeError) as e:
+            raise ValueError(f"request {id!r}: {e}") from None
+        return cls(id=id, text=request.text(), metadata=dict(metadata or {}))
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,18 @@ def test_requests_the_engine_cannot_run_fail_alone(registry: Registry, llms: dic
     assert "chat template refuses" in refused.message and isinstance(answered, dict)
 
 
+def test_the_client_builds_a_request_document_or_says_what_is_wrong() -> None:
+    from docqueue.client import Document
+
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8, "temperature": 0}
+    doc = Document.chat("r1", body, {"team": "a"})
+    assert doc.id == "r1" and doc.metadata == {"team": "a"} and json.loads(doc.text) == {**body, "temperature": 0.0}
+    with pytest.raises(ValueError, match="request 'r2': max_tokens: Input should be greater than or equal to 1"):
+        Document.chat("r2", {**body, "max_tokens": 0})
+    with pytest.raises(ValueError, match="tools: not a field docqueue honours"):
+        Document.chat("r3", {**body, "tools": []})
+
+
 def test_each_line_runs_its_own_model_unless_the_message_names_one() -> None:
     text = _request(model="org/model-a")
     assert job_params(GENERATE, {}, text) == {"model": "org/model-a"}
