@@ -54,8 +54,8 @@ LLM_ERROR_KINDS: dict[str, str] = {
     "prompt_too_long": "the instructions and the new tokens asked for leave no room for the document in the context",
     "invalid_request": "generate: a batch-file line (or an inline document's text) that is not a chat-completions "
                        "request docqueue runs; the message names the line and the field",
-    "response_format_unsupported": "generate: response_format json_object or json_schema, before constrained "
-                                   "decoding is installed (docs/tasks/generate.md)",
+    "invalid_schema": "the JSON Schema the answer must follow is one constrained decoding cannot compile (the "
+                      "message says why)",
 }
 
 
