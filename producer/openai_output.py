@@ -31,7 +31,7 @@ from docqueue.errors import LOADER_ERROR_KINDS
 #: worker will not or cannot run (404, as OpenAI answers an unknown model); every other kind is the
 #: server's (500, ``server_error``).
 CLIENT_ERRORS = frozenset({*LOADER_ERROR_KINDS, "invalid_request", "invalid_params", "too_many_new_tokens",
-                           "prompt_too_long", "response_format_unsupported", "invalid_document", "invalid_text",
+                           "prompt_too_long", "invalid_schema", "invalid_document", "invalid_text",
                            "duplicate_document", "conflict", "empty_document"})
 MODEL_ERRORS = frozenset({"model_not_allowed", "model_unavailable", "wrong_model_kind"})
 

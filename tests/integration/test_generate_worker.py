@@ -1,5 +1,6 @@
 """generate end to end: an OpenAI Batch API file submitted, run by a real worker on tiny random LLMs,
-and written back with ``docqueue results --format openai-batch``, checked field by field.
+and written back with ``docqueue results --format openai-batch``, checked field by field (a json_schema
+answer included).
 
 Its own worker, not the shared ones: the test's models are built in its tmp_path, which only a worker
 started with that ``DOCQUEUE_MODEL_DIRS`` allows (the shared workers' settings are fixed at the
@@ -11,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.conftest import service_env
@@ -33,20 +35,22 @@ def test_a_batch_file_through_a_worker_comes_back_in_openai_format(sqlite_url: s
     llama, gpt2 = build_llama_chat(models / "llama-chat"), build_gpt2_base(models / "gpt2-base")
     env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_LLM_MODEL=str(llama),
                       DOCQUEUE_MODEL_DIRS=json.dumps([str(models)]))
-    schema = {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}
+    answer = {"type": "object", "properties": {"label": {"enum": ["bug", "question"]}, "urgent": {"type": "boolean"}},
+              "required": ["label", "urgent"], "additionalProperties": False}
+    schema = {"type": "json_schema", "json_schema": {"name": "triage", "schema": answer}}
     requests = tmp_path / "requests.jsonl"
     requests.write_text("\n".join([
         _line("configured", max_tokens=3, temperature=0),  # no body.model: DOCQUEUE_LLM_MODEL
         _line("by-path", model=str(gpt2), max_tokens=4, temperature=0),  # inside DOCQUEUE_MODEL_DIRS
         _line("hosted", model="gpt-4o-mini", max_tokens=4),  # allowed nowhere: model_not_allowed
         '{"custom_id": "broken", ',
-        _line("json", model=str(llama), max_tokens=4, response_format=schema),
+        _line("json", model=str(llama), max_tokens=40, temperature=0, response_format=schema),
         _line("sampled", model=str(llama), max_tokens=5, temperature=0.9, seed=7),
     ]) + "\n", encoding="utf-8")
     start_worker(env, queues="generate")
     done = cli_json(env, "submit", "generate", str(requests), "--wait", "--timeout", "300", "--json", exit_code=5)
     batch = done["batch"]
-    assert done["status"]["succeeded"] == 3 and done["status"]["failed"] == 3
+    assert done["status"]["succeeded"] == 4 and done["status"]["failed"] == 2
 
     rows = {r.get("id") or f"row{r['row']}": r for r in results_jsonl(env, batch)}
     out = tmp_path / "output.jsonl"
@@ -55,7 +59,8 @@ def test_a_batch_file_through_a_worker_comes_back_in_openai_format(sqlite_url: s
     assert [x["custom_id"] for x in lines] == ["configured", "by-path", "hosted", None, "json", "sampled"]
     assert len({x["id"] for x in lines}) == 6
     by_id = {x["custom_id"]: x for x in lines}
-    for custom_id, model, tokens in (("configured", llama, 3), ("by-path", gpt2, 4), ("sampled", llama, 5)):
+    for custom_id, model, tokens in (("configured", llama, 3), ("by-path", gpt2, 4), ("json", llama, 40),
+                                     ("sampled", llama, 5)):
         line, row = by_id[custom_id], rows[custom_id]
         assert line["id"] == f"batch_req_{row['document_id']}" and line["error"] is None
         response = line["response"]
@@ -73,8 +78,9 @@ def test_a_batch_file_through_a_worker_comes_back_in_openai_format(sqlite_url: s
         # random weights rarely end an answer this early; whichever way, the reason matches the count
         assert (choice["finish_reason"] == "length") == (usage["completion_tokens"] == tokens)
     assert rows["sampled"]["result"]["llm"]["generation"]["seed"] == 7
-    for custom_id, code, kind in (("hosted", 404, "model_not_allowed"), (None, 400, "invalid_json"),
-                                  ("json", 400, "response_format_unsupported")):
+    content = by_id["json"]["response"]["body"]["choices"][0]["message"]["content"]
+    jsonschema.Draft202012Validator(answer).validate(json.loads(content))
+    for custom_id, code, kind in (("hosted", 404, "model_not_allowed"), (None, 400, "invalid_json")):
         line = by_id[custom_id]
         assert line["error"] is None and line["response"]["status_code"] == code
         error = line["response"]["body"]["error"]

@@ -1,6 +1,7 @@
 """generate: OpenAI Batch API files read line by line, the llm generate engine on tiny random models
 (tests/tiny_llms.py), and OpenAI's output-file lines. The answers are noise; what is tested is what
-docqueue enforces: a bad line fails alone, stop reasons, usage counts, seeded sampling, the limits."""
+docqueue enforces: a bad line fails alone, stop reasons, usage counts, seeded sampling, the limits,
+JSON answers valid against their schema (constrained decoding)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from docqueue.chat import parse_request
 from docqueue.errors import DocumentError
@@ -95,24 +95,44 @@ def test_max_tokens_ends_with_length_and_usage_counts_the_tokens(registry: Regis
             assert o["llm"]["generation"] == {"do_sample": False, "num_beams": 1, "max_new_tokens": 3 + i}
 
 
-class _EndAfter:
-    """A logits processor that forces the end-of-turn token once ``n`` tokens were generated."""
-
-    def __init__(self, width: int, n: int, eos: int) -> None:
-        self.width, self.n, self.eos = width, n, eos
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if input_ids.shape[1] - self.width >= self.n:
-            scores[:, :] = -float("inf")
-            scores[:, self.eos] = 0.0
-        return scores
-
-
 def test_an_answer_the_model_ends_stops_with_stop(registry: Registry, llms: dict[str, str]) -> None:
-    engine = _engine(registry, llms["llama"])
-    prompt = engine.prompt(parse_request(_request()))
-    [g] = engine.model.generate([prompt], 20, processors=[_EndAfter(len(prompt), 2, engine.model.eos_ids[0])])
-    assert g.finish_reason == "stop" and g.completion_tokens == 2
+    # the schema of an empty object leaves the model "{}" and then only the end of its turn
+    empty = {"type": "json_schema", "json_schema": {"name": "empty", "schema": {
+        "type": "object", "properties": {}, "additionalProperties": False}}}
+    [o] = _engine(registry, llms["llama"]).run([_request(max_tokens=20, temperature=0, response_format=empty)],
+                                                GenerateParams())
+    assert isinstance(o, dict) and o["content"] == "{}" and o["finish_reason"] == "stop"
+    assert o["usage"]["completion_tokens"] < 20 and o["response_format"] == "json_schema"
+
+
+LABEL_SCHEMA = {"type": "object", "properties": {"label": {"enum": ["invoice", "contract", "news"]},
+                                                 "urgent": {"type": "boolean"},
+                                                 "tags": {"type": "array", "items": {"enum": ["a", "b"]},
+                                                          "maxItems": 2}},
+                "required": ["label", "urgent"], "additionalProperties": False}
+
+
+def test_json_schema_answers_are_valid_over_many_requests(registry: Registry, llms: dict[str, str]) -> None:
+    import jsonschema
+
+    fmt = {"type": "json_schema", "json_schema": {"name": "triage", "schema": LABEL_SCHEMA, "strict": True}}
+    texts = [_request(f"Triage ticket {i}: {'urgent ' * (i % 7)}invoice?", max_tokens=48, response_format=fmt,
+                      temperature=0 if i % 4 else 1.0) for i in range(60)]
+    outcomes = _engine(registry, llms["llama"]).run(texts, GenerateParams())
+    validator = jsonschema.Draft202012Validator(LABEL_SCHEMA)
+    for o in outcomes:
+        assert isinstance(o, dict) and o["finish_reason"] == "stop", o
+        validator.validate(json.loads(o["content"]))
+    assert sum(1 for o in outcomes if isinstance(o, dict) and o["llm"]["generation"]["do_sample"]) == 15
+    objects = _engine(registry, llms["gpt2"]).run(
+        [_request(f"Any JSON {i}", max_tokens=24, temperature=0, response_format={"type": "json_object"})
+         for i in range(10)], GenerateParams())
+    for o in objects:  # json_object: any object; an answer cut by max_tokens is a prefix of one
+        assert isinstance(o, dict)
+        if o["finish_reason"] == "stop":
+            assert isinstance(json.loads(o["content"]), dict)
+        else:
+            assert o["content"].startswith("{") and o["usage"]["completion_tokens"] == 24
 
 
 def test_greedy_and_seeded_answers_do_not_depend_on_the_batch(registry: Registry, llms: dict[str, str]) -> None:
@@ -136,14 +156,14 @@ def test_greedy_and_seeded_answers_do_not_depend_on_the_batch(registry: Registry
 
 def test_requests_the_engine_cannot_run_fail_alone(registry: Registry, llms: dict[str, str]) -> None:
     engine = _engine(registry, llms["llama"])
-    schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}}
+    schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"$ref": "#/nowhere"}}}
     texts = ["{not json", _request(max_tokens=65), _request("word " * 600, max_tokens=8),
              _request(max_tokens=4, response_format=schema), _request(max_tokens=4, response_format={"type": "text"}),
              json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream": True})]
     outcomes = engine.run(texts, GenerateParams())
     kinds = [o.kind if isinstance(o, DocumentError) else "ok" for o in outcomes]
-    assert kinds == ["invalid_request", "too_many_new_tokens", "prompt_too_long", "response_format_unsupported",
-                     "ok", "invalid_request"]
+    assert kinds == ["invalid_request", "too_many_new_tokens", "prompt_too_long", "invalid_schema", "ok",
+                     "invalid_request"]
     assert "max_tokens 65 is over this worker's limit for generate (64" in str(outcomes[1])
     gemma = _engine(registry, llms["gemma"])  # its template refuses a system turn: that request alone fails
     refused, answered = gemma.run([_request(max_tokens=3), json.dumps(

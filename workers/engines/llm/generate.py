@@ -8,7 +8,9 @@ with ``temperature`` above 0 samples, and runs alone from a generator seeded wit
 the batch it happened to share: a rerun gives the same answer, and the seed is in the provenance.
 
 ``response_format`` ``json_object`` and ``json_schema`` are held to their schema by constrained
-decoding, plugged in at :func:`json_constraint`, the one place that knows how.
+decoding (``workers.engines.llm.constrained``, llguidance), plugged in at :func:`json_constraint`:
+greedy requests with the same schema and ``max_tokens`` still run as one batch (the constraint is
+compiled once per schema, and each static batch gets its own logits processor).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from docqueue.errors import DocumentError
 from docqueue.params import GenerateParams
 from workers.engines import Outcome
 from workers.engines.llm.common import MARGIN, Limits, Usage, deadline
+from workers.engines.llm.constrained import JsonConstraint, json_schema_constraint
 from workers.engines.llm.model import CausalLM, Generation, Sampling
 
 KIND = "llm"
@@ -32,13 +35,10 @@ TRANSCRIPT_TURN = "{role}: {content}\n"
 TRANSCRIPT_CUE = "assistant:"
 
 
-def json_constraint(model: CausalLM, schema: dict[str, Any]) -> list[object]:
-    """The logits processors that hold an answer to ``schema`` (``json_object``: ``{"type": "object"}``).
-
-    Constrained decoding is not in this branch yet: every request asking for JSON fails alone with
-    ``response_format_unsupported`` until ``workers/engines/llm/constrained.py`` plugs in here."""
-    raise DocumentError("response_format_unsupported", "response_format json_object and json_schema are not "
-                        "supported yet (constrained decoding is not installed on this worker); ask for text")
+def json_constraint(model: CausalLM, schema: dict[str, Any]) -> JsonConstraint:
+    """The constraint that holds an answer to ``schema`` (``json_object``: ``{"type": "object"}``),
+    compiled once per (tokenizer, schema); ``invalid_schema`` for a schema it cannot compile."""
+    return json_schema_constraint(model, schema)
 
 
 def derived_seed(text: str) -> int:
@@ -50,9 +50,9 @@ class _Request:
     """One document's request, ready to generate: its prompt, limits and decoding."""
 
     def __init__(self, index: int, request: ChatRequest, prompt: list[int], new_tokens: int,
-                 sampling: Sampling | None, processors: list[object], usage: Usage) -> None:
+                 sampling: Sampling | None, constraint: JsonConstraint | None, usage: Usage) -> None:
         self.index, self.request, self.prompt, self.new_tokens = index, request, prompt, new_tokens
-        self.sampling, self.processors, self.usage = sampling, processors, usage
+        self.sampling, self.constraint, self.usage = sampling, constraint, usage
 
 
 class LLMGenerator:
@@ -91,14 +91,14 @@ class LLMGenerator:
                                 f"do not fit the model's {self.model.context}-token context; ask for fewer max_tokens "
                                 "or send shorter messages")
         schema = request.response_format.answer_schema() if request.response_format else None
-        processors = json_constraint(self.model, schema) if schema is not None else []
+        constraint = json_constraint(self.model, schema) if schema is not None else None
         sampling = None if request.temperature == 0 else Sampling(
             request.temperature, request.top_p, request.seed if request.seed is not None else derived_seed(text))
         usage = Usage("generate.messages", self.template_sha256, "chat" if self.model.chat else "completion",
                       settings={"do_sample": sampling is not None, "num_beams": 1, "max_new_tokens": new_tokens,
                                 **({"temperature": sampling.temperature, "top_p": sampling.top_p,
                                     "seed": sampling.seed} if sampling else {})})
-        return _Request(index, request, prompt, new_tokens, sampling, processors, usage)
+        return _Request(index, request, prompt, new_tokens, sampling, constraint, usage)
 
     def run(self, texts: Sequence[str], params: GenerateParams) -> list[Outcome]:
         outcomes: list[Outcome] = [DocumentError("engine_error", "not generated") for _ in texts]
@@ -109,17 +109,20 @@ class LLMGenerator:
             except DocumentError as e:
                 outcomes[i] = e
         until = deadline(self.limits)
-        # greedy requests without a constraint batch together, one call per max_tokens; the rest run alone
-        batched: dict[int, list[_Request]] = {}
+        # greedy requests batch together, one call per (max_tokens, schema); sampled ones run alone
+        batched: dict[tuple[int, int], list[_Request]] = {}
         alone: list[_Request] = []
         for r in ready:
-            (alone if r.sampling or r.processors else batched.setdefault(r.new_tokens, [])).append(r)
+            if r.sampling:
+                alone.append(r)
+            else:
+                batched.setdefault((r.new_tokens, id(r.constraint)), []).append(r)
         groups = [*batched.values(), *([r] for r in alone)]
         for group in groups:
             first = group[0]
             try:
                 generated = self.model.generate([r.prompt for r in group], first.new_tokens, until,
-                                                processors=first.processors, sampling=first.sampling)
+                                                constraint=first.constraint, sampling=first.sampling)
             except DocumentError as e:  # the time limit: this group and every later one fail with it
                 for r in (r for g in groups[groups.index(group):] for r in g):
                     outcomes[r.index] = e
