@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     # and the limits of generation (docs/tasks/llm.md)
     llm_model: str | None = Field(
         default=None, description="Causal LM (HF id or local path) that --engine llm runs when the submission "
-        "names no model and the task's own model is not a causal LM.")
+        "names no model and the task's own model is not a causal LM; generate runs it for requests naming none.")
     llm_model_revision: str | None = Field(default=None, description="Revision (branch, tag, commit) of llm_model.")
 
     @property
