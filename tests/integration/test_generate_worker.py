@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from docqueue import contract
 from tests.conftest import service_env
 from tests.helpers import cli, cli_json, results_jsonl
 from tests.tiny_llms import build_gpt2_base, build_llama_chat
@@ -53,6 +54,10 @@ def test_a_batch_file_through_a_worker_comes_back_in_openai_format(sqlite_url: s
     assert done["status"]["succeeded"] == 4 and done["status"]["failed"] == 2
 
     rows = {r.get("id") or f"row{r['row']}": r for r in results_jsonl(env, batch)}
+    result_schema = jsonschema.Draft202012Validator(contract.load("generate.result"))
+    for row in rows.values():
+        if row["status"] == "succeeded":
+            result_schema.validate(row["result"])
     out = tmp_path / "output.jsonl"
     cli(env, "results", batch, "--format", "openai-batch", "-o", str(out))
     lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
