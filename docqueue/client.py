@@ -16,6 +16,7 @@ producer is loaded on the first ``submit``, ``cancel`` or ``retry``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -55,6 +56,19 @@ class Document:
     id: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def chat(cls, id: str, body: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> Document:
+        """A ``generate`` request: ``body`` as an OpenAI Batch API line's body (``messages``,
+        ``max_tokens``, ...), checked here (``ValueError``) and carried as the document's text."""
+        from docqueue.chat import parse_request
+        from docqueue.errors import DocumentError
+
+        try:
+            request = parse_request(json.dumps(dict(body)))
+        except (DocumentError, TypeError) as e:
+            raise ValueError(f"request {id!r}: {e}") from None
+        return cls(id=id, text=request.text(), metadata=dict(metadata or {}))
 
 
 @dataclass(frozen=True)
@@ -165,7 +179,7 @@ class Client(Resources):
         Task parameters come as ``params`` or keyword arguments (``labels=[...]``, ``to="de"``);
         an unknown name raises ``ValueError`` here rather than failing every document later.
         """
-        from producer.loaders import LoadedDocument, LoadOptions, iter_documents
+        from producer.loaders import LoadedDocument, LoadOptions, iter_task_documents
         from producer.loaders.base import Limits
         from producer.submit import submit_batch
 
@@ -185,7 +199,7 @@ class Client(Resources):
                               text_field=text_field, id_field=id_field,
                               limits=Limits(s.max_file_bytes, s.max_document_chars, s.max_expanded_bytes,
                                             s.parse_timeout_s, s.parse_memory_mb))
-        loaded: Iterable[Any] = iter_documents(path_list, options) if path_list else ()
+        loaded: Iterable[Any] = iter_task_documents(task, path_list, options) if path_list else ()
 
         def everything() -> Iterator[Any]:
             yield from loaded

@@ -30,6 +30,8 @@ LOADER_ERROR_KINDS: dict[str, str] = {
     "decompression_bomb": "a .docx whose members inflate beyond max_expanded_bytes or by a suspicious ratio",
     "parse_timeout": "parsing the PDF/DOCX took longer than parse_timeout_s (the parser child is killed)",
     "parse_memory": "parsing the PDF/DOCX needed more memory than parse_memory_mb",
+    "duplicate_custom_id": "a line of a generate batch file repeats an earlier line's custom_id; only the first "
+                           "runs",
 }
 
 #: ``error_kind`` of a document whose submission named a model this worker cannot or may not run.
@@ -50,6 +52,10 @@ LLM_ERROR_KINDS: dict[str, str] = {
     "too_many_new_tokens": "params.max_new_tokens is over the worker's DOCQUEUE_LLM_MAX_NEW_TOKENS for the task",
     "generation_timeout": "generation ran past DOCQUEUE_LLM_DOCUMENT_TIMEOUT_S",
     "prompt_too_long": "the instructions and the new tokens asked for leave no room for the document in the context",
+    "invalid_request": "generate: a batch-file line (or an inline document's text) that is not a chat-completions "
+                       "request docqueue runs; the message names the line and the field",
+    "invalid_schema": "the JSON Schema the answer must follow is one constrained decoding cannot compile (the "
+                      "message says why)",
 }
 
 

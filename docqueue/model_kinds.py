@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from docqueue.errors import DocumentError
-from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.names import CLASSIFY, GENERATE, REVIEW, SUMMARIZE, TRANSLATE
 
 #: The kinds: a decoder-only LM, an encoder-decoder, an encoder with a classification head, a bare
 #: encoder (a sentence-embedding model).
@@ -33,6 +33,7 @@ ENGINE_KINDS: dict[str, dict[str, str]] = {
     SUMMARIZE: {"extractive": ENCODER, "abstractive": SEQ2SEQ, LLM: CAUSAL_LM},
     TRANSLATE: {"seq2seq": SEQ2SEQ, LLM: CAUSAL_LM},
     REVIEW: {"prototypes": ENCODER, "fine-tuned": SEQUENCE_CLASSIFIER},
+    GENERATE: {LLM: CAUSAL_LM},
 }
 
 _KIND_WORDS = {CAUSAL_LM: "a causal LM (decoder-only: GPT-2, Llama, Qwen...)",

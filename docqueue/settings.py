@@ -160,12 +160,21 @@ class Settings(BaseSettings):
     # and the limits of generation (docs/tasks/llm.md)
     llm_model: str | None = Field(
         default=None, description="Causal LM (HF id or local path) that --engine llm runs when the submission "
-        "names no model and the task's own model is not a causal LM.")
+        "names no model and the task's own model is not a causal LM; generate runs it for requests naming none.")
     llm_model_revision: str | None = Field(default=None, description="Revision (branch, tag, commit) of llm_model.")
+
+    @property
+    def generate_model(self) -> str | None:
+        """generate's configured model is llm_model: not a setting of its own (docs/tasks/generate.md)."""
+        return self.llm_model
+
+    @property
+    def generate_model_revision(self) -> str | None:
+        return self.llm_model_revision
     llm_max_new_tokens: dict[str, int] = Field(
-        default_factory=lambda: {"summarize": 512, "translate": 1024},
+        default_factory=lambda: {"summarize": 512, "translate": 1024, "generate": 2048},
         description='Most new tokens one generation may ask for, per task, JSON: {"summarize": 512, ...}; a '
-        "submission asking for more fails with too_many_new_tokens.")
+        "submission (generate: a request's max_tokens) asking for more fails with too_many_new_tokens.")
     llm_document_timeout_s: float = Field(
         default=600.0, gt=0, description="Seconds of generation one document (with the batch it runs in) may take; "
         "past it the documents still generating fail with generation_timeout.")

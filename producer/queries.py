@@ -34,14 +34,15 @@ def batch_counts(engine: Engine, batch_id: str) -> dict[str, Any]:
 
 
 def iter_results(engine: Engine, batch_id: str, page: int = 1000,
-                 positions: tuple[int, int] | None = None) -> Iterator[dict[str, Any]]:
+                 positions: tuple[int, int] | None = None, finished_at: bool = False) -> Iterator[dict[str, Any]]:
     """One dict per document of the batch, in submission order, streamed page by page; only those at
-    positions ``[start, stop)`` when given (the documents of one inbox file)."""
+    positions ``[start, stop)`` when given (the documents of one inbox file). ``finished_at``: each
+    dict also says when its job finished (a datetime, or None)."""
     batch_counts(engine, batch_id)  # raises for an unknown batch
     columns: list[Any] = [Document.id, Document.source, Document.meta, Job.id, Job.status, Job.task, Job.result,
                           Job.error_kind, Job.error_message, Job.model_id, Job.model_revision,
                           Document.source_row, Document.external_id, Document.page_offsets, Job.reused_from,
-                          Job.correlation_id]
+                          Job.correlation_id, Job.finished_at]
     query = (
         sa.select(*columns)
         .join(Job, col(Job.document_id) == col(Document.id))
@@ -55,7 +56,8 @@ def iter_results(engine: Engine, batch_id: str, page: int = 1000,
         result = conn.execution_options(yield_per=page).execute(query)
         for row in result:
             (doc_id, source, meta, _job_id, status, task, payload, error_kind, error_message,
-             model_id, model_revision, source_row, external_id, page_offsets, reused_from, correlation_id) = row
+             model_id, model_revision, source_row, external_id, page_offsets, reused_from, correlation_id,
+             finished) = row
             out: dict[str, Any] = {
                 "document": source,
                 "document_id": doc_id,
@@ -72,4 +74,6 @@ def iter_results(engine: Engine, batch_id: str, page: int = 1000,
                                ("reused_from", reused_from), ("correlation_id", correlation_id)):
                 if value is not None:
                     out[key] = value
+            if finished_at:
+                out["finished_at"] = finished
             yield out

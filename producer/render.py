@@ -47,6 +47,8 @@ def result_brief(task: str, result: dict[str, Any] | None) -> str:
                 f"{_clip(str(result.get('translation', '')))}")
     if task == "review":
         return _review_brief(result)
+    if task == "generate":
+        return f"{_clip(str(result.get('content', '')))} [{result.get('finish_reason')}]"
     return ", ".join(f"{k}={v}" for k, v in list(result.items())[:3])
 
 

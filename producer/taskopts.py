@@ -16,7 +16,7 @@ import click
 
 from docqueue import model_store
 from docqueue.languages import code_for
-from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.names import CLASSIFY, GENERATE, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.params import Limits, ParamsError, known_params, parse_params
 from docqueue.settings import Settings, model_store_dir
 from producer.classify_options import classify_params
@@ -221,6 +221,20 @@ def _review(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
                 model_revision=o["model_revision"])
 
 
+# ---------------------------------------------------------------------------------------- generate
+GENERATE_OPTIONS = (
+    click.option("--model", envvar="DOCQUEUE_SUBMIT_MODEL", show_envvar=True, default=None,
+                 help="Model for every request of the file, instead of each line's body.model (HF id in the "
+                      "worker's HF cache, or a path on the worker) [default: each line's body.model, else the "
+                      "worker's DOCQUEUE_LLM_MODEL]."),
+    MODEL_OPTIONS[1],
+)
+
+
+def _generate(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
+    return _set(model=o["model"], model_revision=o["model_revision"])
+
+
 TASK_SPECS: dict[str, TaskSpec] = {
     CLASSIFY: TaskSpec(CLASSIFY, "Classify files, folders (recursive) and globs: zero-shot over your labels, "
                        "few-shot with your examples, or with a fine-tuned classifier's own labels.",
@@ -232,6 +246,9 @@ TASK_SPECS: dict[str, TaskSpec] = {
                         TRANSLATE_OPTIONS, _translate),
     REVIEW: TaskSpec(REVIEW, "Review contracts: clauses in the 41 CUAD categories with character offsets, key "
                      "fields (parties, dates, governing law, renewal) and risk flags.", REVIEW_OPTIONS, _review),
+    GENERATE: TaskSpec(GENERATE, "Chat completions from OpenAI Batch API input files (JSONL, one request per line: "
+                       "custom_id, method, url /v1/chat/completions, body); `docqueue results B --format "
+                       "openai-batch` writes OpenAI's output file.", GENERATE_OPTIONS, _generate),
 }
 
 

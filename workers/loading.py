@@ -26,14 +26,14 @@ import torch
 from docqueue.errors import ModelUnavailableError
 from docqueue.model_kinds import CAUSAL_LM
 from docqueue.models_catalog import model_kind
-from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE, TRANSLATE
+from docqueue.names import CLASSIFY, GENERATE, REVIEW, SUMMARIZE, TRANSLATE
 from docqueue.onnx_artifacts import read_artifact
 from docqueue.settings import TRANSLATE_BY_PAIR, Settings
 from workers.device import forward_token_budget, inference_dtype, resolve_device
 from workers.engines import TaskEngine
 from workers.engines.classify import ZeroShotEmbeddingClassifier
 from workers.engines.embedding import SentenceEncoder, resolve_model
-from workers.engines.llm import CausalLM, Limits, LLMClassifier, LLMSummarizer, LLMTranslator
+from workers.engines.llm import CausalLM, Limits, LLMClassifier, LLMGenerator, LLMSummarizer, LLMTranslator
 from workers.engines.nli import NLIZeroShotClassifier
 from workers.engines.onnx_encoder import OnnxSentenceEncoder, model_revision
 from workers.engines.review.engine import ContractReviewer
@@ -167,8 +167,14 @@ def load_review(source: ModelSource, spec: str, revision: str | None) -> TaskEng
     return ContractReviewer(prototypes, spec, encoder.revision, max_chars=settings.analysis_max_chars)
 
 
+def load_generate(source: ModelSource, spec: str, revision: str | None) -> TaskEngine:
+    """Chat completions: a causal LM only (any other kind was refused as ``wrong_model_kind``)."""
+    return LLMGenerator(source.llm(spec, revision), llm_limits(source.settings))
+
+
 Loader = Callable[[ModelSource, str, str | None], TaskEngine]
 #: How to build each task's engine from a model spec.
 LOADERS: dict[str, Loader] = {
     CLASSIFY: load_classify, SUMMARIZE: load_summarize, TRANSLATE: load_translate, REVIEW: load_review,
+    GENERATE: load_generate,
 }

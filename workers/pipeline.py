@@ -19,9 +19,11 @@ from typing import Any, TypeVar
 import torch
 from sqlalchemy.engine import Engine
 
+from docqueue.chat import request_model
 from docqueue.errors import DocumentError
 from docqueue.events import EventSink, emit_finished
 from docqueue.models import utcnow
+from docqueue.names import GENERATE
 from docqueue.params import Limits, ParamsError, TaskParams, parse_params
 from docqueue.schema import TaskMessage
 from docqueue.settings import Settings
@@ -139,6 +141,16 @@ class JobHeartbeat:
         self._thread.join()
 
 
+def job_params(task: str, params: dict[str, Any], text: str) -> dict[str, Any]:
+    """The params one job runs with: its message's, except that a generate request naming its own
+    ``body.model`` runs that model when the message names none (so each line of a batch file goes to
+    its model, through the same allow-list and the same ``model_not_allowed`` as a message's model)."""
+    if task != GENERATE or params.get("model"):
+        return params
+    model = request_model(text)
+    return {**params, "model": model} if model else params
+
+
 def _group_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -186,6 +198,7 @@ def process_messages(*, task: str, messages: Sequence[TaskMessage], db: Engine, 
     _observe_queue_wait(task, claimed)
     groups: dict[str, list[results.ClaimedJob]] = {}
     for job in claimed:
+        params_of[job.job_id] = job_params(task, params_of[job.job_id], job.text)
         groups.setdefault(_group_key(params_of[job.job_id]), []).append(job)
     recorded: list[results.RecordGroup] = []
     with JobHeartbeat(db, [j.job_id for j in claimed], worker, settings.heartbeat_interval_s):

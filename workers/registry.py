@@ -95,6 +95,9 @@ class Registry:
         if model and model != default_spec and stored is None:
             self.policy.check(model)
         spec, rev = (model, revision) if model else (default_spec, default_rev)
+        if not spec:  # generate's model is DOCQUEUE_LLM_MODEL, which may be unset
+            raise DocumentError("model_unavailable", f"{task}: the message names no model and this worker has none "
+                                "configured (DOCQUEUE_LLM_MODEL)")
         if stored is None:
             self._check_kind(task, spec, rev, params or {})
         key = (task, stored.spec if stored else spec, None if stored else rev)

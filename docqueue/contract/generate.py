@@ -17,8 +17,9 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from docqueue.chat import ChatRequest
 from docqueue.contract import path
-from docqueue.names import TASK_TYPES, task_name
+from docqueue.names import GENERATE, TASK_TYPES, task_name
 from docqueue.params import PARAMS_MODELS, TaskParams
 from docqueue.schema import BATCH_ID_MAX_LENGTH, BATCH_ID_PATTERN, DOCUMENT_ID_MAX_LENGTH, ENVELOPE_VERSION
 from docqueue.webhooks import URL_MAX_LENGTH
@@ -59,6 +60,22 @@ def params_schema(model: type[TaskParams]) -> dict[str, Any]:
     schema.pop("description", None)  # the model's docstring is for developers
     schema["description"] = f"{_PARAMS_NOTE} {model.contract_note}".rstrip()
     return schema
+
+
+def request_schema() -> dict[str, Any]:
+    """The JSON Schema of a ``generate`` document's text, a chat-completions request body."""
+    raw = ChatRequest.model_json_schema(by_alias=True, schema_generator=_ContractSchema)
+    schema: dict[str, Any] = _tidy(raw, raw.get("$defs", {}))
+    schema["description"] = "A chat-completions request: the body of an OpenAI Batch API line (docs/tasks/generate.md)"
+    return schema
+
+
+def _text_schema(task: str) -> dict[str, Any]:
+    text: dict[str, Any] = {"type": "string", "description": "The document's text (NUL characters are removed)"}
+    if task == GENERATE:
+        text.update(description="One chat-completions request body, as JSON text", contentMediaType="application/json",
+                    contentSchema=request_schema())
+    return text
 
 
 def message_schema(task: str) -> dict[str, Any]:
@@ -108,7 +125,7 @@ def message_schema(task: str) -> dict[str, Any]:
                        "description": "The publisher's document id (results: id / external_id). Unique within a "
                                       "batch: the same id again with the same text is a no-op that keeps the "
                                       "result, with a different text a conflict error"},
-                "text": {"type": "string", "description": "The document's text (NUL characters are removed)"},
+                "text": _text_schema(task),
                 "metadata": {"type": "object", "description": "Kept with the document and returned with its result"},
             }}},
     }

@@ -14,8 +14,10 @@ from rich.console import Console
 
 from docqueue import deadletter
 from docqueue.broker import redis_client
+from docqueue.names import GENERATE
 from docqueue.schema import JobStatus
 from producer.context import Context, err_console, json_option, pass_ctx
+from producer.openai_output import write_output
 from producer.queries import BatchNotFoundError, batch_counts, iter_results
 from producer.render import results_table, summary_table
 
@@ -58,9 +60,10 @@ CSV_EXTRA = ("metadata", "row", "id", "page_offsets", "reused_from", "correlatio
 
 @click.command()
 @click.argument("batch")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "table", "parquet"]), default="jsonl",
-              envvar="DOCQUEUE_RESULTS_FORMAT", show_envvar=True,
-              help="Output format; parquet needs -o and the optional extra docqueue[parquet] (pyarrow).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "table", "parquet", "openai-batch"]),
+              default="jsonl", envvar="DOCQUEUE_RESULTS_FORMAT", show_envvar=True,
+              help="Output format; parquet needs -o and the optional extra docqueue[parquet] (pyarrow); "
+                   "openai-batch (generate batches only) writes OpenAI's Batch API output file.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), envvar="DOCQUEUE_RESULTS_OUTPUT",
               show_envvar=True, help="Write to this file instead of stdout.")
 @pass_ctx
@@ -68,6 +71,9 @@ def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
     """Every document's outcome: result, or the specific error."""
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a binary file: name it with -o FILE")
+    if fmt == "openai-batch":
+        _write_openai_batch(obj, batch, output)
+        return
     rows = iter_results(obj.engine, batch)
     if fmt == "parquet":
         assert output is not None
@@ -93,3 +99,20 @@ def results(obj: Context, batch: str, fmt: str, output: Path | None) -> None:
     finally:
         if output:
             stream.close()
+
+
+def _write_openai_batch(obj: Context, batch: str, output: Path | None) -> None:
+    """The batch as an OpenAI Batch API output file (producer/openai_output.py)."""
+    task = batch_counts(obj.engine, batch)["task"]
+    if task != GENERATE:
+        raise click.UsageError(f"--format openai-batch writes generate batches only; batch {batch} is a {task} "
+                               "batch (use jsonl, csv, table or parquet)")
+    stream: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        _, unfinished = write_output(iter_results(obj.engine, batch, finished_at=True), stream)
+    finally:
+        if output:
+            stream.close()
+    if unfinished:
+        err_console.print(f"{unfinished} request(s) of batch {batch} are not finished yet and were left out "
+                          f"(`docqueue status {batch}`)")

@@ -24,7 +24,7 @@ from docqueue.names import queue_name
 from docqueue.schema import new_id
 from docqueue.webhooks import WEBHOOK_QUEUE
 from producer.context import Context, FullHelpGroup, err_console, json_option, pass_ctx
-from producer.loaders import LoadedDocument, ReadStats, iter_documents
+from producer.loaders import LoadedDocument, ReadStats, iter_task_documents
 from producer.queries import batch_counts, iter_results
 from producer.render import plural, results_table, summary_table
 from producer.sourceopts import SOURCE_OPTIONS, pop_source_options, with_read_progress
@@ -97,7 +97,7 @@ def run_submit(obj: Context, spec: TaskSpec, paths: tuple[str, ...], wait: bool,
         def on_progress(r: SubmitReport) -> None:
             bar.update(progress_task, completed=r.documents)
 
-        documents = _announced(with_read_progress(iter_documents(paths, load_options, stats), stats, bar,
+        documents = _announced(with_read_progress(iter_task_documents(task, paths, load_options, stats), stats, bar,
                                                   progress_task), request.batch_id, as_json)
         try:
             report = submit_documents(request, documents, settings=settings, engine=obj.engine, app=obj.app,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from docqueue.errors import DocumentError
+from docqueue.names import GENERATE
 from producer.loaders import guard, markup, pdf, plain, records, word
 from producer.loaders.base import (
     CountingReader,
@@ -29,6 +30,7 @@ from producer.loaders.base import (
     sha256_hex,
 )
 from producer.loaders.mail import iter_message
+from producer.loaders.openai_batch import iter_requests, read_batch_file
 from producer.loaders.paths import iter_paths
 
 #: Formats whose file is one document: extension -> ``bytes -> Extracted`` (raises DocumentError).
@@ -173,3 +175,19 @@ def iter_documents(inputs: Iterable[str], options: LoadOptions | None = None,
     options = (options or LoadOptions()).resolved()
     for path in iter_paths(inputs, options.include, options.exclude, options.hidden):
         yield from load_path(path, options, stats)
+
+
+def iter_task_documents(task: str, inputs: Iterable[str], options: LoadOptions | None = None,
+                        stats: ReadStats | None = None) -> Iterator[LoadedDocument]:
+    """The documents of ``task``: generate reads OpenAI Batch API files, a request per line
+    (:mod:`producer.loaders.openai_batch`); every other task reads files as :func:`iter_documents`."""
+    if task == GENERATE:
+        return iter_requests(inputs, options, stats)
+    return iter_documents(inputs, options, stats)
+
+
+def load_task_path(task: str, path: Path, options: LoadOptions | None = None) -> Iterator[LoadedDocument]:
+    """One file's documents for ``task`` (see :func:`iter_task_documents`)."""
+    if task == GENERATE:
+        return read_batch_file(path, (options or LoadOptions()).resolved(), ReadStats())
+    return load_path(path, options)

@@ -29,7 +29,7 @@ from docqueue.schema import new_id
 from docqueue.secrets import mask_url
 from docqueue.settings import Settings
 from producer.batch_control import UNFINISHED
-from producer.loaders import LoadedDocument, LoadOptions, load_path
+from producer.loaders import LoadedDocument, LoadOptions, load_task_path
 from producer.schedules import recovery
 from producer.schedules.inbox import claim_files, load_options, scan_sources
 from producer.schedules.locks import RunHeartbeat, alive_key, take_due
@@ -188,7 +188,7 @@ class ScheduleRunner:
         recorded for the outbox, also when the submission fails part-way."""
         assert run.batch_id is not None
         positions: dict[str, tuple[int, int]] = {}
-        documents = self._documents(paths, load_options(schedule).resolved(), positions, skip=stored)
+        documents = self._documents(schedule.task, paths, load_options(schedule).resolved(), positions, skip=stored)
         try:
             report = submit_documents(self._request(schedule, run.batch_id), documents, settings=self.settings,
                                       engine=self.engine, app=self.app, broker_url=self.broker_url,
@@ -202,7 +202,7 @@ class ScheduleRunner:
         run.outcome, run.documents = SUBMITTED, report.documents
 
     @staticmethod
-    def _documents(paths: list[str], options: LoadOptions, positions: dict[str, tuple[int, int]],
+    def _documents(task: str, paths: list[str], options: LoadOptions, positions: dict[str, tuple[int, int]],
                    skip: int = 0) -> Iterator[LoadedDocument]:
         """The files' documents in order, the first ``skip`` left out, noting where each file's
         documents start in the batch (submit_batch numbers documents in the order it is handed them,
@@ -210,7 +210,7 @@ class ScheduleRunner:
         position = 0
         for path in paths:
             first = position
-            for doc in load_path(Path(path), options):
+            for doc in load_task_path(task, Path(path), options):
                 position += 1
                 if position > skip:
                     yield doc

@@ -75,3 +75,36 @@ def test_client_round_trip(sqlite_url: str, clean_redis: str, tmp_path: Path, st
         again = client.retry(waiting.batch, cancelled=True)
         assert (again.jobs, again.reopened) == (1, 1)
         assert client.status(waiting.batch).queued == 1
+
+
+def test_client_submits_a_generate_batch_file_and_chat_documents(sqlite_url: str, clean_redis: str,
+                                                                  tmp_path: Path) -> None:
+    """No worker: what is stored and queued, and the output file of a batch still running."""
+    import json
+
+    import redis
+
+    from tests.helpers import cli
+
+    requests = tmp_path / "requests.jsonl"
+    body = {"model": "org/chat-model", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
+    requests.write_text(json.dumps({"custom_id": "r1", "method": "POST", "url": "/v1/chat/completions",
+                                    "body": body}) + "\n"
+                        + json.dumps({"custom_id": "r2", "method": "GET", "url": "/v1/chat/completions",
+                                      "body": body}) + "\n", encoding="utf-8")
+    with Client(redis_url=clean_redis, database_url=sqlite_url) as client:
+        sub = client.submit("generate", [requests], documents=[Document.chat("inline-1", {**body, "seed": 3})])
+        assert (sub.documents, sub.unreadable, sub.messages) == (3, 1, 1)
+        rows = {r.id: r for r in client.results(sub.batch)}
+        assert set(rows) == {"r1", "r2", "inline-1"}
+        assert rows["r2"].status == "failed" and rows["r2"].error_kind == "invalid_request"
+        assert "line 2: method" in str(rows["r2"].error_message)
+        assert rows["r1"].status == rows["inline-1"].status == "queued"
+    [message] = redis.Redis.from_url(clean_redis).lrange("generate", 0, -1)
+    assert json.loads(message)["headers"]["task"] == "docqueue.generate"
+    env = service_env(clean_redis, sqlite_url, tmp_path)
+    out = cli(env, "results", sub.batch, "--format", "openai-batch")
+    [line] = [json.loads(x) for x in out.stdout.splitlines()]
+    assert line["custom_id"] == "r2" and line["response"]["status_code"] == 400
+    assert line["response"]["body"]["error"]["code"] == "invalid_request"
+    assert "2 request(s) of batch" in out.stderr and "not finished yet" in out.stderr

@@ -61,6 +61,10 @@ def test_messages_the_producer_publishes_follow_the_schemas(sqlite_url: str, cle
     }
     for task, options in submissions.items():
         cli(env, "submit", task, str(docs), *options)
+    requests = tmp_path / "requests.jsonl"  # generate reads OpenAI Batch API files, a request per line
+    requests.write_text(json.dumps({"custom_id": "r1", "method": "POST", "url": "/v1/chat/completions", "body": {
+        "model": "some/model", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}}) + "\n")
+    cli(env, "submit", "generate", str(requests))
     cli(env, "submit", "summarize", str(docs), "--engine", "extractive", "--sentences", "2")
     client = redis.Redis.from_url(clean_redis)
     seen: dict[str, list[dict[str, Any]]] = {}
@@ -71,6 +75,7 @@ def test_messages_the_producer_publishes_follow_the_schemas(sqlite_url: str, cle
     assert seen["classify"][0]["params"]["multi_label"] is True
     assert seen["review"][0]["params"]["categories"] == ["Governing Law", "Cap on Liability"]
     assert {m["params"]["engine"] for m in seen["summarize"]} == {"abstractive", "extractive"}
+    assert seen["generate"][0]["params"] == {} and len(seen["generate"][0]["jobs"]) == 1
     # the envelope of the README / the foreign-publisher test follows the same schema, in both body forms
     kwargs = {"v": 1, "batch": "b-1", "params": {"to": "de", "from": "auto"},
               "documents": [{"id": "1", "text": "Bonjour", "metadata": {"k": "v"}}]}

@@ -35,7 +35,7 @@ def test_top_snapshot_shows_queues_workers_batches_and_failures(sqlite_url: str,
     snap = snapshot(env)
     assert snap["version"] == 1
     queues = {q["queue"]: q for q in snap["queues"]}
-    assert set(queues) == {"classify", "summarize", "translate", "review"}
+    assert set(queues) == {"classify", "summarize", "translate", "review", "generate"}
     assert queues["summarize"] == {"queue": "summarize", "ready": 1, "unacked": 0, "stale": 0}
     assert queues["classify"]["ready"] == 0 and queues["classify"]["unacked"] == 0
 

@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { createClient } from "redis";
 
-const TASKS = ["classify", "summarize", "translate", "review"];
+const TASKS = ["classify", "summarize", "translate", "review", "generate"];
 const BATCH_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/; // at most 128 characters
 const MAX_MESSAGE_BYTES = 16 * 2 ** 20; // DOCQUEUE_MAX_MESSAGE_BYTES: larger items are dead-lettered
 

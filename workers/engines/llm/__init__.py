@@ -1,11 +1,12 @@
-"""The causal-LM engine (``llm``): chat and base models for classify, summarize and translate.
+"""The causal-LM engine (``llm``): chat and base models for classify, summarize, translate and generate.
 
 Pure like every engine: a resident model, texts and params in, one outcome per text out.
 """
 
 from workers.engines.llm.classify import LLMClassifier
 from workers.engines.llm.common import Limits
+from workers.engines.llm.generate import LLMGenerator
 from workers.engines.llm.model import CausalLM
 from workers.engines.llm.writing import LLMSummarizer, LLMTranslator
 
-__all__ = ["CausalLM", "LLMClassifier", "LLMSummarizer", "LLMTranslator", "Limits"]
+__all__ = ["CausalLM", "LLMClassifier", "LLMGenerator", "LLMSummarizer", "LLMTranslator", "Limits"]

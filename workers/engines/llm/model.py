@@ -19,11 +19,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from docqueue.errors import DocumentError, ModelUnavailableError
+
+if TYPE_CHECKING:
+    from workers.engines.llm.constrained import JsonConstraint
 from workers.engines.forward import observe_inputs
 
 #: Context assumed when neither the config nor the tokenizer states one.
@@ -38,6 +42,15 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str  # "stop": the model ended it; "length": max new tokens reached
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling instead of greedy decoding: at ``temperature`` (> 0), nucleus ``top_p``, seeded."""
+
+    temperature: float
+    top_p: float
+    seed: int
 
 
 def unavailable(spec: str, error: BaseException) -> ModelUnavailableError:
@@ -106,8 +119,13 @@ class CausalLM:
 
     @torch.inference_mode()
     def generate(self, prompts: Sequence[list[int]], max_new_tokens: int, deadline: float | None = None,
-                 processors: Sequence[object] = ()) -> list[Generation]:
-        """Greedy continuations of tokenised prompts (``max_new_tokens`` each), in order.
+                 constraint: JsonConstraint | None = None, sampling: Sampling | None = None) -> list[Generation]:
+        """Greedy continuations of tokenised prompts (``max_new_tokens`` each), in order; with
+        ``sampling``, sampled instead, from a generator seeded with ``sampling.seed`` (the caller
+        runs one prompt per call where each answer must not depend on its batch).
+
+        ``constraint`` (:func:`workers.engines.llm.constrained.json_schema_constraint`) holds every
+        answer to a JSON Schema: each static batch gets a fresh logits processor from it.
 
         ``deadline`` (``time.monotonic()``) stops generating once passed: every row of the batch then
         raises ``generation_timeout`` (the per-document limit; the batch runs together, so a batch
@@ -124,10 +142,18 @@ class CausalLM:
             stopping = [_Deadline(deadline)] if deadline is not None else []
             from transformers import LogitsProcessorList, StoppingCriteriaList
 
-            generated = self.model.generate(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=max_new_tokens,
-                do_sample=False, num_beams=1, eos_token_id=self.eos_ids or None, pad_token_id=self.pad_id,
-                stopping_criteria=StoppingCriteriaList(stopping), logits_processor=LogitsProcessorList(processors))
+            decoding: dict[str, object] = {"do_sample": False}
+            if sampling is not None:
+                decoding = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [],
+                                       enabled=sampling is not None):
+                if sampling is not None:
+                    torch.manual_seed(sampling.seed)
+                generated = self.model.generate(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=max_new_tokens,
+                    num_beams=1, eos_token_id=self.eos_ids or None, pad_token_id=self.pad_id,
+                    stopping_criteria=StoppingCriteriaList(stopping),
+                    logits_processor=LogitsProcessorList([constraint.processor()] if constraint else []), **decoding)
             if deadline is not None and time.monotonic() > deadline:
                 raise DocumentError("generation_timeout", "generation ran past the per-document time limit "
                                     "(DOCQUEUE_LLM_DOCUMENT_TIMEOUT_S)")
