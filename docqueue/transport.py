@@ -8,6 +8,10 @@ reason and the loop goes on; everything else continues exactly as kombu does it 
 unacked hash, visibility timeout, restore on reconnect). Items of other queues (Celery's own
 pidbox, for instance) are not touched.
 
+The popped item itself is read by :mod:`docqueue.bounded_pop`, not redis-py's parser: an item over
+``DOCQUEUE_MAX_MESSAGE_BYTES`` (of any queue) is streamed through and dead-lettered from its first
+and last bytes, so its size never becomes the worker's memory.
+
 It is installed by registering it under the ``redis``/``rediss`` transport aliases, which is how
 kombu chooses a transport for a URL; ``redis+socket://`` (the embedded broker) resolves through the
 same alias.

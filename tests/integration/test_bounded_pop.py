@@ -51,6 +51,8 @@ def test_items_within_and_over_the_limit(clean_redis: str) -> None:
 
 
 def test_queue_get_refuses_an_oversized_item_and_delivers_the_next(clean_redis: str) -> None:
+    policy = transport.DeadLetterPolicy
+    before = (policy.max_message_bytes, policy.max_raw_bytes, policy.max_entries, policy.events_maxlen)
     transport.install(max_message_bytes=LIMIT, max_raw_bytes=2048, max_entries=100)
     client = redis.Redis.from_url(clean_redis)
     kwargs = {"v": 1, "batch": "too-big", "params": {"labels": ["a", "b"]},
@@ -65,7 +67,7 @@ def test_queue_get_refuses_an_oversized_item_and_delivers_the_next(clean_redis: 
             assert message is not None and message.payload[1]["batch"] == "fits"
             message.ack()
     finally:
-        transport.install(max_message_bytes=16 * 2**20, max_raw_bytes=2**20, max_entries=10_000)
+        (policy.max_message_bytes, policy.max_raw_bytes, policy.max_entries, policy.events_maxlen) = before
     [letter] = deadletter.entries(client)
     assert (letter.kind, letter.batch, letter.correlation_id) == ("message_too_large", "too-big", "publisher-17")
     assert letter.size == len(big) and letter.truncated
