@@ -61,14 +61,16 @@ class DeadLetter:
 
 def add(client: RedisClient, *, raw: bytes, queue: str, kind: str, reason: str, origin: str,
         max_raw_bytes: int, max_entries: int, batch: str | None = None, worker: str | None = None,
-        task: str | None = None, correlation_id: str | None = None) -> str:
+        task: str | None = None, correlation_id: str | None = None, size: int | None = None) -> str:
     """Store a refused message; returns its id. ``raw`` beyond ``max_raw_bytes`` is cut (and the
-    entry marked truncated: it can be shown but not replayed)."""
+    entry marked truncated: it can be shown but not replayed). ``size``: of the whole item, where
+    ``raw`` is only its first bytes (an oversized item is never read whole)."""
+    size = len(raw) if size is None else size
     entry_id = new_id()
     now = time.time()
     fields: dict[str, Any] = {
-        "queue": queue, "kind": kind, "reason": reason[:4000], "received_at": repr(now), "size": len(raw),
-        "truncated": int(len(raw) > max_raw_bytes), "origin": origin, "raw": raw[:max_raw_bytes],
+        "queue": queue, "kind": kind, "reason": reason[:4000], "received_at": repr(now), "size": size,
+        "truncated": int(size > max_raw_bytes), "origin": origin, "raw": raw[:max_raw_bytes],
         "batch": batch or "", "worker": worker or "", "task": task or "", "correlation_id": correlation_id or "",
     }
     key = ENTRY_PREFIX + entry_id

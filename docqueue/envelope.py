@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from docqueue.names import TASK_NAME_PREFIX, TASK_TYPES, task_name
-from docqueue.storable import MAX_JSON_DEPTH, json_depth
+from docqueue.storable import MAX_JSON_DEPTH, deep_document_stand_in, json_depth
 
 #: Error kinds of messages refused at the queue, each with its one-line meaning (README, contract).
 MESSAGE_ERROR_KINDS: dict[str, str] = {
     "message_too_large": "the Redis item is larger than DOCQUEUE_MAX_MESSAGE_BYTES",
     "not_json": "the Redis item, or its body, is not JSON",
-    "too_deeply_nested": f"the body nests JSON deeper than {MAX_JSON_DEPTH} levels (metadata or params)",
+    "too_deeply_nested": f"the body nests JSON deeper than {MAX_JSON_DEPTH} levels outside documents (params), "
+                         "or too deeply for JSON to be read at all (a too deep document fails alone)",
     "invalid_envelope": "the item is JSON but not kombu's envelope (object with body, headers, properties)",
     "wrong_content_type": "the body is not application/json (pickle and every other serializer are refused)",
     "invalid_body": "the body is not [args, kwargs, embed] with empty args and an object of kwargs",
@@ -130,16 +131,39 @@ def check_raw(item: bytes | str, queue: str, max_bytes: int) -> dict[str, Any]:
         raise PoisonMessage("not_json", f"the message body is not JSON ({e})") from e
     # Celery pickles the task for a prefork child, recursing once per level: a body nested a few hundred
     # levels deep killed the worker process (and every worker the restored message reached next).
-    depth = json_depth(body)
-    _expect(depth <= MAX_JSON_DEPTH, "too_deeply_nested",
-            f"the message body nests JSON more than {MAX_JSON_DEPTH} levels deep (metadata and params must be "
-            "flatter)")
+    if json_depth(body) > MAX_JSON_DEPTH and _set_deep_documents_aside(body):
+        envelope = _with_body(envelope, body)
+    _expect(json_depth(body) <= MAX_JSON_DEPTH, "too_deeply_nested",
+            f"the message body nests JSON more than {MAX_JSON_DEPTH} levels deep (params and every other "
+            "field but a document's metadata must be flatter)")
     _expect(isinstance(body, list) and len(body) == 3, "invalid_body", "the body must be [args, kwargs, embed]")
     args, kwargs, embed = body
     _expect(args == [], "invalid_body", "docqueue tasks take keyword arguments only: args must be []")
     _expect(isinstance(kwargs, dict), "invalid_body", "kwargs must be a JSON object")
     _expect(embed is None or isinstance(embed, dict), "invalid_body", "embed must be an object or null")
     return envelope
+
+
+def _set_deep_documents_aside(body: Any) -> bool:
+    """Put a stand-in in place of each document of ``body`` nested too deeply (its metadata), so the
+    message can go on and that document fail alone (``too_deeply_nested``); whether any was."""
+    kwargs = body[1] if isinstance(body, list) and len(body) == 3 else None
+    documents = kwargs.get("documents") if isinstance(kwargs, dict) else None
+    changed = False
+    for position, document in enumerate(documents if isinstance(documents, list) else []):
+        stand_in = deep_document_stand_in(document, position)
+        if stand_in is not None:
+            documents[position] = stand_in  # type: ignore[index]
+            changed = True
+    return changed
+
+
+def _with_body(envelope: dict[str, Any], body: Any) -> dict[str, Any]:
+    """``envelope`` carrying ``body`` instead, in the body's own encoding: what kombu delivers and keeps
+    in ``unacked`` (so a redelivery is the message as changed, and changes nothing more)."""
+    text = json.dumps(body)
+    encoded = str(envelope["properties"].get("body_encoding") or "").lower() == "base64"
+    return {**envelope, "body": base64.b64encode(text.encode()).decode() if encoded else text}
 
 
 #: ``"batch": "<id>"`` as a JSON member, for items too deep or too large to parse whole. Inside a

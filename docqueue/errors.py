@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from docqueue.storable import DOCUMENT_MAX_DEPTH
+
 #: Every ``error_kind`` a producer loader gives a file or row it cannot read, with its meaning.
 LOADER_ERROR_KINDS: dict[str, str] = {
     "not_found": "the path (file or folder) does not exist",
@@ -21,7 +23,8 @@ LOADER_ERROR_KINDS: dict[str, str] = {
     "corrupt_docx": "not a readable .docx zip (or a legacy .doc renamed)",
     "encrypted_docx": "the .docx is password-protected",
     "corrupt_email": "an .eml whose headers or parts are beyond repair",
-    "too_deeply_nested": "forwarded messages nested deeper than the loader follows",
+    "too_deeply_nested": "forwarded messages nested deeper than the loader follows; or a published document "
+                         f"nesting JSON deeper than {DOCUMENT_MAX_DEPTH} levels (its metadata)",
     "invalid_json": "a JSONL line that is not JSON",
     "invalid_row": "an export row that is not one record (a JSON non-object, a CSV row with broken quoting)",
     "missing_text_field": "the export (or row) has no text field named by --text-field",

@@ -97,17 +97,19 @@ def webhook_item(url: str, event: dict[str, Any]) -> bytes:
     return json.dumps(envelope).encode()
 
 
-def record(client: Any, raw: bytes, refusal: Refusal, limits: Limits) -> str:
+def record(client: Any, raw: bytes, refusal: Refusal, limits: Limits, size: int | None = None) -> str:
     """Store the dead letter, then announce it (stream, and webhook where the message named one);
-    returns the dead letter's id. An announcement that fails is logged: the dead letter stays."""
+    returns the dead letter's id. An announcement that fails is logged: the dead letter stays.
+    ``size``: of the whole item, where ``raw`` is only the first bytes of an oversized one."""
+    size = len(raw) if size is None else size
     # a reason may quote the input (a lone surrogate): Redis takes UTF-8 only
     refusal = replace(refusal, reason=storable_text(refusal.reason))
     entry = deadletter.add(client, raw=raw, queue=refusal.queue, kind=refusal.kind, reason=refusal.reason,
-                           origin=refusal.origin, max_raw_bytes=limits.max_raw_bytes,
+                           origin=refusal.origin, max_raw_bytes=limits.max_raw_bytes, size=size,
                            max_entries=limits.max_entries, batch=refusal.batch, worker=refusal.worker,
                            task=refusal.task, correlation_id=refusal.correlation_id)
     try:
-        event = rejected_event(entry, refusal, len(raw))
+        event = rejected_event(entry, refusal, size)
         client.xadd(STREAM, event.fields(), maxlen=limits.events_maxlen, approximate=True)
         if event.webhook:
             client.lpush(WEBHOOK_QUEUE, webhook_item(event.webhook, event.data))

@@ -31,7 +31,7 @@ from pydantic import (
 
 from docqueue.errors import MessageError
 from docqueue.params import Limits, TaskParams, parse_params
-from docqueue.storable import text_problem, value_problem
+from docqueue.storable import deep_document_reason, text_problem, value_problem
 from docqueue.webhooks import URL_MAX_LENGTH, check_url
 
 ENVELOPE_VERSION = 1
@@ -89,8 +89,8 @@ class InlineDocument(BaseModel):
 
 class RejectedDocument(BaseModel):
     """An inline document that cannot run, kept so it still gets an outcome (a failed job) instead of
-    taking its whole message down: ``kind`` is ``invalid_document``, ``invalid_text`` or
-    ``duplicate_document``."""
+    taking its whole message down: ``kind`` is ``invalid_document``, ``invalid_text``,
+    ``too_deeply_nested`` or ``duplicate_document``."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -119,6 +119,11 @@ def split_documents(raw: Any) -> tuple[list[Any], list[dict[str, Any]]]:
         doc_id = (doc_id if isinstance(doc_id, str) and 0 < len(doc_id) <= DOCUMENT_ID_MAX_LENGTH
                   and text_problem(doc_id) is None else None)
         fingerprint = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+        too_deep = deep_document_reason(item)
+        if too_deep:  # set aside by the transport (docqueue.envelope): it fails alone, the others run
+            rejected.append({"position": position, "id": doc_id, "kind": "too_deeply_nested",
+                             "reason": f"document #{position}: {too_deep}", "fingerprint": fingerprint})
+            continue
         try:
             document = InlineDocument.model_validate(item)
         except ValidationError as e:

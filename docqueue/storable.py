@@ -49,6 +49,38 @@ def json_depth(value: Any, stop_at: int = MAX_JSON_DEPTH + 1) -> int:
     return deepest
 
 
+#: Deepest a document of ``documents`` may nest, itself included (it sits 3 levels down in the body:
+#: the body list, kwargs, the documents list), so that its ``metadata`` keeps the body within
+#: :data:`MAX_JSON_DEPTH`.
+DOCUMENT_MAX_DEPTH = MAX_JSON_DEPTH - 3
+#: The key of the stand-in the transport puts in place of a document nested deeper than
+#: :data:`DOCUMENT_MAX_DEPTH` (``{DEEP_DOCUMENT: {"position": i, "depth": n}, "id": ...}``): the
+#: message goes on with it, shallow enough for Celery, and the document fails alone with
+#: ``too_deeply_nested`` (``docqueue.schema.split_documents``).
+DEEP_DOCUMENT = "docqueue:too_deeply_nested"
+
+
+def deep_document_stand_in(document: Any, position: int) -> dict[str, Any] | None:
+    """The stand-in for ``document`` if it nests deeper than :data:`DOCUMENT_MAX_DEPTH`, else None."""
+    if json_depth(document) <= DOCUMENT_MAX_DEPTH:
+        return None
+    stand_in: dict[str, Any] = {DEEP_DOCUMENT: {"position": position,
+                                                "depth": json_depth(document, stop_at=2**31)}}
+    doc_id = document.get("id") if isinstance(document, dict) else None
+    if isinstance(doc_id, str):
+        stand_in["id"] = doc_id
+    return stand_in
+
+
+def deep_document_reason(item: Any) -> str | None:
+    """Why a stand-in's document failed, or None when ``item`` is not a stand-in."""
+    mark = item.get(DEEP_DOCUMENT) if isinstance(item, dict) else None
+    if not isinstance(mark, dict) or not isinstance(mark.get("depth"), int):
+        return None
+    return (f"the document nests JSON {mark['depth']} levels deep (its metadata included); at most "
+            f"{DOCUMENT_MAX_DEPTH} are accepted")
+
+
 def text_problem(text: str) -> str | None:
     """Why ``text`` cannot be stored as it is (NUL, a lone surrogate), or None."""
     nul = text.find("\x00")

@@ -8,6 +8,10 @@ reason and the loop goes on; everything else continues exactly as kombu does it 
 unacked hash, visibility timeout, restore on reconnect). Items of other queues (Celery's own
 pidbox, for instance) are not touched.
 
+The popped item itself is read by :mod:`docqueue.bounded_pop`, not redis-py's parser: an item over
+``DOCQUEUE_MAX_MESSAGE_BYTES`` (of any queue) is streamed through and dead-lettered from its first
+and last bytes, so its size never becomes the worker's memory.
+
 It is installed by registering it under the ``redis``/``rediss`` transport aliases, which is how
 kombu chooses a transport for a URL; ``redis+socket://`` (the embedded broker) resolves through the
 same alias.
@@ -27,9 +31,10 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
+from redis._parsers import _RESP2Parser
 
-from docqueue import deadletter, rejections
-from docqueue.envelope import PoisonMessage, check_raw, identify
+from docqueue import bounded_pop, deadletter, rejections
+from docqueue.envelope import SCAN_BYTES, PoisonMessage, check_raw, identify
 from docqueue.names import TASK_TYPES
 
 log = logging.getLogger(__name__)
@@ -78,6 +83,13 @@ class Channel(kombu_redis.Channel):
 
     QoS = QoS
 
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        # redis-py's pure-Python parser even where hiredis is installed: bounded_pop reads a popped
+        # item in its place (hiredis buffers what it reads where this reader cannot see it)
+        params = super()._connparams(asynchronous)
+        params["parser_class"] = _RESP2Parser
+        return params
+
     def _screen(self, item: bytes, queue: str) -> Any | None:
         """The decoded envelope, or None after dead-lettering a poison item."""
         if queue not in DeadLetterPolicy.checked_queues:
@@ -88,10 +100,12 @@ class Channel(kombu_redis.Channel):
             self._dead_letter(item, queue, poison)
             return None
 
-    def _dead_letter(self, item: bytes, queue: str, poison: PoisonMessage) -> None:
+    def _dead_letter(self, item: bytes, queue: str, poison: PoisonMessage, size: int | None = None) -> None:
+        """``size``: of the whole item, where ``item`` is only the sample of an oversized one."""
         # the batch and correlation id are read where they can be, even from an oversized item (its
         # headers are at the end, past the bytes kept), so the batch counts it and the publisher hears
-        who = identify(item, parse=len(item) <= DeadLetterPolicy.max_message_bytes)
+        size = len(item) if size is None else size
+        who = identify(item, parse=size <= DeadLetterPolicy.max_message_bytes)
         refusal = rejections.Refusal(queue=queue, kind=poison.kind, reason=poison.reason,
                                      origin=deadletter.ORIGIN_TRANSPORT, batch=who.batch,
                                      correlation_id=who.correlation_id, webhook=rejections.valid_webhook(who.webhook),
@@ -101,26 +115,33 @@ class Channel(kombu_redis.Channel):
                                    events_maxlen=DeadLetterPolicy.events_maxlen)
         try:
             with self.conn_or_acquire() as client:
-                entry = rejections.record(client, item, refusal, limits)
+                entry = rejections.record(client, item, refusal, limits, size=size)
         except Exception:
             log.exception("refused a %d-byte item on %s (%s) and could not store it as a dead letter",
-                          len(item), queue, poison)
+                          size, queue, poison)
             return
         log.error("refused a %d-byte item on queue %s: %s; kept as dead letter %s (docqueue dlq show %s)",
-                  len(item), queue, poison, entry, entry)
+                  size, queue, poison, entry, entry)
 
     def _brpop_read(self, **options: Any) -> bool:
         try:
+            connection = self.client.connection
             try:
-                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+                popped = self._read_popped(connection)
+            except bounded_pop.NotBounded:
+                dest__item = self.client.parse_response(connection, "BRPOP", **options)
+                popped = bounded_pop.Popped(dest__item[0], dest__item[1], len(dest__item[1])) if dest__item else None
             except self.connection_errors:
-                self.client.connection.disconnect()
+                connection.disconnect()
                 raise
-            if not dest__item:
+            if popped is None:
                 raise kombu_redis.Empty()
-            dest, item = dest__item
-            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            dest = bytes_to_str(self._unprefixed(popped.key or b"")).rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
+            if popped.item is None:
+                self._refuse_oversized(popped, dest)
+                return True
+            item = popped.item
             envelope = self._screen(item, dest)
             if envelope is not None:
                 try:
@@ -136,6 +157,23 @@ class Channel(kombu_redis.Channel):
         finally:
             self._in_poll = None  # type: ignore[assignment]  # kombu keeps the polling connection here
             self._flush_brpop_reauth()
+
+    def _read_popped(self, connection: Any) -> bounded_pop.Popped | None:
+        """The reply of the BRPOP or RPOP just sent, read without holding more than the limit of an
+        oversized item (:mod:`docqueue.bounded_pop`)."""
+        return bounded_pop.read_pop(connection, limit=DeadLetterPolicy.max_message_bytes,
+                                    head=max(DeadLetterPolicy.max_raw_bytes, 2 * SCAN_BYTES), tail=SCAN_BYTES)
+
+    def _unprefixed(self, key: bytes) -> bytes:
+        prefix = (self.global_keyprefix or "").encode()
+        return key[len(prefix):] if prefix and key.startswith(prefix) else key
+
+    def _refuse_oversized(self, popped: bounded_pop.Popped, queue: str) -> None:
+        """Dead-letter an item over the limit from its sample (first and last bytes): the rest of it
+        was never held."""
+        limit = DeadLetterPolicy.max_message_bytes
+        self._dead_letter(popped.sample, queue, PoisonMessage("message_too_large", f"{popped.size} bytes, the "
+                          f"limit is {limit}"), size=popped.size)
 
     def _put_back(self, item: bytes, queue: str, error: Exception) -> None:
         """Push a popped item back where BRPOP takes the next one, retrying while Redis is out of
@@ -167,13 +205,33 @@ class Channel(kombu_redis.Channel):
     def _get(self, queue: str, timeout: Any = None) -> Any:
         with self.conn_or_acquire() as client:
             for pri in self.priority_steps:
-                while (item := client.rpop(self._q_for_pri(queue, pri))) is not None:
-                    envelope = self._screen(item, queue)
+                while (popped := self._rpop(client, self._q_for_pri(queue, pri))) is not None:
+                    if popped.item is None:
+                        self._refuse_oversized(popped, queue)
+                        continue
+                    envelope = self._screen(popped.item, queue)
                     if envelope is not None:
                         self._maybe_update_queues_expire(client, queue)
                         return envelope
             self._maybe_update_queues_expire(client, queue)
             raise kombu_redis.Empty()
+
+    def _rpop(self, client: Any, key: str) -> bounded_pop.Popped | None:
+        """``RPOP key`` on a connection of the pool, read as :meth:`_brpop_read` reads BRPOP."""
+        command = ["RPOP", key]
+        if self.global_keyprefix:
+            command = client._prefix_args(command)
+        pool = client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command(*command)
+            try:
+                return self._read_popped(connection)
+            except bounded_pop.NotBounded:
+                item = connection.read_response()
+                return None if item is None else bounded_pop.Popped(None, item, len(item))
+        finally:
+            pool.release(connection)
 
 
 def _refused_for_memory(error: Exception) -> bool:

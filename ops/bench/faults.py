@@ -16,6 +16,8 @@ redis-server (append-only file) and a PostgreSQL cluster of the benchmark's own
 - ``vanished``: the queue's list is deleted mid-batch (what a Redis without persistence that
   restarts, or a failover that drops the last writes, does to it): only the reaper's look for
   queued jobs with no message anywhere (``DOCQUEUE_QUEUED_LOST_AFTER_S``, 5 s here) brings them back;
+- ``oversized``: two items over ``DOCQUEUE_MAX_MESSAGE_BYTES`` (100 and 280 MB) pushed mid-batch;
+  each is a dead letter (``ops/bench/oversized_item.py`` measures what one costs the worker);
 - ``poison``: schema-valid messages that used to kill a worker (metadata 700 levels deep, a param
   100,000 levels deep, lone surrogates, NUL) pushed mid-batch; ``exits`` counts worker processes
   that died (each used to die on the deep ones, and the next one that took the message).
@@ -291,6 +293,23 @@ def poison_scenario(run: Run) -> Row:
     return row
 
 
+def oversized_scenario(run: Run) -> Row:
+    """Two items over DOCQUEUE_MAX_MESSAGE_BYTES (100 and 280 MB) pushed mid-batch: each is refused
+    (a dead letter) while the batch goes on; ``ops/bench/oversized_item.py`` measures the memory."""
+    from tests.integration.test_foreign_publisher import foreign_message
+
+    def push() -> None:
+        client = run.redis.client()
+        for mb in (100, 280):
+            kwargs = {"v": 1, "batch": f"big-{mb}", "params": {"labels": ["contract", "invoice"]},
+                      "documents": [{"id": "big", "text": "x" * (mb * 10**6 * 3 // 4)}]}
+            client.rpush("classify", foreign_message("docqueue.classify", "classify", kwargs))
+
+    row = _restart_scenario(run, "oversized items (100, 280 MB)", push, lambda: None, 0)
+    row.injected = 2
+    return row
+
+
 def table(rows: list[Row]) -> str:
     head = "| fault | injected | documents | lost | stored twice | exits | run twice | recovery s (worst) |"
     lines = [head, "|---|---|---|---|---|---|---|---|"]
@@ -304,7 +323,7 @@ def table(rows: list[Row]) -> str:
 
 SCENARIOS: dict[str, Callable[[Run], Row]] = {
     "kill": kill_scenario, "redis": redis_scenario, "postgres": postgres_scenario, "maxmemory": maxmemory_scenario,
-    "vanished": vanished_scenario, "poison": poison_scenario}
+    "vanished": vanished_scenario, "poison": poison_scenario, "oversized": oversized_scenario}
 
 
 @click.command()
@@ -315,8 +334,8 @@ SCENARIOS: dict[str, Callable[[Run], Row]] = {
 @click.option("--only", type=click.Choice(sorted(SCENARIOS)), multiple=True, envvar="DOCQUEUE_BENCH_FAULT_ONLY",
               show_envvar=True, help="Run only these scenarios (repeatable) [default: all].")
 def main(docs: int, delay: float, only: tuple[str, ...]) -> None:
-    """Inject kill -9 x3, a Redis restart, a PostgreSQL restart, Redis at maxmemory, a deleted queue and
-    crashing messages; print what each cost."""
+    """Inject kill -9 x3, a Redis restart, a PostgreSQL restart, Redis at maxmemory, a deleted queue,
+    crashing messages and oversized items; print what each cost."""
     work = Path(tempfile.mkdtemp(prefix="docqueue-bench-faults-"))
     redis = AofRedis(work / "redis-server").start()
     pg = OwnPostgres().init()
