@@ -50,6 +50,8 @@ LLM_ERROR_KINDS: dict[str, str] = {
     "too_many_new_tokens": "params.max_new_tokens is over the worker's DOCQUEUE_LLM_MAX_NEW_TOKENS for the task",
     "generation_timeout": "generation ran past DOCQUEUE_LLM_DOCUMENT_TIMEOUT_S",
     "prompt_too_long": "the instructions and the new tokens asked for leave no room for the document in the context",
+    "invalid_schema": "the JSON Schema the answer must follow is one constrained decoding cannot compile (the "
+                      "message says why)",
 }
 
 

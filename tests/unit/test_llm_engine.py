@@ -150,10 +150,10 @@ class SmallDeviceLM(CausalLM):
     limit = 10**9
 
     def generate(self, prompts: Any, max_new_tokens: int, deadline: float | None = None,
-                 processors: Any = ()) -> list[Generation]:
+                 constraint: Any = None) -> list[Generation]:
         if len(prompts) > self.limit:
             raise torch.cuda.OutOfMemoryError(f"CUDA out of memory. Tried to allocate a batch of {len(prompts)}")
-        return super().generate(prompts, max_new_tokens, deadline, processors)
+        return super().generate(prompts, max_new_tokens, deadline, constraint)
 
 
 def test_out_of_memory_halves_the_batch(registry: Registry, llms: dict[str, str]) -> None:

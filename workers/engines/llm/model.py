@@ -19,11 +19,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from docqueue.errors import DocumentError, ModelUnavailableError
+
+if TYPE_CHECKING:
+    from workers.engines.llm.constrained import JsonConstraint
 from workers.engines.forward import observe_inputs
 
 #: Context assumed when neither the config nor the tokenizer states one.
@@ -106,8 +110,11 @@ class CausalLM:
 
     @torch.inference_mode()
     def generate(self, prompts: Sequence[list[int]], max_new_tokens: int, deadline: float | None = None,
-                 processors: Sequence[object] = ()) -> list[Generation]:
+                 constraint: JsonConstraint | None = None) -> list[Generation]:
         """Greedy continuations of tokenised prompts (``max_new_tokens`` each), in order.
+
+        ``constraint`` (:func:`workers.engines.llm.constrained.json_schema_constraint`) holds every
+        answer to a JSON Schema: each static batch gets a fresh logits processor from it.
 
         ``deadline`` (``time.monotonic()``) stops generating once passed: every row of the batch then
         raises ``generation_timeout`` (the per-document limit; the batch runs together, so a batch
@@ -127,7 +134,8 @@ class CausalLM:
             generated = self.model.generate(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=max_new_tokens,
                 do_sample=False, num_beams=1, eos_token_id=self.eos_ids or None, pad_token_id=self.pad_id,
-                stopping_criteria=StoppingCriteriaList(stopping), logits_processor=LogitsProcessorList(processors))
+                stopping_criteria=StoppingCriteriaList(stopping),
+                logits_processor=LogitsProcessorList([constraint.processor()] if constraint else []))
             if deadline is not None and time.monotonic() > deadline:
                 raise DocumentError("generation_timeout", "generation ran past the per-document time limit "
                                     "(DOCQUEUE_LLM_DOCUMENT_TIMEOUT_S)")
