@@ -37,6 +37,16 @@ MAX_CACHED = 64
 _lock = threading.Lock()
 _tokenizers: dict[tuple[int, int, tuple[int, ...]], tuple[object, llguidance.LLTokenizer]] = {}
 _constraints: dict[tuple[int, int, tuple[int, ...], str], JsonConstraint] = {}
+_pool: llguidance.LLExecutor | None = None
+
+
+def _executor() -> llguidance.LLExecutor:
+    """The process's thread pool for masks (llguidance's default size: 80% of the CPUs, at most 32)."""
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = llguidance.LLExecutor()
+        return _pool
 
 
 class JsonConstraint:
@@ -74,11 +84,24 @@ class SchemaLogitsProcessor(LogitsProcessor):
             for matcher, token in zip(self.matchers, last, strict=True):
                 if not matcher.is_stopped() and not matcher.is_error():
                     matcher.consume_token(int(token))
-        for row, matcher in enumerate(self.matchers):
-            # a stopped or (never expected) failed matcher allows only the end of sequence
-            llguidance.torch.fill_next_token_bitmask(matcher, self.mask, row)
-        llguidance.torch.apply_token_bitmask_inplace(scores, self.mask.to(scores.device))
-        return scores
+        # a stopped or (never expected) failed matcher allows only the end of sequence
+        if len(self.matchers) > 1:  # the rows' masks computed in parallel, off the GIL
+            llguidance.torch.fill_next_token_bitmask_par(_executor(), list(zip(self.matchers, range(len(
+                self.matchers)), strict=True)), self.mask)
+        else:
+            llguidance.torch.fill_next_token_bitmask(self.matchers[0], self.mask, 0)
+        return _apply(scores, self.mask)
+
+
+def _apply(scores: torch.FloatTensor, mask: torch.Tensor) -> torch.FloatTensor:
+    """``scores`` with every token a row's bitmask (int32 words, bit k of word w = token 32w+k) does not
+    allow set to -inf. Unpacked with plain tensor ops on the scores' device: llguidance's own
+    ``apply_token_bitmask_inplace`` goes through ``torch.compile``, which costs a CPU worker seconds per
+    process (12 s measured here) before its first constrained token."""
+    words = mask.to(scores.device)
+    shifts = torch.arange(32, dtype=torch.int32, device=scores.device)
+    allowed = ((words.unsqueeze(-1) >> shifts) & 1).reshape(words.shape[0], -1)[:, :scores.shape[-1]].bool()
+    return scores.masked_fill(~allowed, float("-inf"))  # type: ignore[return-value]
 
 
 def _lltokenizer(tokenizer: PreTrainedTokenizerFast, vocab_size: int, eos_ids: tuple[int, ...]
