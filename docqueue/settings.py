@@ -163,7 +163,7 @@ class Settings(BaseSettings):
         "names no model and the task's own model is not a causal LM.")
     llm_model_revision: str | None = Field(default=None, description="Revision (branch, tag, commit) of llm_model.")
     llm_max_new_tokens: dict[str, int] = Field(
-        default_factory=lambda: {"summarize": 512, "translate": 1024},
+        default_factory=lambda: {"summarize": 512, "translate": 1024, "review": 1024},
         description='Most new tokens one generation may ask for, per task, JSON: {"summarize": 512, ...}; a '
         "submission asking for more fails with too_many_new_tokens.")
     llm_document_timeout_s: float = Field(

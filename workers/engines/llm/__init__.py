@@ -1,4 +1,4 @@
-"""The causal-LM engine (``llm``): chat and base models for classify, summarize and translate.
+"""The causal-LM engine (``llm``): chat and base models for classify, summarize, translate and review.
 
 Pure like every engine: a resident model, texts and params in, one outcome per text out.
 """
@@ -6,6 +6,7 @@ Pure like every engine: a resident model, texts and params in, one outcome per t
 from workers.engines.llm.classify import LLMClassifier
 from workers.engines.llm.common import Limits
 from workers.engines.llm.model import CausalLM
+from workers.engines.llm.review import LLMReviewer
 from workers.engines.llm.writing import LLMSummarizer, LLMTranslator
 
-__all__ = ["CausalLM", "LLMClassifier", "LLMSummarizer", "LLMTranslator", "Limits"]
+__all__ = ["CausalLM", "LLMClassifier", "LLMReviewer", "LLMSummarizer", "LLMTranslator", "Limits"]
