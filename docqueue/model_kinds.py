@@ -32,7 +32,7 @@ ENGINE_KINDS: dict[str, dict[str, str]] = {
     CLASSIFY: {"embedding": ENCODER, "nli": SEQUENCE_CLASSIFIER, "fine-tuned": SEQUENCE_CLASSIFIER, LLM: CAUSAL_LM},
     SUMMARIZE: {"extractive": ENCODER, "abstractive": SEQ2SEQ, LLM: CAUSAL_LM},
     TRANSLATE: {"seq2seq": SEQ2SEQ, LLM: CAUSAL_LM},
-    REVIEW: {"prototypes": ENCODER, "fine-tuned": SEQUENCE_CLASSIFIER},
+    REVIEW: {"prototypes": ENCODER, "fine-tuned": SEQUENCE_CLASSIFIER, LLM: CAUSAL_LM},
     GENERATE: {LLM: CAUSAL_LM},
 }
 

@@ -312,6 +312,11 @@ class ReviewParams(TaskParams):
         "use every category"), json_schema_extra={"items": {"enum": list(CUAD_CATEGORIES)}})
     min_score: float | None = Field(default=None, ge=0, le=1, description=(
         "Report clauses scoring at least this instead of the calibrated per-category thresholds"))
+    engine: Literal["prototypes", "fine-tuned", "llm"] | None = Field(default=None, description=(
+        "prototypes or fine-tuned: clauses scored by an encoder; llm: a causal LM answers JSON held to a schema "
+        "and its quotes are found in the text [default: the kind of model]"))
+    max_new_tokens: int | None = Field(default=None, ge=1, description=(
+        "llm: most tokens of one window's answer, within the worker's DOCQUEUE_LLM_MAX_NEW_TOKENS [default: 1024]"))
 
     @field_validator("categories")
     @classmethod

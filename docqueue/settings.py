@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     def generate_model_revision(self) -> str | None:
         return self.llm_model_revision
     llm_max_new_tokens: dict[str, int] = Field(
-        default_factory=lambda: {"summarize": 512, "translate": 1024, "generate": 2048},
+        default_factory=lambda: {"summarize": 512, "translate": 1024, "review": 1024, "generate": 2048},
         description='Most new tokens one generation may ask for, per task, JSON: {"summarize": 512, ...}; a '
         "submission (generate: a request's max_tokens) asking for more fails with too_many_new_tokens.")
     llm_document_timeout_s: float = Field(

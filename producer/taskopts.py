@@ -212,13 +212,21 @@ REVIEW_OPTIONS = (
     click.option("--min-score", type=click.FloatRange(0, 1), default=None, envvar="DOCQUEUE_REVIEW_MIN_SCORE",
                  show_envvar=True, help="Report clauses scoring at least this instead of the calibrated "
                                         "per-category thresholds (lower: more recall, less precision)."),
+    click.option("--engine", type=click.Choice(["prototypes", "fine-tuned", "llm"]), default=None,
+                 envvar="DOCQUEUE_REVIEW_ENGINE", show_envvar=True,
+                 help="prototypes/fine-tuned: an encoder scores clauses; llm: a causal LM (--model, else "
+                      "DOCQUEUE_LLM_MODEL) answers JSON held to a schema, its quotes found in the text "
+                      "[default: the kind of the model]."),
+    click.option("--max-new-tokens", type=click.IntRange(1, 100_000), default=None,
+                 envvar="DOCQUEUE_REVIEW_MAX_NEW_TOKENS", show_envvar=True,
+                 help="llm: most tokens of one window's answer, within the worker's limit [default: 1024]."),
 )
 
 
 def _review(settings: Settings, o: dict[str, Any]) -> dict[str, Any]:
     categories = [n.strip() for n in (o["categories"] or "").split(",") if n.strip()] or None
     return _set(categories=categories, min_score=o["min_score"], model=o["model"],
-                model_revision=o["model_revision"])
+                model_revision=o["model_revision"], engine=o["engine"], max_new_tokens=o["max_new_tokens"])
 
 
 # ---------------------------------------------------------------------------------------- generate

@@ -33,7 +33,7 @@ from workers.device import forward_token_budget, inference_dtype, resolve_device
 from workers.engines import TaskEngine
 from workers.engines.classify import ZeroShotEmbeddingClassifier
 from workers.engines.embedding import SentenceEncoder, resolve_model
-from workers.engines.llm import CausalLM, Limits, LLMClassifier, LLMGenerator, LLMSummarizer, LLMTranslator
+from workers.engines.llm import CausalLM, Limits, LLMClassifier, LLMGenerator, LLMReviewer, LLMSummarizer, LLMTranslator
 from workers.engines.nli import NLIZeroShotClassifier
 from workers.engines.onnx_encoder import OnnxSentenceEncoder, model_revision
 from workers.engines.review.engine import ContractReviewer
@@ -146,9 +146,12 @@ def load_translate(source: ModelSource, spec: str, revision: str | None) -> Task
 
 
 def load_review(source: ModelSource, spec: str, revision: str | None) -> TaskEngine:
-    """A fine-tuned classifier with CUAD labels scores clauses itself; any other model is the
-    encoder of the shipped prototypes."""
+    """A fine-tuned classifier with CUAD labels scores clauses itself; a causal LM runs the llm engine
+    (JSON held to a schema, quotes found in the text); any other model is the encoder of the shipped
+    prototypes."""
     settings = source.settings
+    if is_causal(spec, revision):
+        return LLMReviewer(source.llm(spec, revision), llm_limits(settings))
     ref = resolve_model(spec, revision)
     if is_cuad_classifier(ref.location, ref.revision):
         try:

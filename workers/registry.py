@@ -18,7 +18,7 @@ from docqueue import model_store
 from docqueue.errors import DocumentError, ModelUnavailableError
 from docqueue.model_store import StoredModel
 from docqueue.models_catalog import kind_problem, start_check, summarize_default_model
-from docqueue.names import CLASSIFY, SUMMARIZE
+from docqueue.names import CLASSIFY, REVIEW, SUMMARIZE
 from docqueue.settings import Settings, model_store_dir
 from docqueue.webhooks import WEBHOOK_QUEUE
 from workers.engines import TaskEngine
@@ -33,7 +33,7 @@ from workers.model_policy import ModelPolicy
 log = logging.getLogger(__name__)
 
 #: Tasks whose params name an engine (``params["engine"]``); the others pick it by the model's kind.
-ENGINE_PARAM_TASKS = frozenset({CLASSIFY, SUMMARIZE})
+ENGINE_PARAM_TASKS = frozenset({CLASSIFY, SUMMARIZE, REVIEW})
 
 
 def configured_model(settings: Settings, task: str) -> tuple[str, str | None]:
@@ -47,7 +47,7 @@ def default_model(settings: Settings, task: str, params: Mapping[str, Any]) -> t
         engine = params.get("engine")
         return summarize_default_model(settings, str(engine) if engine in ("extractive", "abstractive", "llm")
                                        else None)
-    if task == CLASSIFY and params.get("engine") == "llm" and settings.llm_model:
+    if task in (CLASSIFY, REVIEW) and params.get("engine") == "llm" and settings.llm_model:
         return settings.llm_model, settings.llm_model_revision
     if task == CLASSIFY and params.get("engine") == "nli":  # the NLI model, for publishers that name none
         return settings.classify_nli_model, None

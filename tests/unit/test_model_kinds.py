@@ -68,7 +68,12 @@ def test_the_worker_refuses_each_wrong_kind_per_document(models: dict[str, str],
     e = _refusal(registry, CLASSIFY, models["bart"], labels=["a", "b"])
     assert "no classify engine takes it" in e.message and "summarize (abstractive)" in e.message
     assert _refusal(registry, TRANSLATE, models["minilm"], to="de").kind == "wrong_model_kind"
-    assert _refusal(registry, REVIEW, models["gpt2"]).kind == "wrong_model_kind"
+    # review takes a causal LM with its llm engine now, and no other of its engines does
+    e = _refusal(registry, REVIEW, models["gpt2"], engine="prototypes")
+    assert e.kind == "wrong_model_kind" and "the llm engine takes it (--engine llm)" in e.message
+    e = _refusal(registry, REVIEW, models["minilm"], engine="llm")
+    assert e.kind == "wrong_model_kind" and "the prototypes engine takes it" in e.message
+    assert _refusal(registry, REVIEW, models["bart"]).kind == "wrong_model_kind"
     assert _refusal(registry, SUMMARIZE, models["nli"], engine="abstractive").kind == "wrong_model_kind"
     assert registry.loads == 0 and registry.resident() == []  # refused before anything was loaded
 

@@ -36,7 +36,9 @@ from docqueue.errors import DocumentError
 MAX_CACHED = 64
 _lock = threading.Lock()
 _tokenizers: dict[tuple[int, int, tuple[int, ...]], tuple[object, llguidance.LLTokenizer]] = {}
-_constraints: dict[tuple[int, int, tuple[int, ...], str], JsonConstraint] = {}
+#: (id of the HF tokenizer, vocab size, stop tokens, schema) -> (that tokenizer, its constraint): the
+#: tokenizer is kept and compared, so an id reused by another tokenizer never finds a stale grammar.
+_constraints: dict[tuple[int, int, tuple[int, ...], str], tuple[object, JsonConstraint]] = {}
 _pool: llguidance.LLExecutor | None = None
 
 
@@ -133,8 +135,8 @@ def json_schema_constraint(model: Any, schema: dict[str, Any]) -> JsonConstraint
     key = (id(tokenizer), vocab_size, eos, text)
     with _lock:
         cached = _constraints.get(key)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[0] is tokenizer:
+            return cached[1]
         grammar = llguidance.LLMatcher.grammar_from_json_schema(text, defaults={"whitespace_flexible": False})
         try:
             constraint = JsonConstraint(_lltokenizer(tokenizer, vocab_size, eos), grammar, vocab_size)
@@ -142,5 +144,5 @@ def json_schema_constraint(model: Any, schema: dict[str, Any]) -> JsonConstraint
             raise DocumentError("invalid_schema", str(e)[:500]) from e
         if len(_constraints) >= MAX_CACHED:
             _constraints.pop(next(iter(_constraints)))
-        _constraints[key] = constraint
+        _constraints[key] = (tokenizer, constraint)
         return constraint

@@ -30,6 +30,12 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "classify.multi": ("Does the category '{label}'{description} apply to the document below? Answer yes or "
                        "no.\n\nDocument:\n{document}",
                        "Document: {document}\nQuestion: is this document about {label}? Answer:"),
+    "review": ("Review this contract. Reply in JSON: clauses, each a category ({categories}) and a quote copied "
+               "exactly; fields: parties, dates as YYYY-MM-DD, governing law, renewal term and notice period as "
+               "P1Y/P90D, null if absent; risks, each a flag ({flags}), a severity and an exact quote.\n\n"
+               "Contract:\n{document}",
+               "Contract:\n{document}\n\nReview in JSON (clauses of {categories} with exact quotes; fields; risks "
+               "among {flags}):\n"),
 }
 
 
