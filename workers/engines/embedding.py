@@ -112,11 +112,6 @@ class SentenceEncoder:
 
     def _count(self, texts: Sequence[str]) -> list[int]:
         return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Tokens of each text, without special tokens (what a window holds)."""
-        return self._count(texts)
-
     def _segments(self, text: str) -> list[list[int]]:
         """Token-id segments of one text: its sentences, short ones packed together, long ones cut."""
         segments: list[list[int]] = []

@@ -6,9 +6,9 @@ again, round after round, until they fit one window (map-reduce), so a 100-page 
 1024-token model. Chunks of every document in the message are generated together, length-sorted.
 
 Extractive: runs offline on a sentence encoder (the shipped MiniLM). Sentences are scored by how
-close they are to the document's own embedding (its sentences packed into model windows, embedded in
-context and averaged), with a mild preference for early sentences; then maximal marginal relevance
-picks the top ones without repeating itself, and they are returned in document order. Headings ("AGREEMENT", "Term of
+close they are to the document's centre (the centroid of all its sentence embeddings), with a mild
+preference for early sentences; then maximal marginal relevance picks the top ones without
+repeating itself, and they are returned in document order. Headings ("AGREEMENT", "Term of
 Agreement."), bare numbers and lead-ins ("ESSI agrees as follows:") are not candidates, and
 numbering is stripped from the start of a sentence: in a contract they are the most "central"
 lines (they name the document's topics) yet say nothing on their own.
@@ -166,9 +166,9 @@ class AbstractiveSummarizer:
 #: Weight of relevance against redundancy in maximal marginal relevance.
 MMR_LAMBDA = 0.7
 #: Early sentences get a mild bonus that fades with position: most documents state their point up
-#: front. (Chosen when sentences were scored against the centroid of their embeddings, on all of
-#: SciTLDR dev: ROUGE-L 26.1 without it, 27.2 with 0.1, 27.1 with 0.2; against the document's
-#: embedding, on the dev half alone, 30.8 to 31.0 for any weight from 0 to 0.15, so it was kept.)
+#: front. (On SciTLDR dev, ROUGE-L 26.1 without it, 27.2 with 0.1, 27.1 with 0.2. A TextRank-style
+#: centrality term added nothing over closeness to the centroid, which it nearly equals for
+#: unit-length embeddings, so it was dropped.)
 POSITION_WEIGHT = 0.1
 DEFAULT_SENTENCES = 3
 
@@ -218,24 +218,16 @@ def summary_candidates(sentences: Sequence[str]) -> list[str]:
     return kept or [s for s in stripped if s] or list(sentences)
 
 
-def sentence_scores(vectors: torch.Tensor, centre: torch.Tensor | None = None) -> torch.Tensor:
-    """Salience of each sentence (higher is more central), from unit-length embeddings: closeness to
-    ``centre``, the document's own embedding (:meth:`ExtractiveSummarizer.document_centres`), or
-    without one to the centroid of the sentence embeddings.
+def sentence_scores(vectors: torch.Tensor) -> torch.Tensor:
+    """Salience of each sentence (higher is more central), from unit-length embeddings.
 
-    Why the document's embedding: a centroid counts every sentence once, so in a scientific
-    abstract the background sentences and "our code is available at ..." pull the centre as hard
-    as the sentence that states the contribution; the encoder reading the sentences together weighs
-    them by what they say. On the dev half of SciTLDR the one sentence picked scored ROUGE-L 30.8
-    against the document's embedding and 27.2 against the centroid (the centroid alone, without the
-    position bonus, 26.7; ops/eval/summarize_scitldr.py).
+    Closeness to the centroid costs O(sentences), so a 100-page document is scored whole, in one
+    pass, rather than in chunks: nothing about it needs to fit a model window.
     """
     n = vectors.shape[0]
-    if centre is None:
-        centre = vectors.mean(0)
-    centre = torch.nn.functional.normalize(centre, dim=0)
+    centroid = torch.nn.functional.normalize(vectors.mean(0), dim=0)
     position = 1.0 / torch.sqrt(torch.arange(1, n + 1, dtype=vectors.dtype))
-    return vectors @ centre + POSITION_WEIGHT * position
+    return vectors @ centroid + POSITION_WEIGHT * position
 
 
 def mmr_select(vectors: torch.Tensor, scores: torch.Tensor, k: int, lam: float = MMR_LAMBDA) -> list[int]:
@@ -263,20 +255,6 @@ class ExtractiveSummarizer:
         self.model_revision = encoder.revision
         self.runtime = encoder.runtime
         self.max_chars = max_chars
-        self._count = bounded_counter(encoder.count_tokens, window_chars(encoder.max_length))
-
-    def document_centres(self, per_doc: Sequence[Sequence[str]]) -> list[torch.Tensor]:
-        """Each document's embedding: its sentences packed into windows of the encoder (all of them,
-        so a 100-page document is read whole), embedded, and averaged (zeros for no sentence)."""
-        budget = self.encoder.max_length - 2
-        chunks = [pack(sents, self._count, budget) for sents in per_doc]
-        flat = [c for cs in chunks for c in cs]
-        vectors = self.encoder.encode(flat) if flat else torch.empty(0)
-        centres, at = [], 0
-        for cs in chunks:
-            centres.append(vectors[at : at + len(cs)].mean(0) if cs else torch.zeros(self.encoder.hidden_size))
-            at += len(cs)
-        return centres
 
     def run(self, texts: Sequence[str], params: SummarizeParams) -> list[Outcome]:
         try:
@@ -294,16 +272,15 @@ class ExtractiveSummarizer:
             analysed.append(n)
         flat = [s for sents in per_doc for s in sents]
         vectors = self.encoder.encode(flat) if flat else torch.empty(0)
-        centres = self.document_centres(per_doc)
         outcomes: list[Outcome] = []
         offset = 0
-        for sents, n, text, centre in zip(per_doc, analysed, texts, centres, strict=True):
+        for sents, n, text in zip(per_doc, analysed, texts, strict=True):
             if not sents:
                 outcomes.append(DocumentError("empty_document", "document has no text to summarise"))
                 continue
             doc_vectors = vectors[offset : offset + len(sents)]
             offset += len(sents)
-            chosen = mmr_select(doc_vectors, sentence_scores(doc_vectors, centre), k)
+            chosen = mmr_select(doc_vectors, sentence_scores(doc_vectors), k)
             # the whole document is scored in one pass (see sentence_scores): one chunk
             outcomes.append(_coverage({"summary": " ".join(sents[i] for i in chosen), "engine": self.engine,
                                        "chunks": 1}, n, len(text)))
