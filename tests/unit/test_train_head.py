@@ -111,7 +111,7 @@ def test_multi_label_training_stores_calibrated_thresholds(tmp_path: Path, encod
                                       "learning_rate": 1e-3, "holdout": 0.0, "multi_label": True})
     assert spec == "tos@1" and isinstance(outcome, dict), outcome
     thresholds = outcome["thresholds"]
-    assert set(thresholds) == {"billing", "legal"} and all(0.05 <= t <= 0.95 for t in thresholds.values())
+    assert set(thresholds) == {"billing", "legal"} and all(0 < t < 1 for t in thresholds.values())
     assert outcome["metrics"]["calibrated_on"] > 0
     assert outcome["metrics"]["trained_on"] + outcome["metrics"]["calibrated_on"] == len(rows)
     stored = json.loads((tmp_path / "models" / "tos" / "1" / model_store.HEAD).read_text())

@@ -18,8 +18,6 @@ from docqueue.train_examples import Example
 #: A label gets a threshold of its own only with at least this many positives in the calibration slice;
 #: with fewer, one F1-optimal cut-off would follow a single example, so it shares the global threshold.
 MIN_LABEL_POSITIVES = 4
-#: Candidate thresholds are bounded: below 0.05 a label fires on noise, above 0.95 it hardly ever can.
-THRESHOLD_RANGE = (0.05, 0.95)
 
 
 def targets(examples: Sequence[Example], labels: Sequence[str], multi_label: bool) -> torch.Tensor:
@@ -61,30 +59,39 @@ def _f1_counts(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / max(1, 2 * tp + fp + fn)
 
 
+def _best_cut(p: torch.Tensor, t: torch.Tensor) -> float | None:
+    """The threshold maximising F1 of the decisions ``p >= threshold`` against ``t`` (None without a
+    positive). Candidates lie midway between adjacent distinct scores, so none sits on the very score
+    of one example (it would flip with any change of the model); among cuts of equal F1, the middle one."""
+    positives = int((t > 0).sum())
+    if positives == 0 or p.numel() == 0:
+        return None
+    scores, order = torch.sort(p.flatten().double(), descending=True)
+    tp = torch.cumsum((t.flatten()[order] > 0).double(), 0)
+    taken = torch.arange(1, len(scores) + 1, dtype=torch.float64)
+    f1 = 2 * tp / (taken + positives)  # 2tp / (2tp + fp + fn), fp + fn = taken - tp + positives - tp
+    boundary = torch.ones(len(scores), dtype=torch.bool)
+    boundary[:-1] = scores[:-1] > scores[1:]  # a cut after k scores only where the next one is lower
+    f1[~boundary] = -1.0
+    tied = torch.nonzero(f1 >= f1.max() - 1e-12).flatten()
+    k = int(tied[len(tied) // 2])
+    below = float(scores[k + 1]) if k + 1 < len(scores) else 0.0
+    return round((float(scores[k]) + below) / 2, 6)
+
+
 def choose_thresholds(probs: torch.Tensor, y: torch.Tensor) -> tuple[float, list[float]]:
-    """(global threshold, one per label) maximising F1 on a calibration slice.
+    """(global threshold, one per label) maximising F1 on a calibration slice (examples x labels).
 
     The global threshold maximises micro-F1 over every (example, label) decision; a label with at
     least :data:`MIN_LABEL_POSITIVES` positives gets the threshold that maximises its own F1, the others
-    the global one. Among cut-offs of equal F1 the midpoint of the tied range is taken (a threshold on
-    the very score of one example would flip with any change of the model). An example whose scores all
-    stay below their thresholds gets no label, which multi-label data allows."""
-    lo, hi = THRESHOLD_RANGE
-    grid = [lo + (hi - lo) * k / 90 for k in range(91)]
-
-    def best(p: torch.Tensor, t: torch.Tensor) -> float:
-        scores = []
-        for g in grid:
-            pred = p >= g
-            tp = int((pred & (t > 0)).sum())
-            scores.append(_f1_counts(tp, int(pred.sum()) - tp, int((t > 0).sum()) - tp))
-        top = max(scores)
-        tied = [g for g, s in zip(grid, scores, strict=True) if s >= top - 1e-12]
-        return round((tied[0] + tied[-1]) / 2, 4)
-
-    overall = best(probs.flatten(), y.flatten()) if y.sum() > 0 else 0.5
-    per_label = [best(probs[:, k], y[:, k]) if int(y[:, k].sum()) >= MIN_LABEL_POSITIVES else overall
-                 for k in range(y.shape[1])]
+    the global one. An example whose scores all stay below their thresholds gets no label, which
+    multi-label data allows. A slice without any positive leaves 0.5."""
+    overall = _best_cut(probs, y)
+    overall = 0.5 if overall is None else overall
+    per_label = []
+    for k in range(y.shape[1]):
+        own = _best_cut(probs[:, k], y[:, k]) if int(y[:, k].sum()) >= MIN_LABEL_POSITIVES else None
+        per_label.append(overall if own is None else own)
     return overall, per_label
 
 
