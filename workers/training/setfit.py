@@ -48,15 +48,15 @@ class TrainParams:
     """What ``docqueue train classify`` lets a user choose (the message's ``params``)."""
 
     epochs: int = 1
-    iterations: int = 5  # SetFit's num_iterations: pairs per example and epoch = 2 x iterations
+    iterations: int = 0  # SetFit's num_iterations: pairs per example and epoch = 2 x iterations (0: no pairs)
     batch_size: int = 16
-    learning_rate: float = 2e-5
+    learning_rate: float = 5e-5
     max_tokens: int = 128  # tokens of each example the contrastive phase reads
     holdout: float = 0.2  # share of the examples kept apart for the card's metrics
     seed: int = 0
     multi_label: bool = False
     threshold: float | None = None  # multi-label: None = per-label thresholds chosen on a calibration slice
-    end_to_end_epochs: int = 0  # SetFit's second phase: encoder and head trained together on the labels
+    end_to_end_epochs: int = 3  # SetFit's second phase: encoder and head trained together on the labels
 
     @classmethod
     def parse(cls, params: dict[str, Any]) -> TrainParams:
