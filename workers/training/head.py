@@ -76,7 +76,7 @@ def _best_cut(p: torch.Tensor, t: torch.Tensor) -> float | None:
     tied = torch.nonzero(f1 >= f1.max() - 1e-12).flatten()
     k = int(tied[len(tied) // 2])
     below = float(scores[k + 1]) if k + 1 < len(scores) else 0.0
-    return round((float(scores[k]) + below) / 2, 6)
+    return round((float(scores[k]) + below) / 2, 4)  # to the 4 decimals results show scores with
 
 
 def choose_thresholds(probs: torch.Tensor, y: torch.Tensor) -> tuple[float, list[float]]:
