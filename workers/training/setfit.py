@@ -1,4 +1,6 @@
-"""SetFit-style training: contrastive fine-tuning of a sentence encoder, then a linear head.
+"""SetFit-style training: optional contrastive fine-tuning of a sentence encoder, a linear head, then
+encoder and head trained together on the labels (SetFit's end-to-end second phase; the default, with
+no pair phase: on LEDGAR it matched the pair phase's figure for fewer encoder passes, docs/tasks/train.md).
 
 Why this and not the ``setfit`` package or ``SentenceTransformerTrainer``: both train through
 ``datasets``/``accelerate`` (pyarrow and friends, none of them in this venv) and pool however the saved
@@ -7,7 +9,8 @@ sentence-transformers config says; docqueue serves embeddings with its own windo
 the same mean pooling, and fitting the head on embeddings made *by the serving encoder*, means the
 model that is measured on the held-out split is exactly the model that classifies later. The method is
 SetFit's (Tunstall et al., 2022): pairs of examples with the same label(s) are pulled together, pairs
-with different ones pushed apart (cosine-similarity loss), then a logistic-regression head.
+with different ones pushed apart (cosine-similarity loss), then a logistic-regression head, which the
+end-to-end phase starts from.
 
 Pure: examples and parameters in, a model folder and its metrics out; progress goes to a callback.
 """
