@@ -54,18 +54,22 @@ def train_group() -> None:
 @_opt("--base-revision", "BASE_REVISION", "Revision of --base (a hub model).", default=None)
 @_opt("--epochs", "EPOCHS", "Passes over freshly sampled example pairs.", type=click.IntRange(1, 100), default=1,
       show_default=True)
-@_opt("--iterations", "ITERATIONS", "Pairs per example and epoch: 2 x this (SetFit's num_iterations).",
-      type=click.IntRange(1, 100), default=5, show_default=True)
-@_opt("--batch-size", "BATCH_SIZE", "Pairs per training step.", type=click.IntRange(2, 1024), default=16,
-      show_default=True)
+@_opt("--iterations", "ITERATIONS", "Pairs per example and epoch: 2 x this (SetFit's num_iterations); 0 skips "
+      "the pair phase.", type=click.IntRange(0, 100), default=0, show_default=True)
+@_opt("--end-to-end-epochs", "END_TO_END_EPOCHS", "Passes over the examples training the encoder and the head "
+      "together on the labels, after the head's first fit (SetFit's second phase); 0 skips it.",
+      type=click.IntRange(0, 100), default=3, show_default=True)
+@_opt("--batch-size", "BATCH_SIZE", "Pairs (end to end: examples) per training step.", type=click.IntRange(2, 1024),
+      default=16, show_default=True)
 @_opt("--learning-rate", "LEARNING_RATE", "AdamW learning rate of the encoder.",
-      type=click.FloatRange(0, 1, min_open=True, max_open=True), default=2e-5, show_default=True)
+      type=click.FloatRange(0, 1, min_open=True, max_open=True), default=5e-5, show_default=True)
 @_opt("--max-tokens", "MAX_TOKENS", "Tokens of each example the pair training reads.",
       type=click.IntRange(8, 512), default=128, show_default=True)
 @_opt("--holdout", "HOLDOUT", "Share of each label's examples kept apart to measure the model (its card's "
       "metrics).", type=click.FloatRange(0, 0.9, max_open=True), default=0.2, show_default=True)
-@_opt("--threshold", "THRESHOLD", "Multi-label: score at which a label applies.",
-      type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5, show_default=True)
+@_opt("--threshold", "THRESHOLD", "Multi-label: one score at which every label applies [default: one per label, "
+      "chosen on a quarter of the training examples kept out of training].",
+      type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
 @_opt("--seed", "SEED", "Seed of the split and the pair sampling.", type=int, default=0, show_default=True)
 @_opt("--wait", "WAIT", "Wait for the job, printing its progress, and exit 1 if it failed.", is_flag=True)
 @_opt("--timeout", "TIMEOUT", "With --wait: give up waiting after this many seconds (the job goes on).",
@@ -74,8 +78,9 @@ def train_group() -> None:
 @pass_ctx
 def train_classify(obj: Context, name: str, examples: Path, text_field: str, label_field: str,
                    labels_field: str | None, base: str | None, base_revision: str | None, epochs: int,
-                   iterations: int, batch_size: int, learning_rate: float, max_tokens: int, holdout: float,
-                   threshold: float, seed: int, wait: bool, timeout: float, as_json: bool) -> None:
+                   iterations: int, end_to_end_epochs: int, batch_size: int, learning_rate: float, max_tokens: int,
+                   holdout: float, threshold: float | None, seed: int, wait: bool, timeout: float,
+                   as_json: bool) -> None:
     """Fine-tune a sentence encoder and a classification head on labelled examples (SetFit-style)
     into the model store as NAME@VERSION."""
     try:
@@ -87,8 +92,9 @@ def train_classify(obj: Context, name: str, examples: Path, text_field: str, lab
     data = train_examples.canonical(rows)
     params: dict[str, Any] = {
         "kind": "classify", "name": name, "base": base or obj.settings.classify_model, "epochs": epochs,
-        "iterations": iterations, "batch_size": batch_size, "learning_rate": learning_rate, "max_tokens": max_tokens,
-        "holdout": holdout, "seed": seed, "multi_label": labels_field is not None, "threshold": threshold}
+        "iterations": iterations, "end_to_end_epochs": end_to_end_epochs, "batch_size": batch_size,
+        "learning_rate": learning_rate, "max_tokens": max_tokens, "holdout": holdout, "seed": seed,
+        "multi_label": labels_field is not None, "threshold": threshold}
     if base_revision:
         params["base_revision"] = base_revision
     doc = LoadedDocument(source=str(examples), text=data, sha256=train_examples.sha256(data),

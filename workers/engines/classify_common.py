@@ -48,10 +48,11 @@ def check_engine(requested: str, kind: str, model_id: str) -> None:
                             f"asked for {requested!r}; name a suitable model with --model")
 
 
-def classification(labels: Sequence[str], scores: Sequence[float], *, multi_label: bool, threshold: float,
-                   engine: str) -> dict[str, Any]:
+def classification(labels: Sequence[str], scores: Sequence[float], *, multi_label: bool,
+                   threshold: float | Sequence[float], engine: str) -> dict[str, Any]:
     """The result of one document: the top label, every label at or above the threshold
-    (multi-label; just the top one otherwise) and every label's score.
+    (multi-label; just the top one otherwise; ``threshold`` may be one per label, in their order,
+    as a trained model's calibrated ones are) and every label's score.
 
     ``scores`` keeps the order of ``labels`` (as the submission gave them, or the model's own), not
     best first: a CSV or dataframe of many results then has the same columns in the same order, and
@@ -59,7 +60,8 @@ def classification(labels: Sequence[str], scores: Sequence[float], *, multi_labe
     rounded = {label: round(float(s), 4) for label, s in zip(labels, scores, strict=True)}
     top = max(rounded, key=lambda k: rounded[k])
     if multi_label:
-        chosen = sorted((k for k, v in rounded.items() if v >= threshold), key=lambda k: -rounded[k])
+        cut = [float(threshold)] * len(labels) if isinstance(threshold, int | float) else list(threshold)
+        chosen = sorted((k for k, c in zip(rounded, cut, strict=True) if rounded[k] >= c), key=lambda k: -rounded[k])
     else:
         chosen = [top]
     return {"label": top, "labels": chosen, "scores": rounded, "engine": engine}

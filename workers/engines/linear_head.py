@@ -19,6 +19,13 @@ class Head:
     bias: torch.Tensor
     multi_label: bool
     threshold: float = 0.5
+    #: multi-label: one threshold per label (in the order of ``labels``), chosen at training time on a
+    #: calibration slice; None (versions trained before they existed): ``threshold`` for every label
+    thresholds: list[float] | None = None
+
+    def cutoffs(self) -> list[float]:
+        """The score at which each label applies (multi-label)."""
+        return list(self.thresholds) if self.thresholds is not None else [self.threshold] * len(self.labels)
 
     def probabilities(self, embeddings: torch.Tensor) -> torch.Tensor:
         logits = embeddings @ self.weight.T + self.bias
@@ -27,15 +34,20 @@ class Head:
     def predict(self, embeddings: torch.Tensor) -> list[list[str]]:
         probs = self.probabilities(embeddings)
         if self.multi_label:
-            return [[self.labels[k] for k in range(len(self.labels)) if row[k] >= self.threshold] for row in probs]
+            cut = self.cutoffs()
+            return [[self.labels[k] for k in range(len(self.labels)) if row[k] >= cut[k]] for row in probs]
         return [[self.labels[int(row.argmax())]] for row in probs]
 
     def to_json(self) -> dict[str, Any]:
-        return {"labels": self.labels, "multi_label": self.multi_label, "threshold": self.threshold,
+        data = {"labels": self.labels, "multi_label": self.multi_label, "threshold": self.threshold,
                 "weight": self.weight.tolist(), "bias": self.bias.tolist()}
+        if self.thresholds is not None:
+            data["thresholds"] = self.thresholds
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Head:
         return cls([str(x) for x in data["labels"]], torch.tensor(data["weight"], dtype=torch.float32),
                    torch.tensor(data["bias"], dtype=torch.float32), bool(data["multi_label"]),
-                   float(data.get("threshold", 0.5)))
+                   float(data.get("threshold", 0.5)),
+                   [float(t) for t in data["thresholds"]] if data.get("thresholds") is not None else None)

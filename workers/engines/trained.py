@@ -38,7 +38,8 @@ class TrainedClassifier:
             return outcomes
         probs = self.head.probabilities(self.encoder.encode([texts[i] for i in live]))
         multi = p.multi_label or self.head.multi_label
-        threshold = p.threshold if "threshold" in p.model_fields_set else self.head.threshold
+        # a submission's own --threshold wins over the ones the training chose (per label, calibrated)
+        threshold = p.threshold if "threshold" in p.model_fields_set else self.head.cutoffs()
         for j, i in enumerate(live):
             outcomes[i] = classification(self.head.labels, probs[j].tolist(), multi_label=multi, threshold=threshold,
                                          engine=self.kind)
