@@ -180,21 +180,27 @@ def evaluate(embedded: list[Embedded], scorer: PrototypeScorer, mode: str) -> di
     gold = {(c.name, cat): c.gold[cat] for c in contracts for cat in CATEGORIES}
     precisions, recalls = pr_curve(curve_preds, gold)
     per_category = {}
+    pooled = [0, 0, 0]  # tp, fp, fn over every category at the engine's thresholds
     for cat in CATEGORIES:
         tp = fp = fn = 0
         for contract, result in results:
             preds = list(dict.fromkeys(x["text"] for x in result["clauses"] if x["category"] == cat))
             a, b, c = counts(contract.gold[cat], preds, cat)
             tp, fp, fn = tp + a, fp + b, fn + c
+        pooled = [pooled[0] + tp, pooled[1] + fp, pooled[2] + fn]
         p_c, r_c = pr_curve(curve_preds, gold, [cat])
         per_category[cat] = {"gold": tp + fn, "precision": tp / (tp + fp) if tp + fp else float("nan"),
                              "recall": tp / (tp + fn) if tp + fn else float("nan"), "aupr": aupr(p_c, r_c)}
     risk_counts = risk_scores(results)
+    tp, fp, fn = pooled
+    at_thresholds = {"tp": tp, "fp": fp, "fn": fn, "precision": tp / (tp + fp) if tp + fp else float("nan"),
+                     "recall": tp / (tp + fn) if tp + fn else float("nan"),
+                     "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")}
     return {"contracts": len(contracts), "calibration": mode, "aupr": aupr(precisions, recalls),
             "precision_at_80_recall": precision_at_recall(precisions, recalls, 0.8),
             "precision_at_90_recall": precision_at_recall(precisions, recalls, 0.9),
-            "max_recall": max(recalls), "per_category": per_category, "fields": field_scores(results),
-            "risks": risk_counts}
+            "max_recall": max(recalls), "at_thresholds": at_thresholds, "per_category": per_category,
+            "fields": field_scores(results), "risks": risk_counts}
 
 
 def main() -> None:
@@ -224,6 +230,9 @@ def main() -> None:
     for cat, m in report["per_category"].items():
         print(f"{cat:40s} {m['gold']:4d} {m['precision']:5.2f} {m['recall']:5.2f} {m['aupr']:5.2f}")
     print("fields: " + ", ".join(f"{k} {v['accuracy']:.2f} (n={v['n']})" for k, v in report["fields"].items()))
+    t = report["at_thresholds"]
+    print(f"at the engine's thresholds, all categories: precision {t['precision']:.3f} recall {t['recall']:.3f} "
+          f"F1 {t['f1']:.3f} (tp {t['tp']}, fp {t['fp']}, fn {t['fn']})")
     print(f"parties name recall {report['fields']['parties']['name_recall']:.2f}")
     print("risks vs CUAD labels (contract level): " + ", ".join(
         f"{k} P {v['precision']:.2f} R {v['recall']:.2f} acc {v['accuracy']:.2f} ({v['flagged']}/{v['gold']})"
