@@ -1,7 +1,7 @@
-"""LLM throughput: docqueue's engine against the same model in-process, in docs/s and generated tokens/s.
+"""LLM throughput: docqueue against the same model in-process, in docs/s and generated tokens/s.
 
-Three ways to write one short summary ("TL;DR") per document with one causal LM, all greedy, the same
-prompts and the same max new tokens, measured in one run on one device:
+Ways to write one short summary ("TL;DR") per document with one causal LM, all greedy, the same
+documents, prompts and max new tokens, measured in one run on one device:
 
 - ``raw-static``: ``model.generate`` on left-padded static batches of ``--batch`` prompts;
 - ``raw-continuous``: transformers' continuous batching (``model.generate_batch``, paged KV cache);
@@ -9,16 +9,28 @@ prompts and the same max new tokens, measured in one run on one device:
   rendered, windows, token-budget static batches, provenance);
 - ``docqueue`` (with ``--e2e``): ``docqueue submit summarize --engine llm --wait`` against one real
   worker process (``--pool solo``) on Redis (``REDIS_URL``) and a fresh SQLite database, after a
-  one-document warm-up that loads the model: files read, jobs stored, messages, results written.
+  one-document warm-up that loads the model: files read, jobs stored, micro-batched messages
+  (the default ``DOCQUEUE_BATCH_MAX_DOCS``/``_MAX_TOKENS``), results written, ``--wait`` polling;
+- ``one-task-per-doc`` (with ``--e2e``): the same, the same worker settings otherwise, a fresh
+  worker and database, with micro-batching off: ``DOCQUEUE_BATCH_MAX_DOCS=1`` makes the producer
+  (``producer.batching.plan_batches``) publish one Celery message per document, and the worker's
+  gatherer (``workers.gather``) pull nothing more into a message that already holds one document;
+  ``DOCQUEUE_BATCH_GATHER_MS=0`` as well. So every document is its own Celery task, its own
+  transaction and its own ``engine.run`` of one text: one ``generate`` call of batch size 1 per
+  window (``windows`` in the row; with ``--tiny`` every document is one window, ``windows`` equals
+  ``docs``). This is the naive use of Celery, one task per document. ``celery_tasks`` counts the
+  timed part's "succeeded" lines in the worker's log.
 
-"raw" is the better of the first two; the ratio engine/raw is the number that matters (the worker's
+"raw" is the better of the first two; the ratios to raw are the numbers that matter (the worker's
 own overhead is measured for every engine by ops/bench/throughput.py). Usage::
 
     python ops/bench/llm.py --model /path/to/model [--docs 64] [--new-tokens 32] [--device cuda]
     python ops/bench/llm.py --tiny       # builds the tiny random Llama chat model of the tests first
+    REDIS_URL=redis://127.0.0.1:6379/13 python ops/bench/llm.py --tiny --docs 48 --e2e
 
-On a GPU run it as a prepared script: ``python ops/bench/llm.py --model Qwen/Qwen2.5-0.5B-Instruct
---device cuda --docs 256`` (the model must be in the HF cache; nothing is downloaded by this script).
+On a GPU run it as a prepared script: ``REDIS_URL=redis://127.0.0.1:6379/0 python ops/bench/llm.py
+--model Qwen/Qwen2.5-0.5B-Instruct --device cuda --docs 256 --e2e`` (the model must be in the HF
+cache; nothing is downloaded by this script).
 """
 
 from __future__ import annotations
@@ -52,13 +64,15 @@ def _timed(label: str, docs: int, fn: Any) -> dict[str, Any]:
             "generated_tokens": generated, "generated_tokens_per_s": round(generated / seconds, 1)}
 
 
-def _end_to_end(spec: str, docs: list[str], new_tokens: int, device: str) -> dict[str, Any]:
-    """``submit --wait`` of every document against one real worker, after a warm-up document."""
+def _end_to_end(way: str, spec: str, docs: list[str], new_tokens: int, device: str,
+                settings: dict[str, str]) -> dict[str, Any]:
+    """``submit --wait`` of every document against one fresh worker and database, after a warm-up
+    document; ``settings`` (``DOCQUEUE_*``) go to both the producer and the worker."""
     import subprocess
 
     from tests.helpers import ROOT, cli, results_jsonl
 
-    work = Path(tempfile.mkdtemp())
+    work = Path(tempfile.mkdtemp(prefix=f"llmbench-{way}-"))
     inbox, warm = work / "inbox", work / "warm"
     inbox.mkdir()
     warm.mkdir()
@@ -69,24 +83,41 @@ def _end_to_end(spec: str, docs: list[str], new_tokens: int, device: str) -> dic
     env.update({"REDIS_URL": os.environ["REDIS_URL"],
                 "DATABASE_URL": f"sqlite:///{work / 'docqueue.db'}", "DOCQUEUE_DATA_DIR": str(work / "data"),
                 "DOCQUEUE_LLM_MODEL": spec, "DOCQUEUE_SUMMARIZE_ENGINE": "llm", "DOCQUEUE_DEVICE": device,
-                "DOCQUEUE_LLM_MAX_NEW_TOKENS": json.dumps({"summarize": new_tokens}), "HF_HUB_OFFLINE": "1"})
-    log = (work / "worker.log").open("ab")
+                "DOCQUEUE_LLM_MAX_NEW_TOKENS": json.dumps({"summarize": new_tokens}), "HF_HUB_OFFLINE": "1",
+                **settings})
+    log_path = work / "worker.log"
+    log = log_path.open("ab")
     worker = subprocess.Popen([sys.executable, "-m", "workers", "--queues", "summarize", "--pool", "solo"],
                               env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    rows: list[dict[str, Any]] = []
     try:
         submit = ("submit", "summarize", "--engine", "llm", "--style", "tldr", "--max-new-tokens", str(new_tokens),
                   "--wait", "--timeout", "3600", "--json")
         cli(env, submit[0], submit[1], str(warm), *submit[2:], timeout=3600)  # loads the model
+        log.flush()
+        warm_log = log_path.stat().st_size
 
         def run() -> int:
             batch = json.loads(cli(env, submit[0], submit[1], str(inbox), *submit[2:], timeout=3600).stdout)["batch"]
-            rows = results_jsonl(env, batch)
+            rows.extend(results_jsonl(env, batch))
             return sum(int(r["result"]["llm"]["completion_tokens"]) for r in rows if r["status"] == "succeeded")
 
-        return _timed("docqueue", len(docs), run)
+        result = _timed(way, len(docs), run)
     finally:
         worker.terminate()
-        worker.wait(60)
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        log.close()
+    with log_path.open("rb") as f:
+        f.seek(warm_log)
+        tasks = f.read().count(b"] succeeded in ")
+    ok = [r for r in rows if r["status"] == "succeeded"]
+    result.update({"succeeded": len(ok), "windows": sum(int(r["result"].get("chunks", 1)) for r in ok),
+                   "celery_tasks": tasks, "settings": settings})
+    return result
 
 
 def main() -> int:
@@ -163,15 +194,19 @@ def main() -> int:
 
     results.append(_timed("engine", len(docs), through_engine))
     if args.e2e:
-        results.append(_end_to_end(spec, docs, args.new_tokens, args.device))
+        micro = {"DOCQUEUE_BATCH_MAX_DOCS": "1", "DOCQUEUE_BATCH_GATHER_MS": "0"}
+        results.append(_end_to_end("docqueue", spec, docs, args.new_tokens, args.device, {}))
+        results.append(_end_to_end("one-task-per-doc", spec, docs, args.new_tokens, args.device, micro))
     raw = max((r for r in results if r["way"].startswith("raw") and "docs_per_s" in r), key=lambda r: r["docs_per_s"])
-    eng = next(r for r in results if r["way"] == "engine")
-    summary = {"model": spec, "device": str(model.device), "docs": len(docs), "new_tokens": args.new_tokens,
-               "results": results, "raw_best": raw["way"],
-               "engine_vs_raw_docs_per_s": round(eng["docs_per_s"] / raw["docs_per_s"], 3)}
-    e2e = next((r for r in results if r["way"] == "docqueue"), None)
-    if e2e:
-        summary["docqueue_vs_raw_docs_per_s"] = round(e2e["docs_per_s"] / raw["docs_per_s"], 3)
+    summary: dict[str, Any] = {"model": spec, "device": str(model.device), "docs": len(docs),
+                               "new_tokens": args.new_tokens, "results": results, "raw_best": raw["way"]}
+    for r in results:
+        if not r["way"].startswith("raw") and "docs_per_s" in r:
+            key = r["way"].replace("-", "_")
+            summary[f"{key}_vs_raw_docs_per_s"] = round(r["docs_per_s"] / raw["docs_per_s"], 3)
+            if raw["generated_tokens_per_s"]:
+                summary[f"{key}_vs_raw_tokens_per_s"] = round(
+                    r["generated_tokens_per_s"] / raw["generated_tokens_per_s"], 3)
     print(json.dumps(summary, indent=2))
     return 0
 
