@@ -80,7 +80,13 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     app = create_app(settings, queues=runnable, refused=refused, device=str(resolve_device(settings.device)),
                      processes=processes)
     if options.pool == "solo":
-        preload_models(settings)  # no fork: load in this very process
+        from docqueue.errors import DocumentError
+
+        try:
+            preload_models(settings)  # no fork: load in this very process
+        except DocumentError as e:  # a model that passed the start checks but cannot load: one line, no traceback
+            print(f"docqueue worker: cannot load a model of {','.join(runnable)} ({e.kind}): {e}", file=sys.stderr)
+            return 1
     if uid:
         celery_args = ["--uid", uid, *(["--gid", gid] if gid else []), *celery_args]
     # the start-up banner is not a log line (--quiet is an option of `celery`, before the subcommand)

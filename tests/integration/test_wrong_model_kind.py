@@ -1,6 +1,7 @@
-"""A worker whose configured model is of the wrong kind (a chat model for review, which has no llm
-engine yet) refuses the queue at start, with the
-``wrong_model_kind`` reason, and ``submit`` repeats it (one real worker process)."""
+"""A worker whose configured model is of the wrong kind (a seq2seq model for review: no review engine
+takes an encoder-decoder) refuses the queue at start, with the ``wrong_model_kind`` reason, and
+``submit`` repeats it (one real worker process). A causal LM for review is no longer wrong: the llm
+engine takes it (tests/integration/test_llm_worker.py)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from tests.helpers import cli
 pytestmark = pytest.mark.integration
 
 
-def test_a_chat_model_configured_for_review_is_refused_at_start(clean_redis: str, sqlite_url: str,
-                                                                  tmp_path: Path, start_worker: Any) -> None:
-    chat = tmp_path / "llama-chat"
-    chat.mkdir()
-    (chat / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
-    env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_REVIEW_MODEL=str(chat))
+def test_a_seq2seq_model_configured_for_review_is_refused_at_start(clean_redis: str, sqlite_url: str,
+                                                                     tmp_path: Path, start_worker: Any) -> None:
+    model = tmp_path / "bart"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"architectures": ["BartForConditionalGeneration"],
+                                                   "model_type": "bart", "is_encoder_decoder": True}))
+    env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_REVIEW_MODEL=str(model))
     worker = start_worker(env, queues="review", wait=False)
     assert worker.proc.wait(120) == 2  # its only queue refused: nothing left to consume
 
@@ -29,4 +31,20 @@ def test_a_chat_model_configured_for_review_is_refused_at_start(clean_redis: str
     doc.write_text("The buyer shall pay the invoice within thirty days.")
     refused = cli(env, "submit", "review", str(doc), "--require-worker", check=False)
     assert refused.returncode == 3, refused.stderr
-    assert "wrong_model_kind" in refused.stderr and "causal LM" in refused.stderr and str(chat) in refused.stderr
+    assert "wrong_model_kind" in refused.stderr and "seq2seq" in refused.stderr and str(model) in refused.stderr
+
+
+def test_a_configured_model_that_cannot_load_ends_the_worker_with_one_line(clean_redis: str, sqlite_url: str,
+                                                                          tmp_path: Path, start_worker: Any) -> None:
+    """A causal LM folder holding a config but no tokenizer or weights passes the start checks (its kind
+    is right) and fails to load: the solo worker ends with status 1 and one line naming the model, not a
+    traceback (it used to print the whole stack)."""
+    chat = tmp_path / "llama-chat"
+    chat.mkdir()
+    (chat / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
+    env = service_env(clean_redis, sqlite_url, tmp_path, DOCQUEUE_REVIEW_MODEL=str(chat))
+    worker = start_worker(env, queues="review", wait=False)
+    assert worker.proc.wait(120) == 1
+    log = worker.log()
+    assert "cannot load a model of review (model_unavailable)" in log and str(chat) in log, log
+    assert "Traceback" not in log, log
