@@ -117,6 +117,18 @@ class CausalLM:
             batches.append(current)
         return batches
 
+    def _left_padded(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask of one static batch, padded on the left (decoder-only models
+        continue from the last position, so every row must end there); observed for the memory guard."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, tokens in enumerate(rows):
+            ids[row, width - len(tokens):] = torch.tensor(tokens, dtype=torch.long)
+            mask[row, width - len(tokens):] = 1
+        observe_inputs({"input_ids": ids, "attention_mask": mask})
+        return ids, mask
+
     @torch.inference_mode()
     def generate(self, prompts: Sequence[list[int]], max_new_tokens: int, deadline: float | None = None,
                  constraint: JsonConstraint | None = None, sampling: Sampling | None = None) -> list[Generation]:
@@ -132,13 +144,7 @@ class CausalLM:
         that exceeds it fails its documents, each with the same clear message)."""
         out: list[Generation | None] = [None] * len(prompts)
         for idx in self._batches([len(p) for p in prompts], max_new_tokens):
-            width = max(len(prompts[i]) for i in idx)
-            ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i], dtype=torch.long)
-                mask[row, width - len(prompts[i]):] = 1
-            observe_inputs({"input_ids": ids, "attention_mask": mask})
+            ids, mask = self._left_padded([prompts[i] for i in idx])
             stopping = [_Deadline(deadline)] if deadline is not None else []
             from transformers import LogitsProcessorList, StoppingCriteriaList
 
@@ -158,7 +164,7 @@ class CausalLM:
                 raise DocumentError("generation_timeout", "generation ran past the per-document time limit "
                                     "(DOCQUEUE_LLM_DOCUMENT_TIMEOUT_S)")
             for row, i in enumerate(idx):
-                new = generated[row, width:].tolist()
+                new = generated[row, ids.shape[1]:].tolist()
                 stop = next((k for k, t in enumerate(new) if t in self.eos_ids), None)
                 tokens = new[:stop] if stop is not None else new
                 out[i] = Generation(str(self.tokenizer.decode(tokens, skip_special_tokens=True)), len(prompts[i]),
@@ -178,13 +184,7 @@ class CausalLM:
         longest = max(len(c) for c in continuations)
         scores = [[0.0] * n for _ in prompts]
         for idx in self._batches([len(p) for p in prompts], n * longest):
-            width = max(len(prompts[i]) for i in idx)
-            ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i], dtype=torch.long)
-                mask[row, width - len(prompts[i]):] = 1
-            observe_inputs({"input_ids": ids, "attention_mask": mask})
+            ids, mask = self._left_padded([prompts[i] for i in idx])
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                              position_ids=positions.to(self.device), use_cache=True)
