@@ -12,12 +12,14 @@ rather than ignored, so a request never runs quietly without a setting it asked 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from docqueue.errors import DocumentError
 from docqueue.storable import text_problem
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 #: The one endpoint a batch line may name.
 CHAT_COMPLETIONS_URL = "/v1/chat/completions"
@@ -146,12 +148,7 @@ def _problem(e: ValidationError) -> str:
 
 def parse_line(record: Any) -> BatchLine:
     """A decoded JSON line as a :class:`BatchLine`; ``invalid_request`` naming the fields at fault."""
-    if not isinstance(record, dict):
-        raise DocumentError("invalid_request", f"a batch line is a JSON object, not {type(record).__name__}")
-    try:
-        return BatchLine.model_validate(record)
-    except ValidationError as e:
-        raise DocumentError("invalid_request", _problem(e)) from None
+    return _validated(BatchLine, record, "a batch line")
 
 
 def parse_request(text: str) -> ChatRequest:
@@ -160,10 +157,15 @@ def parse_request(text: str) -> ChatRequest:
         raw = json.loads(text)
     except ValueError as e:
         raise DocumentError("invalid_request", f"the document is not a JSON request body ({e})") from None
+    return _validated(ChatRequest, raw, "a request body")
+
+
+def _validated(model: type[_Model], raw: Any, what: str) -> _Model:
+    """``raw`` as ``model``, or ``invalid_request`` saying it is not an object or naming the fields at fault."""
     if not isinstance(raw, dict):
-        raise DocumentError("invalid_request", f"a request body is a JSON object, not {type(raw).__name__}")
+        raise DocumentError("invalid_request", f"{what} is a JSON object, not {type(raw).__name__}")
     try:
-        return ChatRequest.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
         raise DocumentError("invalid_request", _problem(e)) from None
 

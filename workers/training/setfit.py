@@ -80,6 +80,13 @@ class TrainParams:
 def split(examples: Sequence[Example], holdout: float, seed: int) -> tuple[list[Example], list[Example]]:
     """(train, held out): per label set, ``holdout`` of its examples kept apart, rounded down, so a
     label seen once is only trained on (the head must know every label)."""
+    return _keep_apart(examples, seed, lambda n: int(n * holdout))
+
+
+def _keep_apart(examples: Sequence[Example], seed: int,
+                count: Callable[[int], int]) -> tuple[list[Example], list[Example]]:
+    """(kept, apart): per label set of ``n`` examples, ``count(n)`` of them drawn at random (seeded,
+    label sets in a fixed order, so a split is the same on every run) and kept apart."""
     groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for i, e in enumerate(examples):
         groups[e.labels].append(i)
@@ -88,7 +95,7 @@ def split(examples: Sequence[Example], holdout: float, seed: int) -> tuple[list[
     for key in sorted(groups):
         idx = groups[key][:]
         rng.shuffle(idx)
-        held.update(idx[: int(len(idx) * holdout)])
+        held.update(idx[: count(len(idx))])
     return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
 
 
@@ -205,17 +212,7 @@ def end_to_end(model: torch.nn.Module, tokenizer: Any, train: Sequence[Example],
 def carve(examples: Sequence[Example], share: float, seed: int) -> tuple[list[Example], list[Example]]:
     """(fit, calibration): like :func:`split`, but every label set of two or more examples gives at least
     one to the calibration slice (rounding down would leave a rare label without any there)."""
-    groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
-    for i, e in enumerate(examples):
-        groups[e.labels].append(i)
-    rng = random.Random(seed)
-    held: set[int] = set()
-    for key in sorted(groups):
-        idx = groups[key][:]
-        rng.shuffle(idx)
-        if len(idx) >= 2:
-            held.update(idx[: max(1, round(len(idx) * share))])
-    return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
+    return _keep_apart(examples, seed, lambda n: max(1, round(n * share)) if n >= 2 else 0)
 
 
 def train(examples: Sequence[Example], params: TrainParams, base: ModelRef, out: Path, device: torch.device,
