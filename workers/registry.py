@@ -11,8 +11,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from docqueue import model_store
 from docqueue.errors import DocumentError, ModelUnavailableError
@@ -29,6 +29,8 @@ from workers.engines.trained import TrainedClassifier
 from workers.loading import LOADERS, build_causal_lm, build_encoder, build_seq2seq, llm_limits
 from workers.metrics import MODEL_LOAD, RESIDENT
 from workers.model_policy import ModelPolicy
+
+_M = TypeVar("_M")
 
 log = logging.getLogger(__name__)
 
@@ -149,16 +151,22 @@ class Registry:
         except model_store.StoreError as e:
             raise DocumentError("model_unavailable", str(e)) from e
 
+    def _shared(self, cache: dict[tuple[str, str | None], _M], build: Callable[[Settings, str, str | None], _M],
+                spec: str, revision: str | None) -> _M:
+        """The model ``(spec, revision)`` from ``cache``, built (and counted as a load) the first time,
+        under the lock so two threads never load the same weights twice."""
+        key = (spec, revision)
+        with self._lock:
+            model = cache.get(key)
+            if model is None:
+                model = cache[key] = build(self.settings, spec, revision)
+                self.loads += 1
+            return model
+
     def encoder(self, spec: str, revision: str | None = None) -> SentenceEncoder:
         """A sentence encoder shared by every engine of this process that names the same model,
         so classify, extractive summaries and contract review hold one copy of MiniLM."""
-        key = (spec, revision)
-        with self._lock:
-            encoder = self._encoders.get(key)
-            if encoder is None:
-                encoder = self._encoders[key] = build_encoder(self.settings, spec, revision)
-                self.loads += 1
-            return encoder
+        return self._shared(self._encoders, build_encoder, spec, revision)
 
     def seq2seq(self, spec: str, revision: str | None = None) -> Seq2SeqModel:
         """A seq2seq model on this process's device (not shared: each engine holds its own)."""
@@ -168,14 +176,8 @@ class Registry:
 
     def llm(self, spec: str, revision: str | None = None) -> CausalLM:
         """A causal LM shared by every task of this process that names it: one copy of the
-        weights serves classify, summarize and translate."""
-        key = (spec, revision)
-        with self._lock:
-            model = self._llms.get(key)
-            if model is None:
-                model = self._llms[key] = build_causal_lm(self.settings, spec, revision)
-                self.loads += 1
-            return model
+        weights serves every llm task."""
+        return self._shared(self._llms, build_causal_lm, spec, revision)
 
     def llm_limits(self) -> Limits:
         """The llm engine's generation limits from this process's settings."""
