@@ -30,9 +30,13 @@ services:
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash ops/demo.sh
 
-# Every tier (unit, integration, e2e, faults: see tests/conftest.py); CI runs this one.
+# Every tier (unit, integration, e2e, faults: see tests/conftest.py); CI runs this one. Most tests
+# wait on real processes (workers starting, Redis/PostgreSQL restarting), so a few pytest-xdist
+# processes overlap those waits even on 2 cores (docs/development-testing.md has the measurements);
+# a whole test file runs in one process, so a file's module fixtures are built once.
+TEST_PROCESSES ?= 3
 test: install services
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 
 # The edit loop: unit and integration tests (docqueue in this process, real Redis/PostgreSQL), no
 # worker processes, no fault injection, no real model loaded in-process. PYTEST_ARGS adds options.

@@ -23,6 +23,11 @@ import psycopg
 import pytest
 import redis
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # make test runs several pytest processes on few cores: torch's intra-op threads in each of them
+    # would only wait on each other (read by torch at import, so set before any test module imports it)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REDIS_HOST = os.environ.get("DOCQUEUE_TEST_REDIS", "redis://127.0.0.1:6379")
 PG_ADMIN_URL = os.environ.get("DOCQUEUE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -279,6 +284,10 @@ _PROCESS_FIXTURES = frozenset({"start_worker", "shared_worker", "shared_model_wo
 _SERVICE_FIXTURES = frozenset({"redis_url", "clean_redis", "pg_url", "database_url"})
 
 
+#: Tiers from the costliest per test to the cheapest (``slow``: a unit test loading a real model).
+_TIER_ORDER = ("faults", "e2e", "slow", "integration", "unit")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Give every test exactly one tier marker, from what it uses, so ``-m`` picks tiers:
 
@@ -287,7 +296,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     - ``integration``: the real Redis/PostgreSQL, in this process;
     - ``unit``: neither.
 
-    ``make test-fast`` runs unit + integration less ``slow`` (real models in this process)."""
+    ``make test-fast`` runs unit + integration less ``slow`` (real models in this process).
+
+    Then the files are put in order of their costliest tier (faults, e2e, a real model in this process,
+    integration, unit), each file kept whole and in place otherwise: under ``make test``'s xdist
+    processes (``--dist loadfile --no-loadscope-reorder``, files handed out in this order) the long
+    process-bound files start first and the many short ones fill the gaps at the end, instead of a
+    fault test starting last and running alone."""
+    rank: dict[str, int] = {}
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if "faults" in Path(str(item.fspath)).relative_to(ROOT).parts:
@@ -299,3 +315,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         else:
             tier = "unit"
         item.add_marker(getattr(pytest.mark, tier))
+        cost = _TIER_ORDER.index("slow" if tier == "unit" and item.get_closest_marker("slow") else tier)
+        rank[str(item.fspath)] = min(rank.get(str(item.fspath), cost), cost)
+    position = {id(item): i for i, item in enumerate(items)}
+    items.sort(key=lambda item: (rank[str(item.fspath)], position[id(item)]))
