@@ -299,7 +299,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``make test-fast`` runs unit + integration less ``slow`` (real models in this process).
 
     Then the files are put in order of their costliest tier (faults, e2e, a real model in this process,
-    integration, unit), each file kept whole and in place otherwise: under ``make test``'s xdist
+    integration, unit), keeping pytest's order otherwise: under ``make test``'s xdist
     processes (``--dist loadfile --no-loadscope-reorder``, files handed out in this order) the long
     process-bound files start first and the many short ones fill the gaps at the end, instead of a
     fault test starting last and running alone."""
