@@ -174,3 +174,13 @@ def start_workers(start_worker: Any, env: dict[str, str], n: int, **kw: Any) -> 
     for w in workers:
         w.wait_ready()
     return workers
+
+
+def nested(levels: int) -> dict:
+    """``{"a": {"a": ...}}``, ``levels`` deep: JSON nested past what a parser or the contract allows."""
+    root: dict = {}
+    node = root
+    for _ in range(levels):
+        node["a"] = {}
+        node = node["a"]
+    return root

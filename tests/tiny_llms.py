@@ -95,3 +95,10 @@ def build_gpt2_base(out: Path) -> Path:
                                bos_token_id=eot, eos_token_id=eot)).save_pretrained(out)
     GenerationConfig(eos_token_id=eot, pad_token_id=eot, max_new_tokens=32, do_sample=False).save_pretrained(out)
     return out
+
+
+def build_all(root: Path) -> dict[str, str]:
+    """The three tiny causal LMs side by side under ``root`` (one folder: one ``model_dirs`` entry),
+    by kind: ``llama`` (ChatML chat), ``gemma`` (another chat template) and ``gpt2`` (a base model)."""
+    return {"llama": str(build_llama_chat(root / "llama-chat")), "gpt2": str(build_gpt2_base(root / "gpt2-base")),
+            "gemma": str(build_gemma_chat(root / "gemma-chat"))}

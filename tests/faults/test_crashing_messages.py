@@ -28,22 +28,13 @@ import redis
 from docqueue.events import STREAM, decode_entry
 from tests.conftest import service_env
 from tests.event_checks import SECRET, Receiver, validate_entry, validate_event
-from tests.helpers import cli, cli_json, migrate_if_postgres, results_jsonl, wait_until
+from tests.helpers import cli, cli_json, migrate_if_postgres, nested, results_jsonl, wait_until
 from tests.integration.test_foreign_publisher import foreign_message
 
 pytestmark = pytest.mark.integration
 
 LABELS = {"labels": ["contract", "invoice"]}
 GOOD_TEXT = "Invoice 991: amount due $120.00, payable within 30 days."
-
-
-def _deep(levels: int) -> dict:
-    root: dict = {}
-    node = root
-    for _ in range(levels):
-        node["a"] = {}
-        node = node["a"]
-    return root
 
 
 def _deep_param_item() -> bytes:
@@ -91,7 +82,7 @@ def test_schema_valid_messages_that_crashed_workers(database_url: str, clean_red
     client = redis.Redis.from_url(clean_redis)
     good = {"id": "good", "text": GOOD_TEXT}
     items = [
-        _inline("deep-metadata", [{"id": "deep", "text": GOOD_TEXT, "metadata": _deep(700)}, good],
+        _inline("deep-metadata", [{"id": "deep", "text": GOOD_TEXT, "metadata": nested(700)}, good],
                 webhook=receiver.url),
         _deep_param_item(),
         _inline("surrogates", [{"id": "in-text", "text": "bad \ud800 text"}, {"id": "bad-\udfff-id", "text": "x"},

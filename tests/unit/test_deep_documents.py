@@ -16,18 +16,10 @@ import pytest
 from docqueue.envelope import PoisonMessage, check_raw
 from docqueue.schema import TaskMessage
 from docqueue.storable import DOCUMENT_MAX_DEPTH, MAX_JSON_DEPTH, json_depth
+from tests.helpers import nested
 from tests.integration.test_foreign_publisher import foreign_message
 
 GOOD = {"id": "good", "text": "Invoice 12: amount due $40."}
-
-
-def _nested(levels: int) -> dict:
-    root: dict = {}
-    node = root
-    for _ in range(levels):
-        node["a"] = {}
-        node = node["a"]
-    return root
 
 
 def _check(kwargs: dict, raw_body: bool = False) -> tuple[dict, list]:
@@ -45,7 +37,7 @@ def _kwargs(*documents: dict, **extra: object) -> dict:
 
 @pytest.mark.parametrize("raw_body", [False, True])
 def test_a_too_deep_document_fails_alone(raw_body: bool) -> None:
-    deep = {"id": "deep", "text": "x", "metadata": _nested(700)}
+    deep = {"id": "deep", "text": "x", "metadata": nested(700)}
     envelope, body = _check(_kwargs(deep, GOOD), raw_body)
     assert json_depth(body) <= MAX_JSON_DEPTH  # what Celery pickles for a prefork child is shallow again
     assert ("body_encoding" in envelope["properties"]) is not raw_body  # the body keeps its encoding
@@ -61,26 +53,26 @@ def test_a_too_deep_document_fails_alone(raw_body: bool) -> None:
 
 def test_the_deepest_accepted_document_is_kept_as_sent() -> None:
     # the document itself, its metadata and the nested objects below: DOCUMENT_MAX_DEPTH in all
-    edge = {"id": "edge", "text": "x", "metadata": _nested(DOCUMENT_MAX_DEPTH - 2)}
+    edge = {"id": "edge", "text": "x", "metadata": nested(DOCUMENT_MAX_DEPTH - 2)}
     assert json_depth(edge) == DOCUMENT_MAX_DEPTH
     sent = foreign_message("docqueue.classify", "classify", _kwargs(edge, GOOD))
     assert check_raw(sent, "classify", 2**24) == json.loads(sent)
-    over = {"id": "over", "text": "x", "metadata": _nested(DOCUMENT_MAX_DEPTH - 1)}
+    over = {"id": "over", "text": "x", "metadata": nested(DOCUMENT_MAX_DEPTH - 1)}
     message = TaskMessage.decode(_check(_kwargs(over, GOOD))[1][1])
     assert [r.kind for r in message.rejected] == ["too_deeply_nested"] and len(message.documents) == 1
 
 
 def test_a_too_deep_document_without_a_usable_id() -> None:
-    message = TaskMessage.decode(_check(_kwargs({"id": ["not", "a", "string"], "metadata": _nested(100)},
-                                                {"text": "x", "metadata": _nested(100)}, GOOD))[1][1])
+    message = TaskMessage.decode(_check(_kwargs({"id": ["not", "a", "string"], "metadata": nested(100)},
+                                                {"text": "x", "metadata": nested(100)}, GOOD))[1][1])
     assert [(r.id, r.position, r.kind) for r in message.rejected] == [
         (None, 0, "too_deeply_nested"), (None, 1, "too_deeply_nested")]
     assert message.rejected[0].fingerprint != message.rejected[1].fingerprint
 
 
 def test_what_concerns_the_whole_message_still_refuses_it() -> None:
-    for kwargs in (_kwargs(GOOD, params={"labels": ["a", "b"], "x": _nested(100)}),
-                   _kwargs(GOOD, webhook=_nested(100))):
+    for kwargs in (_kwargs(GOOD, params={"labels": ["a", "b"], "x": nested(100)}),
+                   _kwargs(GOOD, webhook=nested(100))):
         with pytest.raises(PoisonMessage) as refused:
             _check(kwargs)
         assert refused.value.kind == "too_deeply_nested"

@@ -19,7 +19,7 @@ from docqueue.params import GenerateParams
 from docqueue.settings import Settings
 from producer.loaders import iter_task_documents
 from producer.openai_output import output_line
-from tests.tiny_llms import build_gemma_chat, build_gpt2_base, build_llama_chat
+from tests.tiny_llms import build_all
 from workers.engines.llm import LLMGenerator
 from workers.pipeline import job_params
 from workers.registry import Registry
@@ -39,9 +39,7 @@ def _request(question: str = "Name a clause.", **fields: Any) -> str:
 
 @pytest.fixture(scope="module")
 def llms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("llms")
-    return {"llama": str(build_llama_chat(root / "llama-chat")), "gpt2": str(build_gpt2_base(root / "gpt2-base")),
-            "gemma": str(build_gemma_chat(root / "gemma-chat"))}
+    return build_all(tmp_path_factory.mktemp("llms"))
 
 
 @pytest.fixture(scope="module")

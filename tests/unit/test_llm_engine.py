@@ -19,7 +19,7 @@ from docqueue.names import CLASSIFY, SUMMARIZE, TRANSLATE
 from docqueue.params import ClassifyParams, ParamsError, SummarizeParams, TranslateParams
 from docqueue.settings import Settings
 from tests.helpers import prose
-from tests.tiny_llms import WORDS, build_gemma_chat, build_gpt2_base, build_llama_chat
+from tests.tiny_llms import WORDS, build_all
 from workers.engines.llm import CausalLM, LLMClassifier, LLMSummarizer, LLMTranslator
 from workers.engines.llm.model import Generation
 from workers.engines.llm.prompts import TEMPLATES
@@ -31,9 +31,7 @@ LABELS = ["invoice", "contract", "news", "invoice-late"]  # a label that is a pr
 
 @pytest.fixture(scope="module")
 def llms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("llms")
-    return {"llama": str(build_llama_chat(root / "llama-chat")), "gpt2": str(build_gpt2_base(root / "gpt2-base")),
-            "gemma": str(build_gemma_chat(root / "gemma-chat"))}
+    return build_all(tmp_path_factory.mktemp("llms"))
 
 
 @pytest.fixture(scope="module")
