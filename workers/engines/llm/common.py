@@ -82,6 +82,16 @@ class Prompter:
         return pack(split_sentences(text, language), count, budget)
 
 
+class PromptedEngine:
+    """What the engines that fill built-in templates keep resident: the model, the worker's limits,
+    the provenance ids every result names, and the model's prompter."""
+
+    def __init__(self, model: CausalLM, limits: Limits) -> None:
+        self.model, self.limits = model, limits
+        self.model_id, self.model_revision = model.spec, model.revision
+        self.prompter = Prompter(model)
+
+
 def max_new_tokens(value: int | None, task: str, limits: Limits, default: int) -> int:
     """The submission's ``max_new_tokens`` (already a positive integer, ``docqueue.params``; default:
     ``default`` within the cap), refused with ``too_many_new_tokens`` above the worker's cap for the task."""

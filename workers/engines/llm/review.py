@@ -22,9 +22,8 @@ from docqueue.contract_categories import CUAD_CATEGORIES
 from docqueue.errors import DocumentError
 from docqueue.params import ReviewParams
 from workers.engines import Outcome
-from workers.engines.llm.common import Limits, Prompter, Usage, deadline, max_new_tokens, window_budget
+from workers.engines.llm.common import PromptedEngine, Usage, deadline, max_new_tokens, window_budget
 from workers.engines.llm.constrained import json_schema_constraint
-from workers.engines.llm.model import CausalLM
 from workers.engines.llm.quotes import Located, parse_answer, window_starts
 from workers.engines.llm.review_answer import FIELDS, RISK_FLAGS, answer_schema
 from workers.engines.windows import has_text
@@ -107,15 +106,10 @@ class Review:
                 "unverified_quotes": self.unverified}
 
 
-class LLMReviewer:
+class LLMReviewer(PromptedEngine):
     """Resident engine for ``review`` with a causal LM."""
 
     engine = KIND
-
-    def __init__(self, model: CausalLM, limits: Limits) -> None:
-        self.model, self.limits = model, limits
-        self.model_id, self.model_revision = model.spec, model.revision
-        self.prompter = Prompter(model)
 
     def run(self, texts: Sequence[str], params: ReviewParams) -> list[Outcome]:
         categories = list(params.categories or CUAD_CATEGORIES)

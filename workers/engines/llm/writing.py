@@ -20,8 +20,8 @@ from docqueue.params import SummarizeParams, TranslateParams
 from workers.engines import Outcome
 from workers.engines.chunking import split_paragraphs
 from workers.engines.langdetect import detect_language
-from workers.engines.llm.common import Limits, Prompter, Usage, deadline, max_new_tokens, window_budget
-from workers.engines.llm.model import CausalLM, Generation
+from workers.engines.llm.common import PromptedEngine, Usage, deadline, max_new_tokens, window_budget
+from workers.engines.llm.model import Generation
 from workers.engines.windows import has_text
 
 STYLES = ("paragraph", "bullets", "tldr")
@@ -37,15 +37,10 @@ def _summary_options(params: SummarizeParams) -> tuple[str, int | None, str | No
     return params.style or "paragraph", params.max_words, language
 
 
-class LLMSummarizer:
+class LLMSummarizer(PromptedEngine):
     """Resident engine for ``summarize`` with a causal LM."""
 
     engine = KIND
-
-    def __init__(self, model: CausalLM, limits: Limits) -> None:
-        self.model, self.limits = model, limits
-        self.model_id, self.model_revision = model.spec, model.revision
-        self.prompter = Prompter(model)
 
     def run(self, texts: Sequence[str], params: SummarizeParams) -> list[Outcome]:
         try:
@@ -100,13 +95,8 @@ class LLMSummarizer:
         return outcomes
 
 
-class LLMTranslator:
+class LLMTranslator(PromptedEngine):
     """Resident engine for ``translate`` with a causal LM: any pair the model speaks."""
-
-    def __init__(self, model: CausalLM, limits: Limits) -> None:
-        self.model, self.limits = model, limits
-        self.model_id, self.model_revision = model.spec, model.revision
-        self.prompter = Prompter(model)
 
     def run(self, texts: Sequence[str], params: TranslateParams) -> list[Outcome]:
         try:
