@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from docqueue import presence
 from docqueue.broker import redis_client, resolve_broker_url
 from docqueue.db import dispose_after_fork, ensure_schema, get_engine
+from docqueue.errors import DocumentError
 from docqueue.logs import use_json
 from docqueue.queue import make_celery
 from docqueue.settings import Settings, get_settings
@@ -194,8 +195,17 @@ class WorkerHooks:
         STATUS.start(self.app)
 
     def load_models(self, **_: Any) -> None:
-        """The child's resident models, loaded now; ``top`` sees them at once."""
-        preload_models(self.settings)
+        """The child's resident models, loaded now; ``top`` sees them at once.
+
+        A model that passed the start checks but cannot load (a folder without weights, a broken
+        file) is one error line, as on the solo pool, not Celery's "signal handler raised" traceback.
+        The child stays up: each message tries the load again and fails its documents with that
+        error kind, so nothing is lost and a model that appears later (a mounted volume) is used."""
+        try:
+            preload_models(self.settings)
+        except DocumentError as e:
+            log.error("docqueue worker: cannot load a model of %s (%s): %s; its documents fail with %s until it "
+                      "loads", os.environ.get(PRELOAD_ENV, ""), e.kind, str(e).rstrip("."), e.kind)
         STATUS.idle(resident_models(process_registry(self.settings).resident()))
 
     def drop_child_gauges(self, pid: int | None = None, **_: Any) -> None:
