@@ -115,7 +115,7 @@ def main() -> int:
         for fold, (train_part, held) in enumerate(rounds):
             result = run_round(args, name, multi, rows, train_part, held, fold if args.folds else None)
             for key in pooled:
-                pooled[key] += result[key]
+                pooled[key] += result.get(key, [])
             trained = {e.labels for e in train_part}
             seen += [e.labels in trained for e in held]
         if args.folds:
