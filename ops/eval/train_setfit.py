@@ -49,7 +49,8 @@ def load(folder: Path, name: str) -> list[Any]:
 
 def folds(examples: list[Any], k: int, seed: int) -> list[tuple[list[Any], list[Any]]]:
     """(train, scored) per fold: each label set's examples shuffled (seeded) and dealt round-robin,
-    each label set starting one fold further on, so the singletons spread over the folds."""
+    each label set starting at the fold after the one the previous set ended on, so the folds stay
+    even and the label sets seen once spread over them."""
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, e in enumerate(examples):
         groups.setdefault(e.labels, []).append(i)
