@@ -65,6 +65,9 @@ def _resolved_revision(model: torch.nn.Module, ref: ModelRef) -> str | None:
 class SentenceEncoder:
     """Resident encoder. ``encode`` returns unit-length embeddings, one row per text."""
 
+    #: bf16 on the CPU: the matrix products run in bf16 under autocast (see ``__init__``)
+    _autocast = False
+
     def __init__(self, ref: ModelRef, device: torch.device, max_length: int = 256, batch_tokens: int = 8192,
                  max_windows: int = 8, dtype: torch.dtype = torch.float32) -> None:
         # the dtype is the loader's choice (workers.loading): the engine does not know the device policy
@@ -73,11 +76,21 @@ class SentenceEncoder:
             # on the CPU, eager attention: ~5% faster than SDPA in bf16 on 254-token windows (equal in
             # fp32), with its softmax in fp32; GPUs keep SDPA's fused kernels
             attention = "eager" if device.type == "cpu" else None
-            model = AutoModel.from_pretrained(ref.location, revision=ref.revision, dtype=dtype,
+            # bf16 on the CPU: only the linear layers' weights are bf16 (one copy, no cast per pass);
+            # the embedding tables, layer norms, softmax and residual sums stay fp32 under autocast.
+            # All-bf16 weights and activations changed twice as many near-tie labels on LEDGAR (the
+            # residual stream rounded at every layer) at the same speed (ops/eval/bf16_near_ties.py)
+            self._autocast = device.type == "cpu" and dtype == torch.bfloat16
+            model = AutoModel.from_pretrained(ref.location, revision=ref.revision,
+                                              dtype=torch.float32 if self._autocast else dtype,
                                               attn_implementation=attention)
         except (OSError, ValueError) as e:
             raise ModelUnavailableError(
                 f"cannot load embedding model {ref.spec!r}: {e}".splitlines()[0]) from e
+        if self._autocast:
+            for module in model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.to(torch.bfloat16)
         self.model = model.to(device).eval()
         self.device = device
         #: what ran the model, for each result's provenance
@@ -180,8 +193,9 @@ class SentenceEncoder:
 
     def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Last hidden states of one padded batch (the part a runtime replaces)."""
-        hidden: torch.Tensor = self.model(input_ids=input_ids.to(self.device),
-                                          attention_mask=attention_mask.to(self.device)).last_hidden_state
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+            hidden: torch.Tensor = self.model(input_ids=input_ids.to(self.device),
+                                              attention_mask=attention_mask.to(self.device)).last_hidden_state
         return hidden
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
