@@ -54,8 +54,8 @@ class Settings(ModelSettings, ServiceSettings, BaseSettings):
         "waiting on its queue, looking this many milliseconds for more (0: only those already there).")
     forward_max_tokens: int = Field(
         default=0, ge=0,
-        description="Padded tokens per forward pass inside a worker; 0: auto (256 per CPU thread, measured "
-        "best on CPU where big padded batches thrash the cache; batch_max_tokens on a GPU).")
+        description="Padded tokens per forward pass inside a worker; 0: auto (per CPU thread 256 in fp32 and 512 "
+        "in bf16, measured best on CPU where big padded batches thrash the cache; batch_max_tokens on a GPU).")
     # Engines never feed the model more than this many tokens of one document at once.
     max_tokens_per_document: int = Field(
         default=256, ge=16, description="Model window in tokens: longer documents are read window by window "

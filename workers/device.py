@@ -92,16 +92,21 @@ def worker_processes(requested: int, pool: str, device: torch.device) -> int:
 #: (ops/bench/throughput.py corpora): 256-1024 tokens run medium texts ~40% faster than batches of 32
 #: (8k tokens, whose attention matrices spill the caches), and 256 runs short sentences fastest.
 CPU_TOKENS_PER_THREAD = 256
+#: The same in bf16, where 512 tokens (two windows) ran LEDGAR provisions 9% faster per CPU-second
+#: than 256 and 1024 no faster (ops/bench/forward_budget.py, two rounds); fp32 was flat (0.97-1.01x).
+CPU_BF16_TOKENS_PER_THREAD = 512
 
 
-def forward_token_budget(configured: int, message_budget: int, device: torch.device) -> int:
+def forward_token_budget(configured: int, message_budget: int, device: torch.device,
+                         dtype: torch.dtype = torch.float32) -> int:
     """Padded tokens one forward pass may hold: as configured, else a GPU takes a whole message's
-    budget and a CPU a small budget per thread of this process."""
+    budget and a CPU a small budget per thread of this process (larger in bf16)."""
     if configured > 0:
         return configured
     if device.type == "cuda":
         return message_budget
-    return min(message_budget, CPU_TOKENS_PER_THREAD * max(1, torch.get_num_threads()))
+    per_thread = CPU_BF16_TOKENS_PER_THREAD if dtype == torch.bfloat16 else CPU_TOKENS_PER_THREAD
+    return min(message_budget, per_thread * max(1, torch.get_num_threads()))
 
 
 def configure_threads(processes: int) -> int:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from workers.device import CPU_TOKENS_PER_THREAD, forward_token_budget, usable_cores, worker_processes
+from workers.device import (
+    CPU_BF16_TOKENS_PER_THREAD,
+    CPU_TOKENS_PER_THREAD,
+    forward_token_budget,
+    usable_cores,
+    worker_processes,
+)
 
 CPU, GPU = torch.device("cpu"), torch.device("cuda:0")
 
@@ -26,5 +32,9 @@ def test_forward_budget() -> None:
         assert forward_token_budget(0, 300, CPU) == 300  # never above a message's budget
         assert forward_token_budget(0, 8192, GPU) == 8192  # a GPU takes the whole message
         assert forward_token_budget(1024, 8192, CPU) == 1024  # configured explicitly
+        # bf16 on the CPU: two windows per pass and thread (ops/bench/forward_budget.py)
+        assert forward_token_budget(0, 8192, CPU, torch.bfloat16) == 2 * CPU_BF16_TOKENS_PER_THREAD == 1024
+        assert forward_token_budget(0, 8192, GPU, torch.bfloat16) == 8192
+        assert forward_token_budget(256, 8192, CPU, torch.bfloat16) == 256
     finally:
         torch.set_num_threads(threads)
