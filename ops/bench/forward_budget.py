@@ -3,10 +3,10 @@
     python ops/bench/forward_budget.py [--data ../shared/data] [--docs 200] [--rounds 2]
 
 A worker child runs single-threaded with ``DOCQUEUE_FORWARD_MAX_TOKENS`` = 0 (auto: 256 padded
-tokens per thread in fp32, about one 254-token window; 512 in bf16, chosen with this script). This runs the classify engine on LEDGAR provisions,
-each configuration (dtype x budget) in a fresh spawned process of its own, one thread, and prints
-documents per CPU-second and the process's peak RSS, round by round (configurations interleaved, so
-a shared machine's load falls on all alike).
+tokens per thread in fp32, about one 254-token window; 512 in bf16, chosen with this script). This
+runs the classify engine on LEDGAR provisions, each configuration (dtype x budget) in a fresh spawned
+process of its own, one thread, and prints documents per CPU-second and the process's peak RSS,
+round by round (configurations interleaved, so a shared machine's load falls on all alike).
 """
 
 from __future__ import annotations
