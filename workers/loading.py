@@ -74,12 +74,13 @@ def build_encoder(settings: Settings, spec: str, revision: str | None) -> Senten
     must exist and match the model's revision; the torch weights are then never loaded)."""
     device, dtype = device_and_dtype(settings)
     ref = resolve_model(spec, revision)
-    batch_tokens = forward_token_budget(settings.forward_max_tokens, settings.batch_max_tokens, device, dtype)
-    if spec in settings.onnx_models:
+    if spec in settings.onnx_models:  # int8, not bf16: the fp32 budget, which int8 was measured with
         expected = model_revision(ref)
         artifact = read_artifact(settings, spec, revision, expected)
         return OnnxSentenceEncoder(ref, artifact, expected, max_length=settings.max_tokens_per_document,
-                                   batch_tokens=batch_tokens)
+                                   batch_tokens=forward_token_budget(settings.forward_max_tokens,
+                                                                     settings.batch_max_tokens, device))
+    batch_tokens = forward_token_budget(settings.forward_max_tokens, settings.batch_max_tokens, device, dtype)
     return SentenceEncoder(ref, device, max_length=settings.max_tokens_per_document, batch_tokens=batch_tokens,
                            dtype=dtype)
 
