@@ -52,8 +52,9 @@ def inference_dtype(device: torch.device, cpu_dtype: str = "auto") -> torch.dtyp
 
     On CUDA, bf16 where supported, else fp16. On the CPU, ``cpu_dtype`` (``DOCQUEUE_CPU_DTYPE``)
     decides: ``auto`` is bf16 on a processor with native bf16 (:data:`BF16_CPU_FLAGS`) and fp32
-    elsewhere; ``bf16`` and ``fp32`` force one. The weights are loaded in that dtype, so a process
-    holds one copy of them (autocast would keep the fp32 weights and a bf16 copy besides).
+    elsewhere; ``bf16`` and ``fp32`` force one. Models load their weights in that dtype, so a process
+    holds one copy of them; the CPU sentence encoder in bf16 loads only its linear layers' weights
+    in bf16 and runs under autocast (:class:`workers.engines.embedding.SentenceEncoder`).
     """
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

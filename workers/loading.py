@@ -93,8 +93,8 @@ def build_seq2seq(settings: Settings, spec: str, revision: str | None) -> Seq2Se
 
 def build_causal_lm(settings: Settings, spec: str, revision: str | None) -> CausalLM:
     """A causal LM on this process's device, in its dtype (shared by every task of the process)."""
-    device = resolve_device(settings.device)
-    return CausalLM(spec, revision, device, batch_tokens=settings.batch_max_tokens, dtype=inference_dtype(device))
+    device, dtype = device_and_dtype(settings)  # DOCQUEUE_CPU_DTYPE too (it was read as auto here)
+    return CausalLM(spec, revision, device, batch_tokens=settings.batch_max_tokens, dtype=dtype)
 
 
 def llm_limits(settings: Settings) -> Limits:

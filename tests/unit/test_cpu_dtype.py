@@ -103,3 +103,15 @@ def test_registry_follows_the_setting_and_results_name_the_runtime() -> None:
         outcomes = with_runtime(engine.run(TEXTS[:1], ClassifyParams(labels=["governing law", "payment"])), engine)
         assert isinstance(outcomes[0], dict) and outcomes[0]["runtime"] == runtime
         assert outcomes[0]["label"] == "governing law"
+
+
+def test_a_causal_lm_follows_the_setting(tmp_path: Path) -> None:
+    """The llm engines' model follows DOCQUEUE_CPU_DTYPE like every other model (it was loaded as if
+    the setting were ``auto``, so ``fp32`` on a bf16 processor still gave bf16)."""
+    from tests.tiny_llms import build_llama_chat
+    from workers.loading import build_causal_lm
+
+    chat = str(build_llama_chat(tmp_path / "llama-chat"))
+    for choice, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        llm = build_causal_lm(get_settings(device="cpu", cpu_dtype=choice, model_dirs=[str(tmp_path)]), chat, None)
+        assert {p.dtype for p in llm.model.parameters()} == {dtype}, choice
