@@ -73,9 +73,6 @@ def main() -> int:
     parser.add_argument("--predictions", type=Path, default=None,
                         help="write {set, key, gold, setting, label} per document and setting here (JSONL)")
     parser.add_argument("--sets", default=None, help="comma-separated set names to score (default: all)")
-    parser.add_argument("--autocast", action="store_true",
-                        help="fp32 weights with the matrix products in bf16 (torch.autocast, cache off): a form "
-                             "not shipped, measured against the bf16 weights a worker loads (issue 22)")
     args = parser.parse_args()
 
     import torch
@@ -98,25 +95,15 @@ def main() -> int:
     settings = get_settings(device="cpu")
     cpu = torch.device("cpu")
     dtype = inference_dtype(cpu, settings.cpu_dtype)  # DOCQUEUE_CPU_DTYPE=fp32|bf16 compares the two
-    if args.autocast:
-        dtype = torch.float32
-    print(f"runtime {runtime_name(cpu, dtype)}{' under bf16 autocast' if args.autocast else ''}", flush=True)
+    print(f"runtime {runtime_name(cpu, dtype)}", flush=True)
     encoder = SentenceEncoder(resolve_model(args.model), cpu, max_length=settings.max_tokens_per_document,
                               batch_tokens=settings.batch_max_tokens, dtype=dtype)
-    if args.autocast:
-        forward = encoder._forward
-
-        def under_autocast(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
-                return forward(input_ids, attention_mask)
-
-        encoder._forward = under_autocast  # type: ignore[method-assign]
     memo: dict[str, Any] = torch.load(args.cache) if args.cache and args.cache.exists() else {}
     encode, encode_segments = encoder.encode, encoder.encode_segments_with_text
 
     def key(kind: str, text: str) -> str:
         digest = hashlib.sha256(text.encode()).hexdigest()
-        return f"{args.model}:{dtype}:{args.autocast}:{settings.max_tokens_per_document}:{kind}:{digest}"
+        return f"{args.model}:{dtype}:{settings.max_tokens_per_document}:{kind}:{digest}"
 
     def encode_once(texts: Sequence[str]) -> torch.Tensor:
         # three settings re-read the same documents: embed each text once (a pure function of it)
