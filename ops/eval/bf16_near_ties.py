@@ -1,21 +1,24 @@
 """Where bf16's changed labels come from, and whether a near-tie check could take them back.
 
-bf16 changes a few zero-shot labels, all near-ties in fp32 (docs/performance/cpu-runtime.md). The
-obvious guard is to rescore, in fp32, each document whose top-two gap is small. A worker keeps one
-copy of the weights, in bf16 (issue 22's memory bound), so the only fp32 it could run without a
-second copy is fp32 *arithmetic* on the bf16-rounded weights (upcast, lossless, layer by layer).
-This script measures whether that would restore fp32's labels, on one zero-shot set, by running the
-same engine with the encoder:
+With all-bf16 weights (the encoder's bf16 form until 6 December 2026) bf16 changed a few zero-shot
+labels, all near-ties in fp32 (docs/performance/cpu-runtime.md). The obvious guard rescores, in fp32,
+each document whose top-two gap is small; with one bf16 copy of the weights, the only fp32 at hand is
+fp32 *arithmetic* on the bf16-rounded weights. This script measures whether that would restore
+fp32's labels, on one zero-shot set, and what the form shipped since does, by running the same
+engine with the encoder:
 
 - ``fp32``: fp32 weights, fp32 arithmetic (the reference);
-- ``bf16``: what a worker runs on a CPU with ``avx512_bf16``;
+- ``all-bf16``: every weight and activation bf16 (the earlier form);
 - ``fp32 on bf16 weights``: every weight rounded to bf16 and back, fp32 arithmetic (the guard's
   rescoring);
 - ``layers rounded`` / ``embeddings rounded``: only the transformer layers' or only the embedding
-  tables' weights rounded, fp32 arithmetic (which rounding moves the labels).
+  tables' weights rounded, fp32 arithmetic (which rounding moves the labels);
+- ``bf16 (a worker's)``: what a worker runs today on a CPU with ``avx512_bf16``: linear weights bf16,
+  the rest fp32, under autocast (the same numbers as autocast over fp32 weights).
 
-For each, how many labels differ from fp32 and the accuracy; then, for gaps from 0.002 to 0.03, how
-many documents the guard would rescore and how many labels it would leave different from fp32.
+For each, how many labels differ from fp32, the accuracy and the CPU time; then, for gaps from 0.002
+to 0.03, how many documents a guard on the all-bf16 form would rescore and how many labels it would
+leave different from fp32, rescoring on the bf16 weights and in exact fp32.
 
     python ops/eval/bf16_near_ties.py [--data ../shared/data] [--set ledgar] [--part test]
 """
@@ -67,25 +70,16 @@ def main() -> int:
             for p in module.parameters():
                 p.copy_(p.to(torch.bfloat16).float())
 
-    def autocast(encoder: SentenceEncoder) -> None:
-        forward = encoder._forward
-
-        def under_autocast(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return forward(input_ids, attention_mask)
-
-        encoder._forward = under_autocast  # type: ignore[method-assign]
-
-    variants = {"fp32": (torch.float32, None), "bf16": (torch.bfloat16, None),
+    variants = {"fp32": (torch.float32, None), "all-bf16": (torch.float32, "all-bf16"),
                 "fp32 on bf16 weights": (torch.float32, "all"), "layers rounded": (torch.float32, "encoder"),
-                "embeddings rounded": (torch.float32, "embeddings"), "autocast": (torch.float32, "autocast")}
+                "embeddings rounded": (torch.float32, "embeddings"), "bf16 (a worker's)": (torch.bfloat16, None)}
     scores: dict[tuple[str, str], torch.Tensor] = {}
     seconds: dict[str, float] = {}
     for variant, (dtype, part_rounded) in variants.items():
         encoder = SentenceEncoder(resolve_model(args.model), cpu, max_length=settings.max_tokens_per_document,
                                   batch_tokens=settings.batch_max_tokens, dtype=dtype)
-        if part_rounded == "autocast":  # fp32 weights resident, bf16 copies cast inside each forward pass
-            autocast(encoder)
+        if part_rounded == "all-bf16":
+            encoder.model.to(torch.bfloat16)  # weights and activations bf16, no autocast
         elif part_rounded:
             rounded(encoder.model if part_rounded == "all" else getattr(encoder.model, part_rounded))
         engine = ZeroShotEmbeddingClassifier(encoder)
@@ -105,21 +99,21 @@ def main() -> int:
             print(f"{setting}, {variant}: accuracy {accuracy(predicted):.3f}, "
                   f"{int((predicted != reference).sum())} labels differ from fp32 [both settings: "
                   f"{seconds[variant]:.1f} CPU-s]")
-        bf16 = scores["bf16", setting]
+        bf16 = scores["all-bf16", setting]
         top = bf16.topk(2, dim=-1).values
         gap = top[:, 0] - top[:, 1]
         upcast = scores["fp32 on bf16 weights", setting].argmax(-1)
         for limit in GAPS:
             guarded = torch.where(gap < limit, upcast, bf16.argmax(-1))
-            print(f"{setting}, bf16 with documents under a gap of {limit} rescored in fp32 on the bf16 weights: "
+            print(f"{setting}, all-bf16 with documents under a gap of {limit} rescored in fp32 on the bf16 weights: "
                   f"{int((gap < limit).sum())} rescored, {int((guarded != reference).sum())} labels differ from "
                   f"fp32, accuracy {accuracy(guarded):.3f}")
-        # the guard with the fp32 weights at hand (autocast keeps them): each rescored document gets
+        # the guard with the fp32 weights at hand (a second copy): each rescored document gets
         # fp32's label, so what is left is a change outside the gap
         error = (bf16 - scores["fp32", setting]).abs().max().item()
         for limit in (*GAPS, 2 * error):
             guarded = torch.where(gap < limit, reference, bf16.argmax(-1))
-            print(f"{setting}, bf16 with documents under a gap of {limit:.4f} rescored in exact fp32: "
+            print(f"{setting}, all-bf16 with documents under a gap of {limit:.4f} rescored in exact fp32: "
                   f"{int((gap < limit).sum())} rescored, {int((guarded != reference).sum())} labels differ from "
                   f"fp32 (largest score difference bf16 - fp32: {error:.4f})")
     return 0
