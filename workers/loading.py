@@ -74,13 +74,15 @@ def build_encoder(settings: Settings, spec: str, revision: str | None) -> Senten
     must exist and match the model's revision; the torch weights are then never loaded)."""
     device, dtype = device_and_dtype(settings)
     ref = resolve_model(spec, revision)
-    if spec in settings.onnx_models:  # int8, not bf16: the fp32 budget, which int8 was measured with
+    onnx = spec in settings.onnx_models
+    # ONNX runs int8, not bf16: it keeps the fp32 budget, which int8 was measured with
+    batch_tokens = forward_token_budget(settings.forward_max_tokens, settings.batch_max_tokens, device,
+                                        torch.float32 if onnx else dtype)
+    if onnx:
         expected = model_revision(ref)
         artifact = read_artifact(settings, spec, revision, expected)
         return OnnxSentenceEncoder(ref, artifact, expected, max_length=settings.max_tokens_per_document,
-                                   batch_tokens=forward_token_budget(settings.forward_max_tokens,
-                                                                     settings.batch_max_tokens, device))
-    batch_tokens = forward_token_budget(settings.forward_max_tokens, settings.batch_max_tokens, device, dtype)
+                                   batch_tokens=batch_tokens)
     return SentenceEncoder(ref, device, max_length=settings.max_tokens_per_document, batch_tokens=batch_tokens,
                            dtype=dtype)
 
