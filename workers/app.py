@@ -56,6 +56,12 @@ def preload_models(settings: Settings) -> None:
     process_registry(settings).preload(tasks)
 
 
+def load_failure(tasks: str, error: DocumentError) -> str:
+    """The one line a worker says when a model of ``tasks`` passed the start checks but cannot load
+    (solo pool: printed before it exits; prefork: logged by each child, which stays up)."""
+    return f"docqueue worker: cannot load a model of {tasks} ({error.kind}): {str(error).rstrip('.')}"
+
+
 class CeleryTaskFilter(logging.Filter):
     """Adds Celery's task id and name to records logged inside a task (what Celery's own task
     formatter prints, which the JSON formatter replaces)."""
@@ -204,8 +210,8 @@ class WorkerHooks:
         try:
             preload_models(self.settings)
         except DocumentError as e:
-            log.error("docqueue worker: cannot load a model of %s (%s): %s; its documents fail with %s until it "
-                      "loads", os.environ.get(PRELOAD_ENV, ""), e.kind, str(e).rstrip("."), e.kind)
+            log.error("%s; its documents fail with %s until it loads", load_failure(os.environ.get(PRELOAD_ENV, ""), e),
+                      e.kind)
         STATUS.idle(resident_models(process_registry(self.settings).resident()))
 
     def drop_child_gauges(self, pid: int | None = None, **_: Any) -> None:

@@ -47,7 +47,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         metrics_dir = prepare_multiprocess_dir()
         if uid:
             _give_to(metrics_dir, uid, gid)  # the children write there after dropping privileges
-    from workers.app import POOL_ENV, PRELOAD_ENV, PROCESSES_ENV, create_app, preload_models
+    from workers.app import POOL_ENV, PRELOAD_ENV, PROCESSES_ENV, create_app, load_failure, preload_models
     from workers.registry import unavailable_reason
     from workers.status import NODE_ENV
 
@@ -85,7 +85,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         try:
             preload_models(settings)  # no fork: load in this very process
         except DocumentError as e:  # a model that passed the start checks but cannot load: one line, no traceback
-            print(f"docqueue worker: cannot load a model of {','.join(runnable)} ({e.kind}): {e}", file=sys.stderr)
+            print(load_failure(",".join(runnable), e), file=sys.stderr)
             return 1
     if uid:
         celery_args = ["--uid", uid, *(["--gid", gid] if gid else []), *celery_args]
