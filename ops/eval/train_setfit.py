@@ -15,6 +15,10 @@ example whose label set is in no other fold cannot be predicted by a trained mod
 labels it was trained on); the pooled figure counts it wrong, and a second figure leaves such examples
 out.
 
+Each label's name is one more training example of it, as in the product (``--no-label-names``: the
+figures before that default). ``--all-labels`` declares LEDGAR's whole label set (``labels.json``) as
+``docqueue train --labels`` would, so a label with no training example is learned from its name alone.
+
     python ops/eval/train_setfit.py [--data ../shared/data] [--sets ledgar,unfair_tos] [--dev 0.3] [--folds 5]
 
 Data: LEDGAR (Tuggener et al., LREC 2020) and UNFAIR-ToS (Lippi et al., 2019) as in LexGLUE, via
@@ -84,6 +88,14 @@ def main() -> int:
                              "apart is not looked at)")
     parser.add_argument("--folds", type=int, default=0,
                         help="K-fold: train K models, each scoring the fold it was not trained on (pooled micro-F1)")
+    parser.add_argument("--label-names", action=argparse.BooleanOptionalAction, default=True,
+                        help="each label's name is also an example of it (the product's default)")
+    parser.add_argument("--all-labels", action="store_true",
+                        help="the model knows every label of the set (labels.json), not only those trained on")
+    parser.add_argument("--only-folds", default="",
+                        help="with --folds: run only these (comma-separated, from 0), e.g. to share the folds "
+                             "between processes (single-label micro-F1 over all folds is then the folds' "
+                             "figures weighted by their sizes: one predicted label per example)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
@@ -113,7 +125,10 @@ def main() -> int:
             rounds = [(train_part, held)]
         pooled: dict[str, list[list[str]]] = {"gold": [], "few-shot engine": [], "docqueue train": []}
         seen: list[bool] = []  # per scored example: whether its label set was trained on
+        only = {int(x) for x in args.only_folds.split(",") if x.strip()}
         for fold, (train_part, held) in enumerate(rounds):
+            if only and fold not in only:
+                continue
             result = run_round(args, name, multi, rows, train_part, held, fold if args.folds else None)
             for key in pooled:
                 pooled[key] += result.get(key, [])
@@ -145,6 +160,8 @@ def run_round(args: argparse.Namespace, name: str, multi: bool, rows: list[Any],
     result: dict[str, list[list[str]]] = {}
     gold = [list(e.labels) for e in held]
     labels = sorted({label for e in rows for label in e.labels})
+    if args.all_labels and (args.data / name / "labels.json").exists():
+        labels = sorted(set(labels) | set(json.loads((args.data / name / "labels.json").read_text())))
     tag = (f"{name}{'' if fold is None else f' fold {fold}'}: {len(train_part)} training examples, {len(held)} "
            f"{'dev' if args.dev else 'kept apart'}, {len(labels)} labels")
     result["gold"] = gold
@@ -167,7 +184,8 @@ def run_round(args: argparse.Namespace, name: str, multi: bool, rows: list[Any],
     params = TrainParams(epochs=args.epochs, iterations=args.iterations, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, max_tokens=args.max_tokens, holdout=0.0,
                          seed=args.seed, multi_label=multi, threshold=args.threshold,
-                         end_to_end_epochs=args.end_to_end_epochs)
+                         end_to_end_epochs=args.end_to_end_epochs, label_names=args.label_names,
+                         labels=tuple(labels) if args.all_labels else ())
 
     def progress(stage: str, done: int, total: int, info: dict[str, Any], began: float = began) -> None:
         if stage in ("pairs", "end_to_end") and (done == total or done % 20 == 1):
