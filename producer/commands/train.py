@@ -70,6 +70,11 @@ def train_group() -> None:
 @_opt("--threshold", "THRESHOLD", "Multi-label: one score at which every label applies [default: one per label, "
       "chosen on a quarter of the training examples kept out of training].",
       type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
+@_opt("--label-names/--no-label-names", "LABEL_NAMES", "Each label's name is also one training example of it "
+      "(helps labels with few examples; a label with none is learned from its name alone).", default=True,
+      show_default=True)
+@_opt("--labels", "LABELS", "Comma-separated labels the model should know besides those of the examples: each is "
+      "learned from its name alone (needs --label-names).", default=None)
 @_opt("--seed", "SEED", "Seed of the split and the pair sampling.", type=int, default=0, show_default=True)
 @_opt("--wait", "WAIT", "Wait for the job, printing its progress, and exit 1 if it failed.", is_flag=True)
 @_opt("--timeout", "TIMEOUT", "With --wait: give up waiting after this many seconds (the job goes on).",
@@ -79,8 +84,8 @@ def train_group() -> None:
 def train_classify(obj: Context, name: str, examples: Path, text_field: str, label_field: str,
                    labels_field: str | None, base: str | None, base_revision: str | None, epochs: int,
                    iterations: int, end_to_end_epochs: int, batch_size: int, learning_rate: float, max_tokens: int,
-                   holdout: float, threshold: float | None, seed: int, wait: bool, timeout: float,
-                   as_json: bool) -> None:
+                   holdout: float, threshold: float | None, label_names: bool, labels: str | None, seed: int,
+                   wait: bool, timeout: float, as_json: bool) -> None:
     """Fine-tune a sentence encoder and a classification head on labelled examples (SetFit-style)
     into the model store as NAME@VERSION."""
     try:
@@ -89,12 +94,17 @@ def train_classify(obj: Context, name: str, examples: Path, text_field: str, lab
                                    labels_field=labels_field)
     except (model_store.StoreError, train_examples.ExamplesError) as e:
         raise click.UsageError(str(e)) from e
+    extra = list(dict.fromkeys(x.strip() for x in labels.split(",") if x.strip())) if labels else []
+    if extra and not label_names:
+        raise click.UsageError("--labels needs --label-names: a label without examples is learned from its name alone")
     data = train_examples.canonical(rows)
     params: dict[str, Any] = {
         "kind": "classify", "name": name, "base": base or obj.settings.classify_model, "epochs": epochs,
         "iterations": iterations, "end_to_end_epochs": end_to_end_epochs, "batch_size": batch_size,
         "learning_rate": learning_rate, "max_tokens": max_tokens, "holdout": holdout, "seed": seed,
-        "multi_label": labels_field is not None, "threshold": threshold}
+        "multi_label": labels_field is not None, "threshold": threshold, "label_names": label_names}
+    if extra:
+        params["labels"] = extra
     if base_revision:
         params["base_revision"] = base_revision
     doc = LoadedDocument(source=str(examples), text=data, sha256=train_examples.sha256(data),

@@ -38,7 +38,7 @@ def test_train_survives_a_killed_worker_and_classify_uses_the_model(database_url
     examples.write_text("".join(json.dumps({"text": " ".join(rng.choice(w) for _ in range(8)), "label": label}) + "\n"
                                 for w, label in [(PAY, "billing"), (LAW, "legal")] * 6))
     queued = cli_json(env, "train", "classify", "clauses", "--examples", str(examples), "--iterations", "10",
-                      "--batch-size", "2", "--learning-rate", "0.001", "--json")
+                      "--batch-size", "2", "--learning-rate", "0.001", "--labels", "warranty claims", "--json")
     batch = queued["batch"]
     assert queued["examples"] == 12
 
@@ -55,7 +55,8 @@ def test_train_survives_a_killed_worker_and_classify_uses_the_model(database_url
     job = _job(database_url, batch)
     assert job.status == "succeeded", (job.error_kind, job.error_message)
     assert job.attempts == 2 and job.model_id == "clauses@1"
-    assert job.result is not None and job.result["labels"] == ["billing", "legal"] and "progress" not in job.result
+    assert job.result is not None and "progress" not in job.result
+    assert job.result["labels"] == ["billing", "legal", "warranty claims"]  # --labels: one learned from its name
 
     listed = [json.loads(line) for line in cli(env, "models", "list", "--json").stdout.splitlines()]
     assert [m["model"] for m in listed if m.get("store")] == ["clauses@1"]  # the killed run published nothing
@@ -69,4 +70,4 @@ def test_train_survives_a_killed_worker_and_classify_uses_the_model(database_url
     submitted = cli_json(env, "submit", "classify", str(doc), "--model", "clauses@1", "--wait", "--json")
     [row] = results_jsonl(env, submitted["batch"])
     assert row["status"] == "succeeded", row
-    assert row["model"]["id"] == "clauses@1" and set(row["result"]["scores"]) == {"billing", "legal"}
+    assert row["model"]["id"] == "clauses@1" and set(row["result"]["scores"]) == {"billing", "legal", "warranty claims"}

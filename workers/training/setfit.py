@@ -61,17 +61,26 @@ class TrainParams:
     multi_label: bool = False
     threshold: float | None = None  # multi-label: None = per-label thresholds chosen on a calibration slice
     end_to_end_epochs: int = 3  # SetFit's second phase: encoder and head trained together on the labels
+    label_names: bool = True  # each label's name is also one training example of it (see train())
+    labels: tuple[str, ...] = ()  # labels the model knows besides the examples' (learned from their names alone)
 
     @classmethod
     def parse(cls, params: dict[str, Any]) -> TrainParams:
         """Checked values; ValueError names the first bad one."""
         fields = {f: params[f] for f in cls.__dataclass_fields__ if f in params}
+        if "labels" in fields:
+            declared = fields["labels"]
+            if not isinstance(declared, (list, tuple)) or not all(isinstance(x, str) and x.strip() for x in declared):
+                raise ValueError("invalid training parameter: labels must be a list of non-empty strings")
+            fields["labels"] = tuple(dict.fromkeys(x.strip() for x in declared))
         p = cls(**fields)
         checks = [(p.epochs >= 1, "epochs >= 1"), (p.iterations >= 0, "iterations >= 0"),
                   (p.end_to_end_epochs >= 0, "end_to_end_epochs >= 0"),
                   (p.batch_size >= 2, "batch_size >= 2"), (0 < p.learning_rate < 1, "0 < learning_rate < 1"),
                   (8 <= p.max_tokens <= 512, "8 <= max_tokens <= 512"), (0 <= p.holdout < 0.9, "0 <= holdout < 0.9"),
-                  (p.threshold is None or 0 < p.threshold < 1, "0 < threshold < 1")]
+                  (p.threshold is None or 0 < p.threshold < 1, "0 < threshold < 1"),
+                  (p.label_names or not p.labels, "labels without examples need label_names (their names are "
+                                                  "all the model learns them from)")]
         for ok, rule in checks:
             if not ok:
                 raise ValueError(f"invalid training parameter: {rule}")
@@ -221,12 +230,22 @@ def train(examples: Sequence[Example], params: TrainParams, base: ModelRef, out:
     """Train into ``out`` (encoder + ``head.json``); returns the card's training fields and metrics.
 
     Multi-label without a fixed ``threshold``: :data:`CALIBRATION_SHARE` of the training part is kept
-    out of both phases, and the thresholds are chosen on it (:func:`~workers.training.head.choose_thresholds`)."""
+    out of both phases, and the thresholds are chosen on it (:func:`~workers.training.head.choose_thresholds`).
+
+    With ``label_names`` each label's name joins the training examples as one example of that label
+    alone (in both phases and the head's fit, never in the held-out or calibration parts): a user's
+    data has a long tail of labels with one or two examples (27 of LEDGAR's 93 have one), which get no
+    positive pair and a head fitted on one point; their names are a second example the encoder already
+    reads well (zero-shot classification is the name alone). A label declared in ``labels`` with no
+    example is learned from its name alone."""
     began = time.monotonic()
     train_part, held = split(examples, params.holdout, params.seed)
-    labels = sorted({label for e in examples for label in e.labels})
+    labels = sorted({label for e in examples for label in e.labels} | set(params.labels))
     calibrate = params.multi_label and params.threshold is None
     fit, calibration = carve(train_part, CALIBRATION_SHARE, params.seed) if calibrate else (list(train_part), [])
+    trained_on = len(fit)
+    if params.label_names:
+        fit += [Example(label, (label,)) for label in labels]
     tokenizer = AutoTokenizer.from_pretrained(base.location, revision=base.revision)
     model = AutoModel.from_pretrained(base.location, revision=base.revision).to(device)
     if params.iterations:
@@ -246,7 +265,9 @@ def train(examples: Sequence[Example], params: TrainParams, base: ModelRef, out:
         probs = head.probabilities(encoder.encode([e.text for e in calibration]))
         head.threshold, head.thresholds = choose_thresholds(probs, targets(calibration, labels, True))
     (out / "head.json").write_text(json.dumps(head.to_json()), encoding="utf-8")
-    metrics: dict[str, Any] = {"held_out": len(held), "trained_on": len(fit)}
+    metrics: dict[str, Any] = {"held_out": len(held), "trained_on": trained_on}
+    if params.label_names:
+        metrics["label_name_examples"] = len(labels)
     if calibration:
         metrics["calibrated_on"] = len(calibration)
     if held:
