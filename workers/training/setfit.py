@@ -2,6 +2,7 @@
 0 skips it), a linear head, then encoder and head trained together on the labels (SetFit's end-to-end
 second phase). Both phases by default: on LEDGAR the pair phase before the end-to-end one scored a
 little higher than the end-to-end phase alone, for about 2.5 times its CPU time (docs/tasks/train.md).
+Each label's name is one more training example of it by default (:func:`train` says why).
 
 Why this and not the ``setfit`` package or ``SentenceTransformerTrainer``: both train through
 ``datasets``/``accelerate`` (pyarrow and friends, none of them in this venv) and pool however the saved
