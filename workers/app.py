@@ -21,6 +21,7 @@ from celery.signals import (
     worker_shutdown,
     worker_shutting_down,
 )
+from celery.utils.log import get_multiprocessing_logger
 from sqlalchemy.engine import make_url
 
 from docqueue import presence
@@ -143,9 +144,16 @@ class WorkerHooks:
 
     # ------------------------------------------------------------------------- logging
     def json_logs(self, logger: logging.Logger | None = None, **_: Any) -> None:
-        """JSON lines on the handlers Celery just set up (``DOCQUEUE_LOG_FORMAT=json``)."""
-        if logger is not None:
-            json_log_handlers(logger)
+        """JSON lines on the handlers Celery just set up (``DOCQUEUE_LOG_FORMAT=json``).
+
+        With the root logger goes billiard's ``multiprocessing`` logger: Celery gives it a plain-text
+        handler of its own, it does not propagate, and the signal never names it, yet it is the one
+        that says a pool child died ("Process 'ForkPoolWorker-1' pid:… exited with 'signal 9'")."""
+        if logger is None:
+            return
+        json_log_handlers(logger)
+        if logger is logging.getLogger():
+            json_log_handlers(get_multiprocessing_logger())
 
     def log_start(self, **_: Any) -> None:
         log.info("docqueue worker: database %s; reaper every %.0f s (heartbeat timeout %.0f s)",

@@ -10,8 +10,11 @@ this user to ``nobody:nogroup``: an ordinary, unprivileged identity with a real 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +50,14 @@ class UnprivilegedWorker(WorkerProcess):
             env=env, stdout=self._stdout, stderr=self._log, cwd=ROOT, start_new_session=True)
 
     def stop(self, timeout: float = 30) -> None:
-        super().stop(timeout)
+        """SIGTERM to the main process alone, as ``docker stop`` and Kubernetes send it to PID 1: the
+        main process stops its pool children itself. (Signalled with the whole group, a child can die
+        of the signal first, and the main process rightly logs that as an ERROR.)"""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout)
+        super().stop(timeout)  # the group, if anything is left
         self._stdout.close()
 
 
